@@ -1,0 +1,82 @@
+"""Atomic file writing and schema-checked tables.
+
+Every output is written to a temporary name in the same folder and renamed into place, so a
+killed job never leaves a file that a rerun could take as complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import yaml
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+def load_schema(name: str) -> dict:
+    """Load `workflow/schemas/<name>.schema.yaml`."""
+    with open(SCHEMA_DIR / f"{name}.schema.yaml") as fh:
+        return yaml.safe_load(fh)
+
+
+def validate_table(df: pd.DataFrame, schema: str, source: str | os.PathLike[str] = "") -> None:
+    """Check every row of `df` against a table schema; raise ValueError naming the row."""
+    spec = load_schema(schema)
+    missing = [c for c in spec.get("required", []) if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source or schema}: missing columns {missing}; expected {spec['required']}")
+    validator = jsonschema.Draft7Validator(spec)
+    records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+    for i, row in enumerate(records):
+        row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        error = jsonschema.exceptions.best_match(validator.iter_errors(row))
+        if error is not None:
+            raise ValueError(f"{source or schema}: row {i}: {error.message}")
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str], schema: str | None = None) -> None:
+    """Validate `df` against `schema` (if given) and write it as CSV atomically."""
+    if schema is not None:
+        validate_table(df, schema, path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def read_table(path: str | os.PathLike[str], schema: str | None = None) -> pd.DataFrame:
+    """Read a CSV table written by `write_table`, validating it if `schema` is given."""
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if schema is not None:
+        validate_table(df, schema, path)
+    return df
