@@ -80,3 +80,18 @@ def read_table(path: str | os.PathLike[str], schema: str | None = None) -> pd.Da
     if schema is not None:
         validate_table(df, schema, path)
     return df
+
+
+def log_to(path: str | os.PathLike[str]) -> None:
+    """Send stderr and logging of a rule's script to its log file (Snakemake `log:`)."""
+    import logging
+    import sys
+
+    sys.stderr = open(path, "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    logging.captureWarnings(True)

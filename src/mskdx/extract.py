@@ -1,0 +1,228 @@
+"""Extraction stage: a DICOM folder + label sheet -> de-identified, preprocessed tensor cache.
+
+One pass per study: walk and classify the files, join the label sheet, decode every frame, crop
+(ultrasound) or resize (MRI), and write images.npy, masks.npy, manifest.csv and refused.csv. PHI
+stays in memory: the manifest holds keyed pseudonyms, never names, IDs, dates or paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mskdx import deid, dicom, labels as label_sheet, preprocess
+from mskdx.errors import DicomError, MskdxError, PreprocessError
+from mskdx.io import save_npy, write_table
+
+log = logging.getLogger(__name__)
+
+VIEWS = ("dorsal", "medial", "plantar", "lateral")
+PLANES = {"cor": "coronal", "sag": "sagittal", "ax": "axial", "tra": "axial"}
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """What the extraction of one study needs from the config."""
+
+    study: str
+    modalities: list[str]
+    preprocess: dict
+    labels: dict
+    frames: str = "all"
+    sequences: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FileResult:
+    """Everything extracted from one file (one entry per kept frame)."""
+
+    checksum: str
+    frames: list[int]
+    images: list[np.ndarray]
+    masks: list[np.ndarray | None]
+    boxes: list[preprocess.Box | None]
+
+
+def extract_study(
+    dicom_dir: str | Path,
+    labels_path: str | Path,
+    *,
+    spec: StudySpec,
+    masks_path: str | Path | None,
+    on_error: str,
+    key_env: str,
+    images: str | Path,
+    masks: str | Path,
+    manifest: str | Path,
+    refused: str | Path,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Run the extraction stage for one study and write its cache (see docs/architecture.md)."""
+    root = Path(dicom_dir)
+    key = deid.get_key(key_env)
+    headers, refusals = dicom.walk_dicom(root, spec.modalities, on_error=on_error)
+    lab = spec.labels
+    sheet = label_sheet.read_label_sheet(
+        labels_path, lab["patient_column"], lab["label_column"], lab["positive"], lab["negative"]
+    )
+    patient_label = label_sheet.join_labels(headers, sheet, str(labels_path))
+    truth = _load_masks(masks_path)
+
+    jobs = [(h.path, spec, truth is not None) for h in headers]
+    results: list[FileResult | MskdxError] = []
+    if threads > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=threads) as pool:
+            results = list(pool.map(_process_file, jobs, chunksize=max(1, len(jobs) // (8 * threads))))
+    else:
+        results = [_process_file(job) for job in jobs]
+
+    failed = [(h, r) for h, r in zip(headers, results, strict=True) if isinstance(r, MskdxError)]
+    if failed and on_error == "stop":
+        listing = "\n".join(f"  {_relative(h.path, root)}: {err}" for h, err in failed)
+        raise DicomError(f"{root}: {len(failed)} files could not be extracted:\n{listing}")
+    refused_rows = [_refusal_row(r.path, r.reason, r.message, root) for r in refusals]
+    for h, err in failed:
+        reason = getattr(err, "reason", type(err).__name__)
+        refused_rows.append(_refusal_row(h.path, reason, str(err), root))
+
+    rows, image_list, mask_list = [], [], []
+    for h, result in zip(headers, results, strict=True):
+        if isinstance(result, MskdxError):
+            continue
+        series = _series(h, spec)
+        for frame, img, msk, box in zip(result.frames, result.images, result.masks, result.boxes, strict=True):
+            gt = _truth_mask(truth, result.checksum, frame, img.shape, box, spec) if truth is not None else None
+            rows.append(
+                {
+                    "index": len(rows),
+                    "image_id": deid.image_pseudonym(h.sop_instance_uid, frame, key),
+                    "patient": deid.patient_pseudonym(h.patient_id, key),
+                    "study": spec.study,
+                    "series": series,
+                    "plane": _plane(h),
+                    "frame": frame,
+                    "label": patient_label[h.patient_id],
+                    "checksum": result.checksum,
+                    "crop_x0": box.x0 if box else None,
+                    "crop_y0": box.y0 if box else None,
+                    "crop_x1": box.x1 if box else None,
+                    "crop_y1": box.y1 if box else None,
+                    "has_mask": gt is not None,
+                    "lesion": bool(gt.any()) if gt is not None else None,
+                }
+            )
+            image_list.append(img)
+            mask_list.append(gt if gt is not None else np.zeros_like(img))
+    if not rows:
+        raise DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
+
+    table = pd.DataFrame(rows)
+    for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1"):
+        table[col] = table[col].astype("Int64")
+    refused_table = pd.DataFrame(refused_rows, columns=["file_key", "reason", "message"])
+    for row in refused_rows:
+        log.warning("refused file %s (%s): %s", row["file_key"], row["reason"], row["message"])
+    save_npy(images, np.stack(image_list))
+    save_npy(masks, np.stack(mask_list))
+    write_table(refused_table, refused)
+    write_table(table, manifest, schema="manifest")
+    log.info(
+        "%s: %d images of %d patients (%d positive images), %d files refused",
+        spec.study, len(table), table.patient.nunique(), int(table.label.sum()), len(refused_rows),
+    )
+    return table
+
+
+def _process_file(job: tuple[str, StudySpec, bool]) -> FileResult | MskdxError:
+    """Decode and preprocess one file (runs in a worker process); errors are returned."""
+    path, spec, _ = job
+    try:
+        frames = dicom.read_frames(path)
+        keep = _frame_choice(frames.shape[0], spec.frames)
+        result = FileResult(dicom.file_sha256(path), [], [], [], [])
+        for i in keep:
+            img, box = _preprocess_frame(frames[i], spec, f"{path} frame {i}")
+            result.frames.append(i)
+            result.images.append(img)
+            result.masks.append(None)
+            result.boxes.append(box)
+        return result
+    except (DicomError, PreprocessError) as err:
+        return err
+
+
+def _preprocess_frame(frame: np.ndarray, spec: StudySpec, source: str):
+    pp = spec.preprocess
+    if pp["kind"] == "ultrasound":
+        return preprocess.crop_ultrasound(
+            frame, width=pp["crop_width"], height=pp["crop_height"], scale=pp.get("scale", 1.0), source=source
+        )
+    return preprocess.resize_mri(frame, pp["size"], source), None
+
+
+def _truth_mask(truth, checksum, frame, shape, box, spec) -> np.ndarray | None:
+    key = f"{checksum}_{frame}"
+    if key not in truth:
+        return None
+    mask = truth[key]
+    pp = spec.preprocess
+    if box is not None:
+        return preprocess.crop_mask(mask, box, pp["crop_width"], pp["crop_height"], pp.get("scale", 1.0))
+    return preprocess.resize_mask(mask, shape)
+
+
+def _frame_choice(n: int, policy: str) -> list[int]:
+    if policy == "first":
+        return [0]
+    if policy == "middle":
+        return [n // 2]
+    return list(range(n))
+
+
+def _series(h: dicom.DicomHeader, spec: StudySpec) -> str:
+    text = f"{h.series_description or ''} {h.protocol_name or ''}"
+    if spec.sequences:
+        for name, pattern in spec.sequences.items():
+            if re.search(pattern, text):
+                return name
+        return "unknown"
+    low = text.lower()
+    return next((v for v in VIEWS if v in low), "unknown")
+
+
+def _plane(h: dicom.DicomHeader) -> str:
+    low = f"{h.series_description or ''} {h.protocol_name or ''}".lower()
+    return next((name for tag, name in PLANES.items() if re.search(rf"\b{tag}", low)), "unknown")
+
+
+def _load_masks(path) -> dict[str, np.ndarray] | None:
+    if not path:
+        return None
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _relative(path: str | Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _refusal_row(path, reason, message, root: Path) -> dict:
+    """A refused file, keyed by a hash of its relative path (paths may hold PHI)."""
+    rel = _relative(path, root)
+    file_key = "F-" + hashlib.sha256(rel.encode()).hexdigest()[:12]
+    return {"file_key": file_key, "reason": str(reason), "message": str(message).replace(str(path), file_key)}
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)))

@@ -1,0 +1,149 @@
+"""Patient-level splits: stratified k-fold CV (gout) and a fixed-seed holdout (OLT).
+
+Written in long format (fold, patient, subset); later stages read only that file. A patient in
+two subsets of one fold voids the study, so every split is checked here, in the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from mskdx.errors import SplitError
+from mskdx.io import read_table, write_table
+
+log = logging.getLogger(__name__)
+
+
+def patient_labels(manifest: pd.DataFrame) -> pd.Series:
+    """One label per patient (sorted by pseudonym); a patient with mixed labels is an error."""
+    per_patient = manifest.groupby("patient")["label"].agg(["min", "max"])
+    mixed = per_patient.index[per_patient["min"] != per_patient["max"]]
+    if len(mixed):
+        raise SplitError(f"patients {list(mixed)[:5]} have images with both labels; expected one")
+    return per_patient["min"].sort_index()
+
+
+def kfold_splits(
+    labels: pd.Series, *, folds: int, validation_fraction: float, seed: int
+) -> pd.DataFrame:
+    """Stratified patient-level k-fold; each fold's training part loses a stratified val part."""
+    counts = labels.value_counts()
+    for cls in (0, 1):
+        if counts.get(cls, 0) < folds:
+            raise SplitError(
+                f"class {cls} has {counts.get(cls, 0)} patients; {folds}-fold cross-validation "
+                f"needs at least {folds} per class"
+            )
+    patients = labels.index.to_numpy()
+    y = labels.to_numpy()
+    kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    rows = []
+    for fold, (train_idx, test_idx) in enumerate(kfold.split(patients, y)):
+        train_idx, val_idx = _carve(train_idx, y, validation_fraction, seed + fold)
+        for subset, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
+            rows += [(fold, p, subset, int(lab)) for p, lab in zip(patients[idx], y[idx], strict=True)]
+    return _frame(rows)
+
+
+def holdout_split(labels: pd.Series, *, fractions: list[float], seed: int) -> pd.DataFrame:
+    """Stratified patient-level train/val/test split (e.g. 60/20/20) with a fixed seed."""
+    if abs(sum(fractions) - 1) > 1e-6:
+        raise SplitError(f"split fractions {fractions} sum to {sum(fractions)}; expected 1")
+    patients = labels.index.to_numpy()
+    y = labels.to_numpy()
+    idx = np.arange(len(patients))
+    train_idx, rest = train_test_split(
+        idx, train_size=fractions[0], stratify=_stratify(y), random_state=seed
+    )
+    val_share = fractions[1] / (fractions[1] + fractions[2])
+    val_idx, test_idx = train_test_split(
+        rest, train_size=val_share, stratify=_stratify(y[rest]), random_state=seed
+    )
+    rows = []
+    for subset, part in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
+        rows += [(0, p, subset, int(lab)) for p, lab in zip(patients[part], y[part], strict=True)]
+    return _frame(rows)
+
+
+def check_splits(splits: pd.DataFrame, patients: pd.Index | None = None, source: str = "") -> None:
+    """Raise SplitError if a patient is in two subsets of a fold or a known patient is missing."""
+    dup = splits[splits.duplicated(["fold", "patient"], keep=False)]
+    if len(dup):
+        fold, patient = dup.iloc[0][["fold", "patient"]]
+        subsets = sorted(dup[(dup.fold == fold) & (dup.patient == patient)].subset)
+        raise SplitError(
+            f"{source or 'splits'}: patient {patient} is in subsets {subsets} of fold {fold} "
+            f"({dup.patient.nunique()} patients overlap); each patient must be in exactly one"
+        )
+    if patients is not None:
+        for fold, part in splits.groupby("fold"):
+            missing = sorted(set(patients) - set(part.patient))
+            if missing:
+                raise SplitError(
+                    f"{source or 'splits'}: fold {fold} lacks {len(missing)} patients "
+                    f"of the manifest, e.g. {missing[:3]}"
+                )
+        for fold, part in splits.groupby("fold"):
+            if not (part.subset == "test").any() or not (part.subset == "train").any():
+                raise SplitError(f"{source or 'splits'}: fold {fold} has no train or no test patients")
+
+
+def make_splits(
+    manifest_path: str | Path,
+    output: str | Path,
+    *,
+    method: str,
+    seed: int,
+    folds: int = 5,
+    validation_fraction: float = 0.0,
+    fractions: list[float] | None = None,
+    user_file: str = "",
+) -> pd.DataFrame:
+    """Build (or read the user's) split file for the manifest's patients and write it."""
+    labels = patient_labels(read_table(manifest_path, "manifest"))
+    if user_file:
+        splits = read_table(user_file, "splits")
+        if "label" not in splits.columns:
+            splits["label"] = splits.patient.map(labels)
+        unknown = sorted(set(splits.patient) - set(labels.index))
+        if unknown:
+            raise SplitError(f"{user_file}: {len(unknown)} patients not in the manifest, e.g. {unknown[:3]}")
+        source = user_file
+    elif method == "kfold":
+        splits = kfold_splits(labels, folds=folds, validation_fraction=validation_fraction, seed=seed)
+        source = "kfold"
+    elif method == "holdout":
+        splits = holdout_split(labels, fractions=fractions or [0.6, 0.2, 0.2], seed=seed)
+        source = "holdout"
+    else:
+        raise SplitError(f"unknown split method {method!r}; expected kfold or holdout")
+    check_splits(splits, labels.index, str(source))
+    for (fold, subset), part in splits.groupby(["fold", "subset"]):
+        log.info("fold %s %s: %d patients (%d positive)", fold, subset, len(part), part.label.sum())
+    write_table(splits, output, schema="splits")
+    return splits
+
+
+def _carve(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split `idx` into (train, val) with a stratified `fraction` for validation."""
+    n_val = int(round(fraction * len(idx)))
+    if fraction <= 0 or n_val < 2:
+        return idx, idx[:0]
+    train, val = train_test_split(idx, test_size=n_val, stratify=_stratify(y[idx]), random_state=seed)
+    return np.sort(train), np.sort(val)
+
+
+def _stratify(y: np.ndarray) -> np.ndarray | None:
+    """Stratify when every class has at least two members (sklearn's requirement)."""
+    _, counts = np.unique(y, return_counts=True)
+    return y if len(counts) > 1 and counts.min() >= 2 else None
+
+
+def _frame(rows: list[tuple]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["fold", "patient", "subset", "label"])
+    return df.sort_values(["fold", "patient"]).reset_index(drop=True)

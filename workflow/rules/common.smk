@@ -1,0 +1,169 @@
+import csv
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+STUDIES = ["gout", "olt"]
+LIBRARY = Path(workflow.basedir) / "src" / "mskdx"
+
+
+wildcard_constraints:
+    study="|".join(STUDIES),
+    arm=r"[A-Za-z0-9]+",
+    fold=r"\d+",
+
+
+def library_sources(*modules):
+    """The library files a rule runs, so that editing them reruns exactly that rule and later ones."""
+    files = [LIBRARY / name for name in ("__init__.py", "errors.py", "io.py")]
+    for module in modules:
+        path = LIBRARY / module
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+    return [str(f) for f in files]
+
+
+def schema(name):
+    return workflow.source_path(f"../schemas/{name}.schema.yaml")
+
+
+def study_config(study):
+    return config["studies"][study]
+
+
+def arms(study):
+    return list(study_config(study)["arms"])
+
+
+def folds(study):
+    splits = study_config(study)["splits"]
+    if splits.get("file"):
+        with open(splits["file"]) as fh:
+            return sorted({int(row["fold"]) for row in csv.DictReader(fh)})
+    if splits["method"] == "kfold":
+        return list(range(splits["folds"]))
+    return [0]
+
+
+def get_study_input(wildcards):
+    """DICOM folder, label sheet and (optional) lesion masks of a study."""
+    study = wildcards.study
+    if config["data"]["source"] == "synthetic":
+        base = f"results/synthetic/{study}"
+        return {
+            "dicom": f"{base}/dicom",
+            "labels": f"{base}/labels.csv",
+            "truth": f"{base}/masks.npz",
+        }
+    given = study_config(study)["input"]
+    paths = {"dicom": given["dicom_dir"], "labels": given["labels"]}
+    if given.get("masks"):
+        paths["truth"] = given["masks"]
+    return paths
+
+
+def get_user_splits(wildcards):
+    file = study_config(wildcards.study)["splits"].get("file")
+    return [file] if file else []
+
+
+def get_extract_spec(wildcards):
+    cfg = study_config(wildcards.study)
+    return {
+        "study": wildcards.study,
+        "modalities": cfg["modalities"],
+        "preprocess": cfg["preprocess"],
+        "labels": cfg["labels"],
+        "frames": cfg.get("frames", "all"),
+        "sequences": cfg.get("sequences", {}),
+    }
+
+
+def gpu_wanted(wildcards):
+    return 0 if study_config(wildcards.study)["train"].get("device") == "cpu" else 1
+
+
+def model_dir(study, arm, fold):
+    return f"results/{study}/models/{arm}/fold_{fold}"
+
+
+def get_predictions(wildcards):
+    """Prediction tables of every arm and fold of a study."""
+    return [
+        f"{model_dir(wildcards.study, arm, fold)}/predictions.csv"
+        for arm in arms(wildcards.study)
+        for fold in folds(wildcards.study)
+    ]
+
+
+def get_arm_predictions(wildcards):
+    return [
+        f"{model_dir(wildcards.study, wildcards.arm, fold)}/predictions.csv"
+        for fold in folds(wildcards.study)
+    ]
+
+
+FIGURE_FORMATS = config["figures"]["formats"]
+
+
+def figure(stem):
+    """The primary (report) file of a figure; `figure_extra` gives its other formats."""
+    return f"{stem}.{FIGURE_FORMATS[0]}"
+
+
+def figure_extra(stem):
+    return [f"{stem}.{ext}" for ext in FIGURE_FORMATS[1:]]
+
+
+def class_names(wildcards):
+    labels = study_config(wildcards.study)["labels"]
+    return [labels["negative"], labels["positive"]]
+
+
+def get_gradcam_scores(wildcards):
+    return [
+        f"results/{wildcards.study}/gradcam/{arm}_fold{fold}_scores.csv"
+        for arm in arms(wildcards.study)
+        for fold in folds(wildcards.study)
+    ]
+
+
+def get_first_fold_gradcam(wildcards):
+    fold = folds(wildcards.study)[0]
+    return f"results/{wildcards.study}/gradcam/{wildcards.arm}_fold{fold}.npz"
+
+
+def get_first_fold_predictions(wildcards):
+    fold = folds(wildcards.study)[0]
+    return f"{model_dir(wildcards.study, wildcards.arm, fold)}/predictions.csv"
+
+
+def get_final_output():
+    """Every table and figure of both papers, the Grad-CAM scores and the paper check."""
+    out = [
+        "results/gout/tables/table1_image_level.csv",
+        "results/gout/tables/table2_complexity.csv",
+        "results/olt/tables/table2_performance.csv",
+        "results/paper_check.csv",
+        figure("results/gout/figures/crop_qc"),
+    ]
+    for study in STUDIES:
+        out.append(f"results/{study}/tables/localisation.csv")
+        stems = [f"results/{study}/figures/roc", f"results/{study}/figures/localisation"]
+        for arm in arms(study):
+            stems += [
+                f"results/{study}/figures/confusion_{arm}",
+                f"results/{study}/figures/gradcam_{arm}",
+            ]
+            stems += [
+                f"results/{study}/figures/curves_{arm}_fold{fold}" for fold in folds(study)
+            ]
+        out += [figure(stem) for stem in stems]
+    for arm in arms("gout"):
+        out.append(f"results/gout/tables/table3_patient_level_{arm}.csv")
+        out.append(figure(f"results/gout/figures/threshold_{arm}"))
+    for arm in arms("olt"):
+        out.append(figure(f"results/olt/figures/montage_{arm}"))
+    return out

@@ -1,0 +1,98 @@
+rule tabulate_image_level:
+    input:
+        predictions=get_predictions,
+        code=library_sources("steps", "stats", "tables", "papers"),
+    output:
+        csv=report(
+            "results/{study}/tables/table1_image_level.csv",
+            caption="../report/table1_image_level.rst",
+            category="Gout ultrasound",
+            labels={"table": "Table I: image level"},
+        ),
+        md="results/{study}/tables/table1_image_level.md",
+    log:
+        "results/logs/tabulate_image_level/{study}.log",
+    params:
+        best_arm=lookup(dpath="studies/{study}/evaluate/best_arm", within=config),
+        image_threshold=lookup(
+            dpath="studies/{study}/evaluate/image_threshold", within=config
+        ),
+    wildcard_constraints:
+        study="gout",
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/tabulate_image_level.py"
+
+
+rule tabulate_patient_level:
+    input:
+        predictions=get_arm_predictions,
+        code=library_sources("steps", "stats", "tables", "papers"),
+    output:
+        csv=report(
+            "results/{study}/tables/table3_patient_level_{arm}.csv",
+            caption="../report/table3_patient_level.rst",
+            category="Gout ultrasound",
+            labels={"table": "Table III: patient level", "arm": "{arm}"},
+        ),
+        md="results/{study}/tables/table3_patient_level_{arm}.md",
+        curves="results/{study}/tables/threshold_curves_{arm}.csv",
+    log:
+        "results/logs/tabulate_patient_level/{study}/{arm}.log",
+    params:
+        step=lookup(dpath="studies/{study}/evaluate/threshold_step", within=config),
+        image_threshold=lookup(
+            dpath="studies/{study}/evaluate/image_threshold", within=config
+        ),
+    wildcard_constraints:
+        study="gout",
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/tabulate_patient_level.py"
+
+
+rule tabulate_sequences:
+    input:
+        predictions=get_predictions,
+        code=library_sources("steps", "stats", "tables", "papers"),
+    output:
+        csv=report(
+            "results/{study}/tables/table2_performance.csv",
+            caption="../report/table2_performance.rst",
+            category="OLT MRI",
+            labels={"table": "Table II: per sequence"},
+        ),
+        md="results/{study}/tables/table2_performance.md",
+    log:
+        "results/logs/tabulate_sequences/{study}.log",
+    params:
+        image_threshold=lookup(
+            dpath="studies/{study}/evaluate/image_threshold", within=config
+        ),
+    wildcard_constraints:
+        study="olt",
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/tabulate_sequences.py"
+
+
+rule check_papers:
+    input:
+        code=library_sources("steps", "stats", "tables", "papers"),
+    output:
+        csv=report(
+            "results/paper_check.csv",
+            caption="../report/paper_check.rst",
+            category="Paper check",
+            labels={"table": "printed numbers recomputed"},
+        ),
+        md="results/paper_check.md",
+    log:
+        "results/logs/check_papers/all.log",
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/check_papers.py"

@@ -1,0 +1,24 @@
+rule extract_images:
+    input:
+        unpack(get_study_input),
+        code=library_sources("extract", "dicom", "deid", "labels", "preprocess"),
+    output:
+        images="results/{study}/cache/images.npy",
+        masks="results/{study}/cache/masks.npy",
+        manifest="results/{study}/cache/manifest.csv",
+        refused="results/{study}/extract/refused.csv",
+    log:
+        "results/logs/extract_images/{study}.log",
+    benchmark:
+        "results/benchmarks/extract_images/{study}.tsv"
+    params:
+        spec=get_extract_spec,
+        on_error=lookup(dpath="data/on_error", within=config),
+        key_env=lookup(dpath="data/pseudonym_key_env", within=config),
+    threads: 8
+    resources:
+        mem_mb=8000,
+    conda:
+        "../../envs/dicom.yaml"
+    script:
+        "../scripts/extract_images.py"

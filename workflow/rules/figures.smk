@@ -1,0 +1,250 @@
+rule plot_training_curves:
+    input:
+        history="results/{study}/models/{arm}/fold_{fold}/history.csv",
+        code=library_sources("steps", "figures"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/curves_{arm}_fold{fold}"),
+            caption="../report/training_curves.rst",
+            category="{study}",
+            subcategory="Training curves",
+            labels={"arm": "{arm}", "fold": "{fold}"},
+        ),
+        extra=figure_extra("results/{study}/figures/curves_{arm}_fold{fold}"),
+    log:
+        "results/logs/plot_training_curves/{study}/{arm}/{fold}.log",
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_training_curves.py"
+
+
+rule plot_confusion:
+    input:
+        predictions=get_arm_predictions,
+        code=library_sources("steps", "figures"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/confusion_{arm}"),
+            caption="../report/confusion.rst",
+            category="{study}",
+            subcategory="Confusion matrices",
+            labels={"arm": "{arm}"},
+        ),
+        extra=figure_extra("results/{study}/figures/confusion_{arm}"),
+    log:
+        "results/logs/plot_confusion/{study}/{arm}.log",
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+        class_names=class_names,
+        image_threshold=lookup(
+            dpath="studies/{study}/evaluate/image_threshold", within=config
+        ),
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_confusion.py"
+
+
+rule plot_roc:
+    input:
+        predictions=get_predictions,
+        code=library_sources("steps", "figures", "stats"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/roc"),
+            caption="../report/roc.rst",
+            category="{study}",
+            subcategory="ROC curves",
+            labels={"figure": "ROC"},
+        ),
+        extra=figure_extra("results/{study}/figures/roc"),
+    log:
+        "results/logs/plot_roc/{study}.log",
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+        roc=lookup(dpath="figures/roc", within=config),
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_roc.py"
+
+
+rule plot_threshold:
+    input:
+        curves="results/{study}/tables/threshold_curves_{arm}.csv",
+        code=library_sources("steps", "figures"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/threshold_{arm}"),
+            caption="../report/threshold.rst",
+            category="{study}",
+            subcategory="Patient threshold",
+            labels={"arm": "{arm}"},
+        ),
+        extra=figure_extra("results/{study}/figures/threshold_{arm}"),
+    log:
+        "results/logs/plot_threshold/{study}/{arm}.log",
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+    wildcard_constraints:
+        study="gout",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_threshold.py"
+
+
+rule plot_montage:
+    input:
+        predictions=get_first_fold_predictions,
+        images="results/{study}/cache/images.npy",
+        manifest="results/{study}/cache/manifest.csv",
+        code=library_sources("steps", "figures"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/montage_{arm}"),
+            caption="../report/montage.rst",
+            category="{study}",
+            subcategory="Prediction montage",
+            labels={"arm": "{arm}"},
+        ),
+        extra=figure_extra("results/{study}/figures/montage_{arm}"),
+    log:
+        "results/logs/plot_montage/{study}/{arm}.log",
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+        montage=lookup(dpath="figures/montage", within=config),
+        class_names=class_names,
+        seed=lookup(dpath="seed", within=config),
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_montage.py"
+
+
+rule plot_crop_qc:
+    input:
+        images="results/{study}/cache/images.npy",
+        manifest="results/{study}/cache/manifest.csv",
+        code=library_sources("steps", "figures"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/crop_qc"),
+            caption="../report/crop_qc.rst",
+            category="{study}",
+            subcategory="Preprocessing QC",
+            labels={"figure": "crops"},
+        ),
+        extra=figure_extra("results/{study}/figures/crop_qc"),
+    log:
+        "results/logs/plot_crop_qc/{study}.log",
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+        montage=lookup(dpath="figures/montage", within=config),
+        seed=lookup(dpath="seed", within=config),
+    wildcard_constraints:
+        study="gout",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_crop_qc.py"
+
+
+rule compute_gradcam:
+    input:
+        checkpoint="results/{study}/models/{arm}/fold_{fold}/checkpoint_final.pt",
+        predictions="results/{study}/models/{arm}/fold_{fold}/predictions.csv",
+        images="results/{study}/cache/images.npy",
+        masks="results/{study}/cache/masks.npy",
+        manifest="results/{study}/cache/manifest.csv",
+        code=library_sources("steps", "gradcam", "models", "train"),
+    output:
+        cams="results/{study}/gradcam/{arm}_fold{fold}.npz",
+        scores="results/{study}/gradcam/{arm}_fold{fold}_scores.csv",
+    log:
+        "results/logs/compute_gradcam/{study}/{arm}/{fold}.log",
+    benchmark:
+        "results/benchmarks/compute_gradcam/{study}/{arm}/{fold}.tsv"
+    params:
+        arm_spec=lookup(dpath="studies/{study}/arms/{arm}", within=config),
+        normalization=lookup(dpath="studies/{study}/train/normalization", within=config),
+        samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
+        seed=lookup(dpath="seed", within=config),
+    resources:
+        gpu=gpu_wanted,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/compute_gradcam.py"
+
+
+rule plot_gradcam:
+    input:
+        cams=get_first_fold_gradcam,
+        code=library_sources("steps", "figures"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/gradcam_{arm}"),
+            caption="../report/gradcam.rst",
+            category="{study}",
+            subcategory="Grad-CAM",
+            labels={"arm": "{arm}"},
+        ),
+        extra=figure_extra("results/{study}/figures/gradcam_{arm}"),
+    log:
+        "results/logs/plot_gradcam/{study}/{arm}.log",
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+        montage=lookup(dpath="figures/montage", within=config),
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_gradcam.py"
+
+
+rule summarise_localisation:
+    input:
+        scores=get_gradcam_scores,
+        code=library_sources("steps", "gradcam", "stats"),
+    output:
+        csv=report(
+            "results/{study}/tables/localisation.csv",
+            caption="../report/localisation_table.rst",
+            category="{study}",
+            subcategory="Grad-CAM",
+            labels={"table": "localisation score"},
+        ),
+        md="results/{study}/tables/localisation.md",
+        all_scores="results/{study}/tables/localisation_scores.csv",
+    log:
+        "results/logs/summarise_localisation/{study}.log",
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/summarise_localisation.py"
+
+
+rule plot_localisation:
+    input:
+        all_scores="results/{study}/tables/localisation_scores.csv",
+        code=library_sources("steps", "figures"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/localisation"),
+            caption="../report/localisation.rst",
+            category="{study}",
+            subcategory="Grad-CAM",
+            labels={"figure": "localisation score"},
+        ),
+        extra=figure_extra("results/{study}/figures/localisation"),
+    log:
+        "results/logs/plot_localisation/{study}.log",
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_localisation.py"

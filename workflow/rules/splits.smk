@@ -1,0 +1,16 @@
+rule make_splits:
+    input:
+        get_user_splits,
+        manifest="results/{study}/cache/manifest.csv",
+        code=library_sources("splits"),
+    output:
+        "results/{study}/splits/splits.csv",
+    log:
+        "results/logs/make_splits/{study}.log",
+    params:
+        splits=lookup(dpath="studies/{study}/splits", within=config),
+        seed=lookup(dpath="seed", within=config),
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/make_splits.py"

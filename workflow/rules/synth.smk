@@ -1,0 +1,19 @@
+rule synthesize_cohort:
+    input:
+        code=library_sources("synth"),
+    output:
+        dicom=directory("results/synthetic/{study}/dicom"),
+        labels="results/synthetic/{study}/labels.csv",
+        truth="results/synthetic/{study}/masks.npz",
+    log:
+        "results/logs/synthesize_cohort/{study}.log",
+    benchmark:
+        "results/benchmarks/synthesize_cohort/{study}.tsv"
+    params:
+        cohort=lookup(dpath="synthetic/{study}", within=config),
+        seed=lookup(dpath="synthetic/seed", within=config),
+        difficulty=lookup(dpath="synthetic/difficulty", within=config),
+    conda:
+        "../../envs/dicom.yaml"
+    script:
+        "../scripts/synthesize_cohort.py"

@@ -1,0 +1,50 @@
+rule train_fold:
+    input:
+        images="results/{study}/cache/images.npy",
+        manifest="results/{study}/cache/manifest.csv",
+        splits="results/{study}/splits/splits.csv",
+        code=library_sources("train", "models"),
+    output:
+        checkpoint="results/{study}/models/{arm}/fold_{fold}/checkpoint_final.pt",
+        history="results/{study}/models/{arm}/fold_{fold}/history.csv",
+        predictions="results/{study}/models/{arm}/fold_{fold}/predictions.csv",
+    log:
+        "results/logs/train_fold/{study}/{arm}/{fold}.log",
+    benchmark:
+        "results/benchmarks/train_fold/{study}/{arm}/{fold}.tsv"
+    params:
+        arm_spec=lookup(dpath="studies/{study}/arms/{arm}", within=config),
+        train_spec=lookup(dpath="studies/{study}/train", within=config),
+        seed=lookup(dpath="seed", within=config),
+    threads: 2
+    resources:
+        gpu=gpu_wanted,
+        mem_mb=16000,
+        runtime=240,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/train_fold.py"
+
+
+rule tabulate_complexity:
+    input:
+        code=library_sources("models", "papers"),
+    output:
+        csv=report(
+            "results/gout/tables/table2_complexity.csv",
+            caption="../report/table2_complexity.rst",
+            category="Gout ultrasound",
+            labels={"table": "Table II: FLOPs and parameters"},
+        ),
+        md="results/gout/tables/table2_complexity.md",
+    log:
+        "results/logs/tabulate_complexity/gout.log",
+    params:
+        arms=lookup(dpath="studies/gout/arms", within=config),
+        width=lookup(dpath="studies/gout/preprocess/crop_width", within=config),
+        height=lookup(dpath="studies/gout/preprocess/crop_height", within=config),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/tabulate_complexity.py"

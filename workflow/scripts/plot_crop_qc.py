@@ -1,0 +1,14 @@
+"""QC montage of random ultrasound crops per view (rule plot_crop_qc)."""
+
+from mskdx.io import log_to
+from mskdx.steps import plot_crop_qc_step
+
+log_to(snakemake.log[0])
+outputs = [snakemake.output.figure, *snakemake.output.extra]
+plot_crop_qc_step(
+    snakemake.input.images,
+    snakemake.input.manifest,
+    seed=snakemake.params.seed,
+    outputs=outputs,
+    style={"dpi": snakemake.params.dpi, "montage": snakemake.params.montage},
+)

@@ -1,0 +1,12 @@
+"""Grad-CAM overlays of sampled test images (rule plot_gradcam)."""
+
+from mskdx.io import log_to
+from mskdx.steps import plot_gradcam_step
+
+log_to(snakemake.log[0])
+outputs = [snakemake.output.figure, *snakemake.output.extra]
+plot_gradcam_step(
+    snakemake.input.cams,
+    outputs=outputs,
+    style={"dpi": snakemake.params.dpi, "montage": snakemake.params.montage},
+)

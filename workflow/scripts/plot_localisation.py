@@ -1,0 +1,8 @@
+"""Grad-CAM localisation scores per arm (rule plot_localisation)."""
+
+from mskdx.io import log_to
+from mskdx.steps import plot_localisation_step
+
+log_to(snakemake.log[0])
+outputs = [snakemake.output.figure, *snakemake.output.extra]
+plot_localisation_step(snakemake.input.scores, outputs=outputs, style={"dpi": snakemake.params.dpi})

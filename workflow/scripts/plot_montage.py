@@ -1,0 +1,16 @@
+"""Test predictions framed green (correct) or red (wrong) (rule plot_montage)."""
+
+from mskdx.io import log_to
+from mskdx.steps import plot_montage_step
+
+log_to(snakemake.log[0])
+outputs = [snakemake.output.figure, *snakemake.output.extra]
+plot_montage_step(
+    snakemake.input.predictions,
+    snakemake.input.images,
+    snakemake.input.manifest,
+    class_names=snakemake.params.class_names,
+    seed=snakemake.params.seed,
+    outputs=outputs,
+    style={"dpi": snakemake.params.dpi, "montage": snakemake.params.montage},
+)

@@ -1,0 +1,13 @@
+"""Test-set ROC curves of every arm with DeLong CIs (rule plot_roc)."""
+
+from mskdx.io import log_to
+from mskdx.steps import plot_roc_step
+
+log_to(snakemake.log[0])
+outputs = [snakemake.output.figure, *snakemake.output.extra]
+plot_roc_step(
+    snakemake.input.predictions,
+    title=snakemake.wildcards.study,
+    outputs=outputs,
+    style={"dpi": snakemake.params.dpi, "roc": snakemake.params.roc},
+)

@@ -1,0 +1,13 @@
+"""Patient-level training accuracy against the threshold, per fold (rule plot_threshold)."""
+
+from mskdx.io import log_to
+from mskdx.steps import plot_threshold_step
+
+log_to(snakemake.log[0])
+outputs = [snakemake.output.figure, *snakemake.output.extra]
+plot_threshold_step(
+    snakemake.input.curves,
+    title=f"{snakemake.wildcards.arm}",
+    outputs=outputs,
+    style={"dpi": snakemake.params.dpi},
+)

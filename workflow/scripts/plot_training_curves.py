@@ -1,0 +1,13 @@
+"""Training and validation loss/accuracy of one job (rule plot_training_curves)."""
+
+from mskdx.io import log_to
+from mskdx.steps import plot_training_curves_step
+
+log_to(snakemake.log[0])
+outputs = [snakemake.output.figure, *snakemake.output.extra]
+plot_training_curves_step(
+    snakemake.input.history,
+    title=f"{snakemake.wildcards.study} {snakemake.wildcards.arm} fold {snakemake.wildcards.fold}",
+    outputs=outputs,
+    style={"dpi": snakemake.params.dpi},
+)

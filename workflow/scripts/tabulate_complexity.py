@@ -1,0 +1,11 @@
+"""Gout Table II: parameters and MACs of each arm at the crop size (rule tabulate_complexity)."""
+
+from mskdx.io import log_to
+from mskdx.steps import write_complexity_table
+
+log_to(snakemake.log[0])
+write_complexity_table(
+    snakemake.params.arms,
+    (3, snakemake.params.height, snakemake.params.width),
+    **snakemake.output,
+)

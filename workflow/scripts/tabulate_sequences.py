@@ -1,0 +1,11 @@
+"""OLT Table II: per-class metrics per MRI sequence (rule tabulate_sequences)."""
+
+from mskdx.io import log_to
+from mskdx.steps import write_sequence_table
+
+log_to(snakemake.log[0])
+write_sequence_table(
+    snakemake.input.predictions,
+    image_threshold=snakemake.params.image_threshold,
+    **snakemake.output,
+)
