@@ -76,7 +76,11 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], schema: str | No
 
 def read_table(path: str | os.PathLike[str], schema: str | None = None) -> pd.DataFrame:
     """Read a CSV table written by `write_table`, validating it if `schema` is given."""
-    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    dtype = None
+    if schema is not None:
+        props = load_schema(schema).get("properties", {})
+        dtype = {c: str for c, p in props.items() if "string" in np.atleast_1d(p.get("type", []))}
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dtype)
     if schema is not None:
         validate_table(df, schema, path)
     return df

@@ -81,6 +81,18 @@ def get_extract_spec(wildcards):
     }
 
 
+def get_train_spec(wildcards):
+    """The study's training settings with the arm's own overrides applied."""
+    cfg = study_config(wildcards.study)
+    return {**cfg["train"], **cfg["arms"][wildcards.arm].get("train", {})}
+
+
+def get_arm_spec(wildcards):
+    """The arm's model settings (its training overrides go to get_train_spec)."""
+    spec = study_config(wildcards.study)["arms"][wildcards.arm]
+    return {k: v for k, v in spec.items() if k != "train"}
+
+
 def gpu_wanted(wildcards):
     return 0 if study_config(wildcards.study)["train"].get("device") == "cpu" else 1
 

@@ -13,8 +13,8 @@ rule train_fold:
     benchmark:
         "results/benchmarks/train_fold/{study}/{arm}/{fold}.tsv"
     params:
-        arm_spec=lookup(dpath="studies/{study}/arms/{arm}", within=config),
-        train_spec=lookup(dpath="studies/{study}/train", within=config),
+        arm_spec=get_arm_spec,
+        train_spec=get_train_spec,
         seed=lookup(dpath="seed", within=config),
     threads: 2
     resources:
