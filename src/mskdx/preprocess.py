@@ -53,20 +53,27 @@ def find_bmode_region(frame: NDArray, source: str = "") -> Box:
     # speckle has dark pixels inside the region: threshold a smoothed copy
     smooth = ndi.uniform_filter(small, size=3)
     mask = smooth > 0.5 * level
-    mask = morphology.binary_opening(mask, morphology.disk(3))
-    mask = morphology.binary_closing(mask, morphology.disk(4))
+    mask = ndi.binary_opening(mask, morphology.disk(3))
+    mask = ndi.binary_closing(mask, morphology.disk(4), border_value=0)
     mask = ndi.binary_fill_holes(mask)
     labels = measure.label(mask, connectivity=2)
     if labels.max() == 0:
         raise PreprocessError(f"{source}: no B-mode region found (nothing above the background)")
-    regions = measure.regionprops(labels)
-    region = max(regions, key=lambda r: r.area)
+    regions = sorted(measure.regionprops(labels), key=lambda r: r.area, reverse=True)
+    region = regions[0]
     if region.area < 0.05 * mask.size:
         raise PreprocessError(
             f"{source}: no B-mode region found (largest bright region covers "
             f"{region.area / mask.size:.1%} of the image; expected >= 5%)"
         )
+    # an anechoic band or an acoustic shadow across the whole width splits the region in two:
+    # join the large parts that lie in the same columns
     r0, c0, r1, c1 = region.bbox
+    for other in regions[1:]:
+        o0, oc0, o1, oc1 = other.bbox
+        overlap = min(c1, oc1) - max(c0, oc0)
+        if other.area >= 0.1 * region.area and overlap >= 0.8 * (oc1 - oc0):
+            r0, c0, r1, c1 = min(r0, o0), min(c0, oc0), max(r1, o1), max(c1, oc1)
     f = SEGMENT_FACTOR
     return Box(x0=c0 * f, y0=r0 * f, x1=min(c1 * f, frame.shape[1]), y1=min(r1 * f, frame.shape[0]))
 
@@ -78,11 +85,8 @@ def crop_box(region: Box, frame_shape: tuple[int, int], width: int, height: int,
     starts at the skin line (the region's top edge). The box is shifted, never shrunk, to stay
     inside the frame.
     """
+    _check_size(frame_shape, width, height, source)
     rows, cols = frame_shape
-    if cols < width or rows < height:
-        raise PreprocessError(
-            f"{source}: image is {cols}x{rows} pixels, smaller than the {width}x{height} crop"
-        )
     cx = (region.x0 + region.x1) // 2
     x0 = int(np.clip(cx - width // 2, 0, cols - width))
     y0 = int(np.clip(region.y0, 0, rows - height))
@@ -93,6 +97,7 @@ def crop_ultrasound(
     frame: NDArray, *, width: int, height: int, scale: float = 1.0, source: str = ""
 ) -> tuple[NDArray[np.uint8], Box]:
     """Crop the width x height box of the B-mode region and resize it by `scale` (uint8)."""
+    _check_size(frame.shape, width, height, source)
     box = crop_box(find_bmode_region(frame, source), frame.shape, width, height, source)
     crop = frame[box.y0 : box.y1, box.x0 : box.x1]
     return to_uint8(resize(crop, scale_shape(width, height, scale))), box
@@ -142,3 +147,11 @@ def _downsample(image: NDArray[np.float32], factor: int) -> NDArray[np.float32]:
         return image
     view = image[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
     return view.mean(axis=(1, 3))
+
+
+def _check_size(shape: tuple[int, ...], width: int, height: int, source: str) -> None:
+    rows, cols = shape[:2]
+    if cols < width or rows < height:
+        raise PreprocessError(
+            f"{source}: image is {cols}x{rows} pixels, smaller than the {width}x{height} crop"
+        )

@@ -51,7 +51,7 @@ def get_study_input(wildcards):
     """DICOM folder, label sheet and (optional) lesion masks of a study."""
     study = wildcards.study
     if config["data"]["source"] == "synthetic":
-        base = f"results/synthetic/{study}"
+        base = f"data/synthetic/{study}"
         return {
             "dicom": f"{base}/dicom",
             "labels": f"{base}/labels.csv",

@@ -2,9 +2,9 @@ rule synthesize_cohort:
     input:
         code=library_sources("synth"),
     output:
-        dicom=directory("results/synthetic/{study}/dicom"),
-        labels="results/synthetic/{study}/labels.csv",
-        truth="results/synthetic/{study}/masks.npz",
+        dicom=directory("data/synthetic/{study}/dicom"),
+        labels="data/synthetic/{study}/labels.csv",
+        truth="data/synthetic/{study}/masks.npz",
     log:
         "results/logs/synthesize_cohort/{study}.log",
     benchmark:
