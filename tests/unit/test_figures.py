@@ -1,0 +1,328 @@
+"""Figures: files that open, sizes that follow the dpi, montage frame colours, byte stability."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from mskdx import figures
+from mskdx.gradcam import localisation_scores
+
+STYLE = {
+    "dpi": 50,
+    "roc": {"linewidth": 1.5, "ci_band": False},
+    "montage": {"images": 4, "columns": 2},
+}
+IDS = [f"I-{i:012x}" for i in range(8)]
+
+
+@dataclass(frozen=True)
+class _Auc:
+    auc: float
+    ci_low: float
+    ci_high: float
+
+
+@pytest.fixture
+def stats_module(monkeypatch):
+    """The real mskdx.stats if importable, else a stub module with the agreed delong_auc API."""
+    try:
+        module = importlib.import_module("mskdx.stats")
+        module.delong_auc  # noqa: B018
+    except (ImportError, AttributeError):
+        module = types.ModuleType("mskdx.stats")
+
+        def delong_auc(y_true, y_score):
+            auc = roc_auc_score(y_true, y_score)
+            return _Auc(auc, max(0.0, auc - 0.05), min(1.0, auc + 0.05))
+
+        module.delong_auc = delong_auc
+        monkeypatch.setitem(sys.modules, "mskdx.stats", module)
+    return module
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        return image.size
+
+
+def _rgb(path: Path) -> np.ndarray:
+    pixels = mpimg.imread(path)
+    return np.round(pixels[..., :3] * 255).astype(int)
+
+
+def _images(n: int = 4, h: int = 24, w: int = 40, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(40, 200, size=(n, h, w), dtype=np.uint8)
+
+
+def _history() -> pd.DataFrame:
+    epochs = np.arange(1, 11)
+    return pd.DataFrame(
+        {
+            "epoch": epochs,
+            "train_loss": 1 / epochs,
+            "train_acc": 1 - 0.5 / epochs,
+            "val_loss": 1.2 / epochs,
+            "val_acc": [np.nan] + list(1 - 0.6 / epochs[1:]),
+            "lr": 0.001,
+            "seconds": 1.0,
+        }
+    )
+
+
+def _scores() -> pd.DataFrame:
+    cams = np.zeros((6, 10, 10))
+    cams[:, 2:5, 2:5] = np.linspace(0.2, 1, 6)[:, None, None]
+    cams[:, 8, 8] = 1.0
+    masks = np.zeros((6, 10, 10), dtype=np.uint8)
+    masks[:, 2:5, 2:5] = 1
+    masks[::2, 2:5, 2:5] = 0
+    masks[::2, 7:10, 7:10] = 1
+    scores = localisation_scores(cams, masks, image_ids=IDS[:6])
+    return scores.assign(arm=["T1", "T2"] * 3)
+
+
+def _roc_data(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.ones(30, dtype=int), np.zeros(40, dtype=int)]
+    return {
+        "T1": (y, np.clip(y * 0.4 + rng.uniform(0, 0.6, len(y)), 0, 1)),
+        "T2": (y, np.clip(y * 0.2 + rng.uniform(0, 0.8, len(y)), 0, 1)),
+    }
+
+
+def _draw_all(folder: Path, style: dict, suffix: str = ".png") -> dict[str, Path]:
+    """Draw every figure once into `folder`; return name -> path."""
+    images = _images()
+    paths = {
+        name: folder / f"{name}{suffix}"
+        for name in (
+            "curves",
+            "confusion",
+            "roc",
+            "threshold",
+            "montage",
+            "qc",
+            "localisation",
+            "gradcam",
+        )
+    }
+    figures.plot_training_curves(_history(), "T1", [paths["curves"]], style)
+    figures.plot_confusion(
+        [0, 0, 1, 1, 1], [0, 1, 1, 1, 0], ["healthy", "patient"], "T1", [paths["confusion"]], style
+    )
+    figures.plot_roc(_roc_data(), "Test set", [paths["roc"]], style)
+    thresholds = np.round(np.arange(0, 1.0001, 0.02), 2)
+    curves = pd.DataFrame(
+        [
+            (f, t, 0.5 + 0.4 * np.exp(-((t - 0.3 - 0.02 * f) ** 2) / 0.02))
+            for f in range(3)
+            for t in thresholds
+        ],
+        columns=["fold", "threshold", "train_accuracy"],
+    )
+    figures.plot_threshold_curve(
+        curves, {0: 0.3, 1: 0.32, 2: 0.34}, "blocks3", [paths["threshold"]], style
+    )
+    figures.plot_prediction_montage(
+        images,
+        [1, 0, 1, 0],
+        [0.9, 0.8, 0.2, 0.1],
+        IDS[:4],
+        ["healthy", "patient"],
+        [paths["montage"]],
+        style,
+    )
+    figures.plot_crop_qc(
+        images, ["dorsal", "medial", "dorsal", "plantar"], IDS[:4], [paths["qc"]], style, seed=1
+    )
+    figures.plot_localisation(_scores(), [paths["localisation"]], style)
+    cams = np.zeros(images.shape)
+    cams[:, 5:12, 10:20] = 1.0
+    masks = [np.pad(np.ones((6, 8), np.uint8), ((5, 13), (10, 22))), None, None, np.zeros((24, 40))]
+    figures.plot_gradcam_grid(images, cams, masks, IDS[:4], [paths["gradcam"]], style)
+    return paths
+
+
+def test_every_figure_writes_png_that_scales_with_dpi(tmp_path, stats_module) -> None:
+    low = _draw_all(tmp_path / "dpi50", STYLE)
+    high = _draw_all(tmp_path / "dpi100", STYLE | {"dpi": 100})
+    for name, path in low.items():
+        w, h = _png_size(path)
+        w2, h2 = _png_size(high[name])
+        assert w > 100 and h > 50, name
+        assert abs(w2 - 2 * w) <= 1 and abs(h2 - 2 * h) <= 1, name
+        assert mpimg.imread(path).ndim == 3
+    # Fixed-size figures: size = figsize x dpi.
+    assert _png_size(low["curves"]) == (500, 200)
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_pdf_and_svg_outputs_and_one_call_many_paths(tmp_path, stats_module) -> None:
+    paths = [tmp_path / "c.png", tmp_path / "c.pdf", tmp_path / "sub" / "c.svg"]
+    figures.plot_training_curves(_history(), "T2", paths, STYLE)
+    assert paths[1].read_bytes().startswith(b"%PDF") and b"%%EOF" in paths[1].read_bytes()[-32:]
+    assert ET.parse(paths[2]).getroot().tag.endswith("svg")
+    assert _png_size(paths[0]) == (500, 200)
+
+
+def test_identical_input_gives_identical_bytes(tmp_path, stats_module) -> None:
+    for suffix in (".png", ".pdf", ".svg"):
+        first = _draw_all(tmp_path / f"a{suffix}", STYLE, suffix)
+        second = _draw_all(tmp_path / f"b{suffix}", STYLE, suffix)
+        for name in first:
+            assert first[name].read_bytes() == second[name].read_bytes(), (name, suffix)
+
+
+def test_montage_frames_green_when_correct_red_when_wrong(tmp_path) -> None:
+    path = tmp_path / "montage.png"
+    images = np.full((2, 30, 30), 128, dtype=np.uint8)
+    # left: a patient called patient (correct); right: a healthy subject called patient (wrong)
+    figures.plot_prediction_montage(
+        images, [1, 0], [0.9, 0.7], IDS[:2], ["healthy", "patient"], [path], STYLE | {"dpi": 100}
+    )
+    rgb = _rgb(path)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    green = (abs(r - 0) <= 2) & (abs(g - 170) <= 2) & (b <= 2)
+    red = (abs(r - 220) <= 2) & (g <= 2) & (b <= 2)
+    half = rgb.shape[1] // 2
+    assert green[:, :half].sum() > 100 and green[:, half:].sum() == 0
+    assert red[:, half:].sum() > 100 and red[:, :half].sum() == 0
+    # The frame surrounds the grey image: the centre of the green box is the image's grey.
+    rows, cols = np.nonzero(green)
+    centre = rgb[(rows.min() + rows.max()) // 2, (cols.min() + cols.max()) // 2]
+    assert centre.tolist() == [128, 128, 128]
+    # A frame on all four sides: green in the first and last row and column of the box.
+    box = green[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    assert box[0].all() and box[-1].all() and box[:, 0].all() and box[:, -1].all()
+
+
+def test_montage_threshold_decides_the_frame(tmp_path) -> None:
+    path = tmp_path / "m.png"
+    images = np.full((1, 30, 30), 128, dtype=np.uint8)
+    figures.plot_prediction_montage(
+        images, [1], [0.6], IDS[:1], ["healthy", "patient"], [path], STYLE, threshold=0.7
+    )
+    rgb = _rgb(path)
+    assert ((rgb[..., 0] >= 218) & (rgb[..., 1] <= 2)).any()  # 0.6 is not above 0.7: wrong
+
+
+def test_only_pseudonymous_ids_in_captions(tmp_path) -> None:
+    images = _images(2)
+    for bad in (["I-0123456789ab", "Jane Doe"], ["I-0123456789ab", "/data/P001/img.dcm"]):
+        with pytest.raises(ValueError, match="not a pseudonym"):
+            figures.plot_prediction_montage(
+                images, [0, 1], [0.1, 0.9], bad, ["a", "b"], [tmp_path / "m.png"], STYLE
+            )
+        with pytest.raises(ValueError, match="not a pseudonym") as caught:
+            figures.plot_crop_qc(images, ["dorsal"] * 2, bad, [tmp_path / "q.png"], STYLE, seed=0)
+        assert bad[1] not in str(caught.value)  # the refused value is not echoed into logs
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_format_fails_before_writing(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown figure format"):
+        figures.plot_training_curves(
+            _history(), "x", [tmp_path / "a.png", tmp_path / "a.jpg"], STYLE
+        )
+    assert not list(tmp_path.iterdir())
+
+
+def test_crop_qc_selection_is_seeded_and_grouped() -> None:
+    series = ["dorsal"] * 5 + ["medial"] * 3 + ["plantar"] * 1
+    chosen = figures.select_qc(series, 2, seed=4)
+    assert list(chosen) == ["dorsal", "medial", "plantar"]
+    assert [len(v) for v in chosen.values()] == [2, 2, 1]
+    assert all(series[i] == view for view, idx in chosen.items() for i in idx)
+    assert chosen == figures.select_qc(series, 2, seed=4)
+    assert len({tuple(figures.select_qc(series, 2, seed=s)["dorsal"]) for s in range(10)}) > 1
+
+
+def test_crop_qc_figure_depends_on_seed(tmp_path) -> None:
+    images = _images(8, seed=2)
+    series = ["dorsal"] * 8
+    for seed, name in ((1, "a"), (1, "b"), (2, "c")):
+        figures.plot_crop_qc(images, series, IDS, [tmp_path / f"{name}.png"], STYLE, seed=seed)
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert (tmp_path / "a.png").read_bytes() != (tmp_path / "c.png").read_bytes()
+
+
+def test_roc_legend_uses_delong_of_each_arm(tmp_path, stats_module, monkeypatch) -> None:
+    calls = []
+
+    def recording(y_true, y_score):
+        calls.append((np.asarray(y_true).copy(), np.asarray(y_score).copy()))
+        return _Auc(0.9041, 0.8872, 0.9268)
+
+    monkeypatch.setattr(stats_module, "delong_auc", recording)
+    data = _roc_data()
+    figures.plot_roc(data, "x", [tmp_path / "roc.png"], STYLE | {"roc": {"ci_band": True}})
+    assert len(calls) == 2
+    for (y, s), (arm, (y0, s0)) in zip(calls, data.items(), strict=True):
+        assert np.array_equal(y, y0) and np.array_equal(s, s0), arm
+    assert figures._roc_label("blocks3", _Auc(0.9041, 0.8872, 0.9268)) == (
+        "blocks3 AUC 0.904 (95% CI 0.887–0.927)"
+    )
+    assert figures._roc_label("T2", _Auc(0.75, float("nan"), float("nan"))) == (
+        "T2 AUC 0.750 (95% CI n/a)"
+    )
+    with pytest.raises(ValueError, match="both classes"):
+        figures.plot_roc({"T1": ([1, 1], [0.2, 0.3])}, "x", [tmp_path / "r.png"], STYLE)
+
+
+def test_roc_band() -> None:
+    grid = np.linspace(0, 1, 11)
+    y = np.r_[np.ones(20, dtype=int), np.zeros(20, dtype=int)]
+    perfect = np.r_[np.linspace(0.6, 1, 20), np.linspace(0, 0.4, 20)]
+    low, high = figures.roc_band(y, perfect, grid, resamples=200)
+    assert np.all(low == 1) and np.all(high == 1)
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(size=40)
+    low, high = figures.roc_band(y, noise, grid, resamples=200)
+    assert np.all((0 <= low) & (low <= high) & (high <= 1))
+    assert low[5] < 0.5 < high[5]  # chance lies inside the band for a random score
+    again = figures.roc_band(y, noise, grid, resamples=200)
+    assert np.array_equal(low, again[0]) and np.array_equal(high, again[1])
+
+
+def test_localisation_without_masks_still_writes_a_figure(tmp_path) -> None:
+    empty = localisation_scores(np.zeros((2, 5, 5)), None)
+    figures.plot_localisation(empty, [tmp_path / "loc.png", tmp_path / "loc.pdf"], STYLE)
+    assert _png_size(tmp_path / "loc.png")[0] > 0
+    assert (tmp_path / "loc.pdf").stat().st_size > 0
+
+
+def test_training_curves_with_several_folds_and_no_validation(tmp_path) -> None:
+    history = pd.concat([_history().assign(fold=f) for f in range(3)], ignore_index=True)
+    history.loc[history["fold"] == 2, ["val_loss", "val_acc"]] = np.nan
+    figures.plot_training_curves(history, "blocks3", [tmp_path / "c.png"], STYLE)
+    with pytest.raises(ValueError, match="lacks columns"):
+        figures.plot_training_curves(
+            history.drop(columns="val_acc"), "x", [tmp_path / "d.png"], STYLE
+        )
+
+
+def test_confusion_rejects_unknown_labels(tmp_path) -> None:
+    with pytest.raises(ValueError, match="outside 0..1"):
+        figures.plot_confusion([0, 2], [0, 1], ["a", "b"], "x", [tmp_path / "c.png"], STYLE)
+    # A class without cases is drawn (as a dash), not an error.
+    figures.plot_confusion([0, 0], [0, 1], ["a", "b"], "x", [tmp_path / "c.png"], STYLE)
+
+
+def test_style_defaults_fill_missing_keys(tmp_path) -> None:
+    figures.plot_training_curves(_history(), "x", [tmp_path / "c.png"], {})
+    assert _png_size(tmp_path / "c.png") == (1500, 600)  # dpi 150 of config.yaml
