@@ -160,7 +160,7 @@ rule compute_gradcam:
         images="results/{study}/cache/images.npy",
         masks="results/{study}/cache/masks.npy",
         manifest="results/{study}/cache/manifest.csv",
-        code=library_sources("steps", "gradcam", "models", "train"),
+        code=library_sources("steps", "gradcam", "models", "train", "augment"),
     output:
         cams="results/{study}/gradcam/{arm}_fold{fold}.npz",
         scores="results/{study}/gradcam/{arm}_fold{fold}_scores.csv",
