@@ -80,3 +80,144 @@ def write_paper_check(csv: PathLike, md: PathLike) -> None:
     bad = int((~table["consistent"].astype(bool)).sum())
     log.info("paper check: %d of %d printed values cannot be reproduced", bad, len(table))
     write_table_pair(table, csv, md, "Printed numbers of the two papers, recomputed")
+
+
+# ---- figures --------------------------------------------------------------------------------
+
+
+def test_predictions(paths: Sequence[PathLike]) -> pd.DataFrame:
+    """The test-subset rows of prediction tables (each image once over the folds)."""
+    preds = read_predictions(paths)
+    return preds[preds.subset == "test"].reset_index(drop=True)
+
+
+def plot_training_curves_step(history: PathLike, *, title: str, outputs: list, style: dict) -> None:
+    from mskdx.figures import plot_training_curves
+
+    plot_training_curves(read_table(history, "history"), title, outputs, style)
+
+
+def plot_confusion_step(
+    predictions: Sequence[PathLike], *, class_names: list[str], image_threshold: float, title: str,
+    outputs: list, style: dict,
+) -> None:
+    from mskdx.figures import plot_confusion
+
+    test = test_predictions(predictions)
+    pred = (test.prob > image_threshold).astype(int)  # as argmax: positive above
+    plot_confusion(test.label.to_numpy(), pred.to_numpy(), class_names, title, outputs, style)
+
+
+def plot_roc_step(predictions: Sequence[PathLike], *, title: str, outputs: list, style: dict) -> None:
+    from mskdx.figures import plot_roc
+
+    test = test_predictions(predictions)
+    curves = {arm: (part.label.to_numpy(), part.prob.to_numpy()) for arm, part in test.groupby("arm", sort=False)}
+    plot_roc(curves, title, outputs, style)
+
+
+def plot_threshold_step(curves: PathLike, *, title: str, outputs: list, style: dict) -> None:
+    from mskdx.figures import plot_threshold_curve
+
+    table = read_table(curves)
+    chosen = {int(fold): float(part.loc[part.chosen.astype(bool), "threshold"].iloc[0])
+              for fold, part in table.groupby("fold")}
+    plot_threshold_curve(table, chosen, title, outputs, style)
+
+
+def plot_montage_step(
+    predictions: PathLike, images: PathLike, manifest: PathLike, *, class_names: list[str], seed: int,
+    outputs: list, style: dict,
+) -> None:
+    """Montage of a seeded sample of test images, wrong predictions and correct ones mixed."""
+    from mskdx.figures import plot_prediction_montage
+
+    preds = read_table(predictions, "predictions")
+    test = preds[preds.subset == "test"].sort_values("image_id")
+    rows = read_table(manifest, "manifest").set_index("image_id").loc[test.image_id, "index"]
+    n = min(len(test), int(style.get("montage", {}).get("images", 16)))
+    pick = np.sort(np.random.default_rng(seed).choice(len(test), size=n, replace=False))
+    bank = np.load(images, mmap_mode="r")
+    plot_prediction_montage(
+        np.asarray(bank[rows.to_numpy()[pick]]), test.label.to_numpy()[pick], test.prob.to_numpy()[pick],
+        list(test.image_id.to_numpy()[pick]), class_names, outputs, style,
+    )
+
+
+def plot_crop_qc_step(images: PathLike, manifest: PathLike, *, seed: int, outputs: list, style: dict) -> None:
+    from mskdx.figures import plot_crop_qc
+
+    table = read_table(manifest, "manifest")
+    bank = np.load(images, mmap_mode="r")
+    plot_crop_qc(bank, list(table.series), list(table.image_id), outputs, style, seed)
+
+
+def plot_localisation_step(scores: PathLike, *, outputs: list, style: dict) -> None:
+    from mskdx.figures import plot_localisation
+
+    plot_localisation(read_table(scores), outputs, style)
+
+
+# ---- Grad-CAM -------------------------------------------------------------------------------
+
+
+def compute_gradcam_step(
+    checkpoint: PathLike, predictions: PathLike, images: PathLike, masks: PathLike, manifest: PathLike,
+    *, study: str, arm: str, fold: int, samples: int, seed: int, cams: PathLike, scores: PathLike,
+) -> None:
+    """Grad-CAM of a seeded sample of one job's test images, scored against the lesion masks."""
+    import torch
+
+    from mskdx import gradcam, models, train
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, state = train.load_final(checkpoint, device)
+    preds = read_table(predictions, "predictions")
+    test = preds[preds.subset == "test"].set_index("image_id")
+    table = read_table(manifest, "manifest").set_index("image_id").loc[test.index].reset_index()
+    rows = table.iloc[gradcam.select_samples(table, samples, seed)]
+    idx = rows["index"].to_numpy()
+    imgs = np.asarray(np.load(images, mmap_mode="r")[idx])
+    lesion_masks = np.asarray(np.load(masks, mmap_mode="r")[idx])
+    has_mask = rows["has_mask"].fillna(False).astype(bool).to_numpy()
+    batch = train.prepare_images(imgs, state["normalization"], device)
+    maps = gradcam.compute_cams(model, batch, models.cam_layer(model))
+    image_ids = list(rows.image_id)
+    score_table = gradcam.localisation_scores(
+        maps, [m if h else None for m, h in zip(lesion_masks, has_mask, strict=True)], image_ids=image_ids
+    )
+    score_table.insert(0, "fold", fold)
+    score_table.insert(0, "arm", arm)
+    score_table.insert(0, "study", study)
+    log.info("%s %s fold %s: Grad-CAM of %d images, %d scored against masks", study, arm, fold,
+             len(rows), len(score_table))
+    with atomic_path(cams) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh, images=imgs, cams=maps.astype(np.float32), masks=lesion_masks, has_mask=has_mask,
+            image_ids=np.array(image_ids), labels=test.loc[image_ids, "label"].to_numpy(),
+            probs=test.loc[image_ids, "prob"].to_numpy(),
+        )
+    write_table(score_table, scores)
+
+
+def plot_gradcam_step(cams: PathLike, *, outputs: list, style: dict) -> None:
+    from mskdx.figures import plot_gradcam_grid
+
+    with np.load(cams) as data:
+        masks = [m if h else None for m, h in zip(data["masks"], data["has_mask"], strict=True)]
+        captions = [f"{i}\ny={y} p={p:.2f}" for i, y, p in zip(data["image_ids"], data["labels"], data["probs"], strict=True)]
+        plot_gradcam_grid(data["images"], data["cams"], masks, captions, outputs, style)
+
+
+def summarise_localisation_step(
+    scores: Sequence[PathLike], *, csv: PathLike, md: PathLike, all_scores: PathLike
+) -> None:
+    """Pool the localisation scores of every job and summarise them per arm."""
+    from mskdx.gradcam import summarise_localisation
+
+    table = pd.concat([read_table(p) for p in scores], ignore_index=True)
+    if table.empty:
+        log.warning("no image has a lesion mask: Grad-CAM localisation is not scored")
+    write_table(table, all_scores)
+    write_table_pair(summarise_localisation(table, by="arm"), csv, md,
+                     "Grad-CAM localisation against the lesion masks")

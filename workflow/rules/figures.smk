@@ -169,8 +169,6 @@ rule compute_gradcam:
     benchmark:
         "results/benchmarks/compute_gradcam/{study}/{arm}/{fold}.tsv"
     params:
-        arm_spec=get_arm_spec,
-        normalization=lookup(dpath="studies/{study}/train/normalization", within=config),
         samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
         seed=lookup(dpath="seed", within=config),
     resources:
