@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mskdx import deid, dicom, labels as label_sheet, preprocess
+from mskdx import deid, dicom, preprocess
+from mskdx import labels as label_sheet
 from mskdx.errors import DicomError, MskdxError, PreprocessError
 from mskdx.io import save_npy, write_table
 
@@ -47,7 +48,6 @@ class FileResult:
     checksum: str
     frames: list[int]
     images: list[np.ndarray]
-    masks: list[np.ndarray | None]
     boxes: list[preprocess.Box | None]
 
 
@@ -73,14 +73,16 @@ def extract_study(
     sheet = label_sheet.read_label_sheet(
         labels_path, lab["patient_column"], lab["label_column"], lab["positive"], lab["negative"]
     )
-    patient_label = label_sheet.join_labels(headers, sheet, str(labels_path))
+    patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
     truth = _load_masks(masks_path)
 
-    jobs = [(h.path, spec, truth is not None) for h in headers]
+    jobs = [(h.path, spec) for h in headers]
     results: list[FileResult | MskdxError] = []
     if threads > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=threads) as pool:
-            results = list(pool.map(_process_file, jobs, chunksize=max(1, len(jobs) // (8 * threads))))
+            results = list(
+                pool.map(_process_file, jobs, chunksize=max(1, len(jobs) // (8 * threads)))
+            )
     else:
         results = [_process_file(job) for job in jobs]
 
@@ -98,8 +100,12 @@ def extract_study(
         if isinstance(result, MskdxError):
             continue
         series = _series(h, spec)
-        for frame, img, msk, box in zip(result.frames, result.images, result.masks, result.boxes, strict=True):
-            gt = _truth_mask(truth, result.checksum, frame, img.shape, box, spec) if truth is not None else None
+        for frame, img, box in zip(result.frames, result.images, result.boxes, strict=True):
+            gt = (
+                _truth_mask(truth, result.checksum, frame, img.shape, box, spec)
+                if truth is not None
+                else None
+            )
             rows.append(
                 {
                     "index": len(rows),
@@ -136,23 +142,26 @@ def extract_study(
     write_table(table, manifest, schema="manifest")
     log.info(
         "%s: %d images of %d patients (%d positive images), %d files refused",
-        spec.study, len(table), table.patient.nunique(), int(table.label.sum()), len(refused_rows),
+        spec.study,
+        len(table),
+        table.patient.nunique(),
+        int(table.label.sum()),
+        len(refused_rows),
     )
     return table
 
 
-def _process_file(job: tuple[str, StudySpec, bool]) -> FileResult | MskdxError:
+def _process_file(job: tuple[str, StudySpec]) -> FileResult | MskdxError:
     """Decode and preprocess one file (runs in a worker process); errors are returned."""
-    path, spec, _ = job
+    path, spec = job
     try:
         frames = dicom.read_frames(path)
         keep = _frame_choice(frames.shape[0], spec.frames)
-        result = FileResult(dicom.file_sha256(path), [], [], [], [])
+        result = FileResult(dicom.file_sha256(path), [], [], [])
         for i in keep:
             img, box = _preprocess_frame(frames[i], spec, f"{path} frame {i}")
             result.frames.append(i)
             result.images.append(img)
-            result.masks.append(None)
             result.boxes.append(box)
         return result
     except (DicomError, PreprocessError) as err:
@@ -163,7 +172,11 @@ def _preprocess_frame(frame: np.ndarray, spec: StudySpec, source: str):
     pp = spec.preprocess
     if pp["kind"] == "ultrasound":
         return preprocess.crop_ultrasound(
-            frame, width=pp["crop_width"], height=pp["crop_height"], scale=pp.get("scale", 1.0), source=source
+            frame,
+            width=pp["crop_width"],
+            height=pp["crop_height"],
+            scale=pp.get("scale", 1.0),
+            source=source,
         )
     return preprocess.resize_mri(frame, pp["size"], source), None
 
@@ -175,7 +188,9 @@ def _truth_mask(truth, checksum, frame, shape, box, spec) -> np.ndarray | None:
     mask = truth[key]
     pp = spec.preprocess
     if box is not None:
-        return preprocess.crop_mask(mask, box, pp["crop_width"], pp["crop_height"], pp.get("scale", 1.0))
+        return preprocess.crop_mask(
+            mask, box, pp["crop_width"], pp["crop_height"], pp.get("scale", 1.0)
+        )
     return preprocess.resize_mask(mask, shape)
 
 
@@ -221,7 +236,11 @@ def _refusal_row(path, reason, message, root: Path) -> dict:
     """A refused file, keyed by a hash of its relative path (paths may hold PHI)."""
     rel = _relative(path, root)
     file_key = "F-" + hashlib.sha256(rel.encode()).hexdigest()[:12]
-    return {"file_key": file_key, "reason": str(reason), "message": str(message).replace(str(path), file_key)}
+    return {
+        "file_key": file_key,
+        "reason": str(reason),
+        "message": str(message).replace(str(path), file_key),
+    }
 
 
 def default_threads() -> int:

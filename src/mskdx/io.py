@@ -28,6 +28,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -56,7 +59,9 @@ def validate_table(df: pd.DataFrame, schema: str, source: str | os.PathLike[str]
     spec = load_schema(schema)
     missing = [c for c in spec.get("required", []) if c not in df.columns]
     if missing:
-        raise ValueError(f"{source or schema}: missing columns {missing}; expected {spec['required']}")
+        raise ValueError(
+            f"{source or schema}: missing columns {missing}; expected {spec['required']}"
+        )
     validator = jsonschema.Draft7Validator(spec)
     records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
     for i, row in enumerate(records):

@@ -78,7 +78,9 @@ def find_bmode_region(frame: NDArray, source: str = "") -> Box:
     return Box(x0=c0 * f, y0=r0 * f, x1=min(c1 * f, frame.shape[1]), y1=min(r1 * f, frame.shape[0]))
 
 
-def crop_box(region: Box, frame_shape: tuple[int, int], width: int, height: int, source: str = "") -> Box:
+def crop_box(
+    region: Box, frame_shape: tuple[int, int], width: int, height: int, source: str = ""
+) -> Box:
     """Place a width x height crop on the region: centred horizontally, at its top (near field).
 
     The paper keeps the region of interest within the near two thirds of the field, so the crop

@@ -46,7 +46,9 @@ def kfold_splits(
     for fold, (train_idx, test_idx) in enumerate(kfold.split(patients, y)):
         train_idx, val_idx = _carve(train_idx, y, validation_fraction, seed + fold)
         for subset, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
-            rows += [(fold, p, subset, int(lab)) for p, lab in zip(patients[idx], y[idx], strict=True)]
+            rows += [
+                (fold, p, subset, int(lab)) for p, lab in zip(patients[idx], y[idx], strict=True)
+            ]
     return _frame(rows)
 
 
@@ -90,7 +92,9 @@ def check_splits(splits: pd.DataFrame, patients: pd.Index | None = None, source:
                 )
         for fold, part in splits.groupby("fold"):
             if not (part.subset == "test").any() or not (part.subset == "train").any():
-                raise SplitError(f"{source or 'splits'}: fold {fold} has no train or no test patients")
+                raise SplitError(
+                    f"{source or 'splits'}: fold {fold} has no train or no test patients"
+                )
 
 
 def make_splits(
@@ -112,10 +116,14 @@ def make_splits(
             splits["label"] = splits.patient.map(labels)
         unknown = sorted(set(splits.patient) - set(labels.index))
         if unknown:
-            raise SplitError(f"{user_file}: {len(unknown)} patients not in the manifest, e.g. {unknown[:3]}")
+            raise SplitError(
+                f"{user_file}: {len(unknown)} patients not in the manifest, e.g. {unknown[:3]}"
+            )
         source = user_file
     elif method == "kfold":
-        splits = kfold_splits(labels, folds=folds, validation_fraction=validation_fraction, seed=seed)
+        splits = kfold_splits(
+            labels, folds=folds, validation_fraction=validation_fraction, seed=seed
+        )
         source = "kfold"
     elif method == "holdout":
         splits = holdout_split(labels, fractions=fractions or [0.6, 0.2, 0.2], seed=seed)
@@ -129,12 +137,16 @@ def make_splits(
     return splits
 
 
-def _carve(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _carve(
+    idx: np.ndarray, y: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Split `idx` into (train, val) with a stratified `fraction` for validation."""
     n_val = int(round(fraction * len(idx)))
     if fraction <= 0 or n_val < 2:
         return idx, idx[:0]
-    train, val = train_test_split(idx, test_size=n_val, stratify=_stratify(y[idx]), random_state=seed)
+    train, val = train_test_split(
+        idx, test_size=n_val, stratify=_stratify(y[idx]), random_state=seed
+    )
     return np.sort(train), np.sort(val)
 
 

@@ -35,7 +35,9 @@ def write_table_pair(df: pd.DataFrame, csv: PathLike, md: PathLike, title: str) 
 # ---- tables ---------------------------------------------------------------------------------
 
 
-def write_complexity_table(arms: dict, input_shape: tuple[int, int, int], csv: PathLike, md: PathLike) -> None:
+def write_complexity_table(
+    arms: dict, input_shape: tuple[int, int, int], csv: PathLike, md: PathLike
+) -> None:
     from mskdx.models import complexity_table
 
     table = complexity_table(arms, input_shape)
@@ -43,16 +45,28 @@ def write_complexity_table(arms: dict, input_shape: tuple[int, int, int], csv: P
 
 
 def write_image_level_table(
-    predictions: Sequence[PathLike], *, best_arm: str, image_threshold: float, csv: PathLike, md: PathLike
+    predictions: Sequence[PathLike],
+    *,
+    best_arm: str,
+    image_threshold: float,
+    csv: PathLike,
+    md: PathLike,
 ) -> None:
     from mskdx.tables import gout_image_table
 
-    table = gout_image_table(read_predictions(predictions), best_arm=best_arm, image_threshold=image_threshold)
+    table = gout_image_table(
+        read_predictions(predictions), best_arm=best_arm, image_threshold=image_threshold
+    )
     write_table_pair(table, csv, md, "Gout Table I: image-level performance on the test folds")
 
 
 def write_patient_level_table(
-    predictions: Sequence[PathLike], *, step: float, image_threshold: float, csv: PathLike, md: PathLike,
+    predictions: Sequence[PathLike],
+    *,
+    step: float,
+    image_threshold: float,
+    csv: PathLike,
+    md: PathLike,
     curves: PathLike,
 ) -> None:
     from mskdx.tables import gout_patient_table
@@ -98,8 +112,13 @@ def plot_training_curves_step(history: PathLike, *, title: str, outputs: list, s
 
 
 def plot_confusion_step(
-    predictions: Sequence[PathLike], *, class_names: list[str], image_threshold: float, title: str,
-    outputs: list, style: dict,
+    predictions: Sequence[PathLike],
+    *,
+    class_names: list[str],
+    image_threshold: float,
+    title: str,
+    outputs: list,
+    style: dict,
 ) -> None:
     from mskdx.figures import plot_confusion
 
@@ -108,11 +127,16 @@ def plot_confusion_step(
     plot_confusion(test.label.to_numpy(), pred.to_numpy(), class_names, title, outputs, style)
 
 
-def plot_roc_step(predictions: Sequence[PathLike], *, title: str, outputs: list, style: dict) -> None:
+def plot_roc_step(
+    predictions: Sequence[PathLike], *, title: str, outputs: list, style: dict
+) -> None:
     from mskdx.figures import plot_roc
 
     test = test_predictions(predictions)
-    curves = {arm: (part.label.to_numpy(), part.prob.to_numpy()) for arm, part in test.groupby("arm", sort=False)}
+    curves = {
+        arm: (part.label.to_numpy(), part.prob.to_numpy())
+        for arm, part in test.groupby("arm", sort=False)
+    }
     plot_roc(curves, title, outputs, style)
 
 
@@ -120,14 +144,22 @@ def plot_threshold_step(curves: PathLike, *, title: str, outputs: list, style: d
     from mskdx.figures import plot_threshold_curve
 
     table = read_table(curves)
-    chosen = {int(fold): float(part.loc[part.chosen.astype(bool), "threshold"].iloc[0])
-              for fold, part in table.groupby("fold")}
+    chosen = {
+        int(fold): float(part.loc[part.chosen.astype(bool), "threshold"].iloc[0])
+        for fold, part in table.groupby("fold")
+    }
     plot_threshold_curve(table, chosen, title, outputs, style)
 
 
 def plot_montage_step(
-    predictions: PathLike, images: PathLike, manifest: PathLike, *, class_names: list[str], seed: int,
-    outputs: list, style: dict,
+    predictions: PathLike,
+    images: PathLike,
+    manifest: PathLike,
+    *,
+    class_names: list[str],
+    seed: int,
+    outputs: list,
+    style: dict,
 ) -> None:
     """Montage of a seeded sample of test images, wrong predictions and correct ones mixed."""
     from mskdx.figures import plot_prediction_montage
@@ -139,12 +171,19 @@ def plot_montage_step(
     pick = np.sort(np.random.default_rng(seed).choice(len(test), size=n, replace=False))
     bank = np.load(images, mmap_mode="r")
     plot_prediction_montage(
-        np.asarray(bank[rows.to_numpy()[pick]]), test.label.to_numpy()[pick], test.prob.to_numpy()[pick],
-        list(test.image_id.to_numpy()[pick]), class_names, outputs, style,
+        np.asarray(bank[rows.to_numpy()[pick]]),
+        test.label.to_numpy()[pick],
+        test.prob.to_numpy()[pick],
+        list(test.image_id.to_numpy()[pick]),
+        class_names,
+        outputs,
+        style,
     )
 
 
-def plot_crop_qc_step(images: PathLike, manifest: PathLike, *, seed: int, outputs: list, style: dict) -> None:
+def plot_crop_qc_step(
+    images: PathLike, manifest: PathLike, *, seed: int, outputs: list, style: dict
+) -> None:
     from mskdx.figures import plot_crop_qc
 
     table = read_table(manifest, "manifest")
@@ -162,8 +201,19 @@ def plot_localisation_step(scores: PathLike, *, outputs: list, style: dict) -> N
 
 
 def compute_gradcam_step(
-    checkpoint: PathLike, predictions: PathLike, images: PathLike, masks: PathLike, manifest: PathLike,
-    *, study: str, arm: str, fold: int, samples: int, seed: int, cams: PathLike, scores: PathLike,
+    checkpoint: PathLike,
+    predictions: PathLike,
+    images: PathLike,
+    masks: PathLike,
+    manifest: PathLike,
+    *,
+    study: str,
+    arm: str,
+    fold: int,
+    samples: int,
+    seed: int,
+    cams: PathLike,
+    scores: PathLike,
 ) -> None:
     """Grad-CAM of a seeded sample of one job's test images, scored against the lesion masks."""
     import torch
@@ -184,17 +234,30 @@ def compute_gradcam_step(
     maps = gradcam.compute_cams(model, batch, models.cam_layer(model))
     image_ids = list(rows.image_id)
     score_table = gradcam.localisation_scores(
-        maps, [m if h else None for m, h in zip(lesion_masks, has_mask, strict=True)], image_ids=image_ids
+        maps,
+        [m if h else None for m, h in zip(lesion_masks, has_mask, strict=True)],
+        image_ids=image_ids,
     )
     score_table.insert(0, "fold", fold)
     score_table.insert(0, "arm", arm)
     score_table.insert(0, "study", study)
-    log.info("%s %s fold %s: Grad-CAM of %d images, %d scored against masks", study, arm, fold,
-             len(rows), len(score_table))
+    log.info(
+        "%s %s fold %s: Grad-CAM of %d images, %d scored against masks",
+        study,
+        arm,
+        fold,
+        len(rows),
+        len(score_table),
+    )
     with atomic_path(cams) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(
-            fh, images=imgs, cams=maps.astype(np.float32), masks=lesion_masks, has_mask=has_mask,
-            image_ids=np.array(image_ids), labels=test.loc[image_ids, "label"].to_numpy(),
+            fh,
+            images=imgs,
+            cams=maps.astype(np.float32),
+            masks=lesion_masks,
+            has_mask=has_mask,
+            image_ids=np.array(image_ids),
+            labels=test.loc[image_ids, "label"].to_numpy(),
             probs=test.loc[image_ids, "prob"].to_numpy(),
         )
     write_table(score_table, scores)
@@ -205,7 +268,10 @@ def plot_gradcam_step(cams: PathLike, *, outputs: list, style: dict) -> None:
 
     with np.load(cams) as data:
         masks = [m if h else None for m, h in zip(data["masks"], data["has_mask"], strict=True)]
-        captions = [f"{i}\ny={y} p={p:.2f}" for i, y, p in zip(data["image_ids"], data["labels"], data["probs"], strict=True)]
+        captions = [
+            f"{i}\ny={y} p={p:.2f}"
+            for i, y, p in zip(data["image_ids"], data["labels"], data["probs"], strict=True)
+        ]
         plot_gradcam_grid(data["images"], data["cams"], masks, captions, outputs, style)
 
 
@@ -219,5 +285,9 @@ def summarise_localisation_step(
     if table.empty:
         log.warning("no image has a lesion mask: Grad-CAM localisation is not scored")
     write_table(table, all_scores)
-    write_table_pair(summarise_localisation(table, by="arm"), csv, md,
-                     "Grad-CAM localisation against the lesion masks")
+    write_table_pair(
+        summarise_localisation(table, by="arm"),
+        csv,
+        md,
+        "Grad-CAM localisation against the lesion masks",
+    )

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from mskdx.errors import PreprocessError
-from mskdx.preprocess import Box, crop_box, crop_mask, crop_ultrasound, find_bmode_region, resize_mri
+from mskdx.preprocess import (
+    Box,
+    crop_box,
+    crop_mask,
+    crop_ultrasound,
+    find_bmode_region,
+    resize_mri,
+)
 
 
 def screen_capture(rng, region=(150, 100, 950, 560), shape=(768, 1024)):

@@ -17,7 +17,7 @@ def labels(n_pos, n_neg):
 def manifest(lab: pd.Series, per_patient=3) -> pd.DataFrame:
     rows = []
     for p, y in lab.items():
-        for k in range(per_patient):
+        for _ in range(per_patient):
             rows.append(
                 {
                     "index": len(rows),
@@ -64,7 +64,12 @@ def test_holdout_is_60_20_20_and_seeded():
 def test_patient_in_two_subsets_is_refused():
     lab = labels(10, 10)
     splits = kfold_splits(lab, folds=2, validation_fraction=0.0, seed=1)
-    leak = pd.concat([splits, splits.iloc[[0]].assign(subset="test" if splits.iloc[0].subset != "test" else "train")])
+    leak = pd.concat(
+        [
+            splits,
+            splits.iloc[[0]].assign(subset="test" if splits.iloc[0].subset != "test" else "train"),
+        ]
+    )
     with pytest.raises(SplitError, match=r"is in subsets .* of fold 0"):
         check_splits(leak, lab.index, "user.csv")
 
@@ -84,18 +89,34 @@ def test_mixed_labels_within_a_patient_are_refused():
 def test_make_splits_writes_and_reads_user_file(tmp_path):
     lab = labels(8, 8)
     write_table(manifest(lab), tmp_path / "manifest.csv", schema="manifest")
-    out = make_splits(tmp_path / "manifest.csv", tmp_path / "splits.csv", method="kfold", folds=4,
-                      validation_fraction=0.0, seed=5)
+    out = make_splits(
+        tmp_path / "manifest.csv",
+        tmp_path / "splits.csv",
+        method="kfold",
+        folds=4,
+        validation_fraction=0.0,
+        seed=5,
+    )
     assert read_table(tmp_path / "splits.csv", "splits").equals(out)
     # a user's split file is taken as is, and checked
     user = out[["fold", "patient", "subset"]]
     user.to_csv(tmp_path / "user.csv", index=False)
-    again = make_splits(tmp_path / "manifest.csv", tmp_path / "s2.csv", method="kfold", seed=0,
-                        user_file=str(tmp_path / "user.csv"))
+    again = make_splits(
+        tmp_path / "manifest.csv",
+        tmp_path / "s2.csv",
+        method="kfold",
+        seed=0,
+        user_file=str(tmp_path / "user.csv"),
+    )
     assert np.array_equal(again.subset, out.subset)
     bad = pd.concat([user, user.iloc[[0]].assign(subset="val")])
     bad.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(SplitError, match="bad.csv"):
-        make_splits(tmp_path / "manifest.csv", tmp_path / "s3.csv", method="kfold", seed=0,
-                    user_file=str(tmp_path / "bad.csv"))
+        make_splits(
+            tmp_path / "manifest.csv",
+            tmp_path / "s3.csv",
+            method="kfold",
+            seed=0,
+            user_file=str(tmp_path / "bad.csv"),
+        )
     assert not (tmp_path / "s3.csv").exists()

@@ -1,4 +1,4 @@
-"""A real Snakemake run of the tiny config (config/test.yaml) in a temporary copy of the workflow."""
+"""A real Snakemake run of the tiny config (config/test.yaml) in a temporary workflow copy."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def copy_workflow(dest: Path) -> Path:
     for name in WORKFLOW_FILES:
         src = REPO / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(
+                src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+            )
         elif src.exists():
             shutil.copy2(src, dest / name)
     return dest
@@ -40,9 +42,13 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True,
         *args,
     ]
     run_env = {**os.environ, "MSKDX_PSEUDONYM_KEY": "tests-key", **(env or {})}
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=run_env)
+    proc = subprocess.run(
+        cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=run_env
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
@@ -52,3 +58,11 @@ def tiny_run(tmp_path_factory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("tiny") / "mskdx")
     snakemake(workdir)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_report(tiny_run) -> Path:
+    """The self-contained HTML report of the tiny run."""
+    report = tiny_run / "report.html"
+    snakemake(tiny_run, "--report", str(report))
+    return report

@@ -17,8 +17,12 @@ def test_every_final_output_exists(tiny_run):
     assert "Nothing to be done" in dry.stdout + dry.stderr
     tables = sorted(p.relative_to(tiny_run) for p in (tiny_run / "results").rglob("tables/*.csv"))
     names = {p.name for p in tables}
-    assert {"table1_image_level.csv", "table2_complexity.csv", "table2_performance.csv",
-            "localisation.csv"} <= names
+    assert {
+        "table1_image_level.csv",
+        "table2_complexity.csv",
+        "table2_performance.csv",
+        "localisation.csv",
+    } <= names
     assert (tiny_run / "results/paper_check.csv").stat().st_size > 0
     for fig in (tiny_run / "results").rglob("figures/*.png"):
         assert fig.stat().st_size > 1000, fig

@@ -1,0 +1,167 @@
+"""Extraction on a tiny synthetic cohort: crops hold every lesion, no PHI, bad files refused."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mskdx.errors import DicomError, LabelError
+from mskdx.extract import StudySpec, extract_study
+from mskdx.io import read_table
+from mskdx.synth import synthesize_gout, synthesize_olt
+
+GOUT = StudySpec(
+    study="gout",
+    modalities=["US", "SC", "OT"],
+    preprocess={"kind": "ultrasound", "crop_width": 700, "crop_height": 320, "scale": 1.0},
+    labels={
+        "patient_column": "patient_id",
+        "label_column": "diagnosis",
+        "positive": "gout",
+        "negative": "control",
+    },
+)
+OLT = StudySpec(
+    study="olt",
+    modalities=["MR"],
+    preprocess={"kind": "mri", "size": 64},
+    labels={
+        "patient_column": "patient_id",
+        "label_column": "diagnosis",
+        "positive": "patient",
+        "negative": "healthy",
+    },
+    sequences={"T1": "(?i)t1", "T2": "(?i)t2"},
+)
+
+
+@pytest.fixture(scope="module")
+def gout_cohort(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gout") / "cohort"
+    synthesize_gout(out, patients_gout=5, patients_control=4, images=30, seed=3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def olt_cohort(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("olt") / "cohort"
+    synthesize_olt(
+        out,
+        subjects_patient=4,
+        subjects_healthy=4,
+        images={"T1": {"patient": 6, "healthy": 6}, "T2": {"patient": 6, "healthy": 6}},
+        size=128,
+        seed=3,
+    )
+    return out
+
+
+def outputs(base: Path) -> dict[str, Path]:
+    return {
+        name: base / f"{name}.{ext}"
+        for name, ext in (
+            ("images", "npy"),
+            ("masks", "npy"),
+            ("manifest", "csv"),
+            ("refused", "csv"),
+        )
+    }
+
+
+def run(
+    cohort: Path, spec: StudySpec, out: Path, on_error="stop", truth=True, threads=1, dicom=None
+):
+    return extract_study(
+        dicom or cohort / "dicom",
+        cohort / "labels.csv",
+        spec=spec,
+        masks_path=cohort / "masks.npz" if truth else None,
+        on_error=on_error,
+        key_env="MSKDX_TEST_KEY",
+        threads=threads,
+        **outputs(out),
+    )
+
+
+def test_gout_crops_contain_every_lesion(gout_cohort, tmp_path):
+    table = run(gout_cohort, GOUT, tmp_path, threads=2)
+    images = np.load(tmp_path / "images.npy")
+    assert images.shape == (30, 320, 700) and images.dtype == np.uint8
+    with np.load(gout_cohort / "masks.npz") as truth:
+        for row in table.itertuples():
+            full = truth[f"{row.checksum}_{row.frame}"]
+            inside = full[row.crop_y0 : row.crop_y1, row.crop_x0 : row.crop_x1].sum()
+            assert inside == full.sum(), f"crop of image {row.image_id} cuts its lesion"
+    assert table.lesion.sum() > 0 and (~table.lesion.astype(bool) & (table.label == 1)).sum() > 0
+    assert set(table.series) <= {"dorsal", "medial", "plantar"}
+    # a multi-frame file gives one row per frame
+    assert (table.frame > 0).any()
+
+
+def test_manifest_has_no_phi_and_is_stable(gout_cohort, tmp_path):
+    a = run(gout_cohort, GOUT, tmp_path / "a")
+    b = run(gout_cohort, GOUT, tmp_path / "b", threads=2)
+    for name in ("images.npy", "manifest.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    labels = pd.read_csv(gout_cohort / "labels.csv", dtype=str)
+    text = (tmp_path / "a/manifest.csv").read_text()
+    for pid in labels.patient_id:
+        assert pid not in text
+    assert a.patient.str.fullmatch(r"P-[0-9a-f]{10}").all()
+    assert b.label.groupby(b.patient).nunique().max() == 1
+
+
+def test_olt_sequences_and_resize(olt_cohort, tmp_path):
+    table = run(olt_cohort, OLT, tmp_path)
+    assert np.load(tmp_path / "images.npy").shape == (len(table), 64, 64)
+    counts = table.groupby(["series", "label"]).size().to_dict()
+    assert counts == {("T1", 0): 6, ("T1", 1): 6, ("T2", 0): 6, ("T2", 1): 6}
+    assert table[table.label == 1].lesion.all() and not table[table.label == 0].lesion.any()
+
+
+def with_extra_files(cohort: Path, dest: Path, extra: dict[str, bytes]) -> Path:
+    shutil.copytree(cohort / "dicom", dest)
+    for name, data in extra.items():
+        (dest / name).write_bytes(data)
+    return dest
+
+
+def test_bad_files_stop_the_run_listing_each_and_leave_nothing(gout_cohort, tmp_path):
+    dicom = with_extra_files(
+        gout_cohort, tmp_path / "in", {"empty.dcm": b"", "notes.dcm": b"hello"}
+    )
+    with pytest.raises(DicomError) as err:
+        run(gout_cohort, GOUT, tmp_path / "out", dicom=dicom)
+    assert "empty.dcm" in str(err.value) and "notes.dcm" in str(err.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_skip_policy_tables_refused_files(gout_cohort, tmp_path):
+    dicom = with_extra_files(
+        gout_cohort, tmp_path / "in", {"empty.dcm": b"", "notes.dcm": b"hello"}
+    )
+    table = run(gout_cohort, GOUT, tmp_path / "out", on_error="skip", dicom=dicom)
+    refused = read_table(tmp_path / "out/refused.csv")
+    assert len(refused) == 2 and len(table) == 30
+    assert refused.file_key.str.fullmatch(r"F-[0-9a-f]{12}").all()
+    assert "notes.dcm" not in (tmp_path / "out/refused.csv").read_text()
+
+
+def test_patient_without_label_is_refused(gout_cohort, tmp_path):
+    sheet = pd.read_csv(gout_cohort / "labels.csv", dtype=str).iloc[1:]
+    cohort = tmp_path / "cohort"
+    shutil.copytree(gout_cohort, cohort)
+    sheet.to_csv(cohort / "labels.csv", index=False)
+    with pytest.raises(LabelError):
+        run(cohort, GOUT, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_empty_input_folder(gout_cohort, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DicomError, match="no DICOM"):
+        run(gout_cohort, GOUT, tmp_path / "out", dicom=tmp_path / "empty")
