@@ -1017,11 +1017,17 @@ class Refusal:
             object.__setattr__(self, "key", _path_key(self.relpath or str(self.path)))
 
 
+#: Snakemake's marker in a directory() output (the synthetic cohort); not the user's file
+SNAKEMAKE_MARKER = ".snakemake_timestamp"
+
+
 def _files(root: Path) -> list[Path]:
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
         for name in filenames:
+            if name == SNAKEMAKE_MARKER and Path(dirpath) == root:
+                continue
             p = Path(dirpath) / name
             if p.is_file():  # regular files (and links to them); skips sockets, fifos, broken links
                 found.append(p)

@@ -227,7 +227,7 @@ rule summarise_localisation:
 
 rule plot_localisation:
     input:
-        all_scores="results/{study}/tables/localisation_scores.csv",
+        scores="results/{study}/tables/localisation_scores.csv",
         code=library_sources("steps", "figures"),
     output:
         figure=report(
