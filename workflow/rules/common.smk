@@ -34,7 +34,8 @@ def study_config(study):
 
 
 def arms(study):
-    return list(study_config(study)["arms"])
+    """Arm names, sorted: an overlay that redefines an arm must not reorder params."""
+    return sorted(study_config(study)["arms"])
 
 
 def folds(study):
@@ -87,10 +88,18 @@ def get_train_spec(wildcards):
     return {**cfg["train"], **cfg["arms"][wildcards.arm].get("train", {})}
 
 
-def get_arm_spec(wildcards):
-    """The arm's model settings (its training overrides go to get_train_spec)."""
-    spec = study_config(wildcards.study)["arms"][wildcards.arm]
+def model_spec(study, arm):
+    """An arm's model settings (its training overrides go to get_train_spec)."""
+    spec = study_config(study)["arms"][arm]
     return {k: v for k, v in spec.items() if k != "train"}
+
+
+def get_arm_spec(wildcards):
+    return model_spec(wildcards.study, wildcards.arm)
+
+
+def get_model_specs(wildcards):
+    return {arm: model_spec(wildcards.study, arm) for arm in arms(wildcards.study)}
 
 
 def gpu_wanted(wildcards):

@@ -32,18 +32,20 @@ rule tabulate_complexity:
         code=library_sources("models", "papers"),
     output:
         csv=report(
-            "results/gout/tables/table2_complexity.csv",
+            "results/{study}/tables/table2_complexity.csv",
             caption="../report/table2_complexity.rst",
             category="Gout ultrasound",
             labels={"table": "Table II: FLOPs and parameters"},
         ),
-        md="results/gout/tables/table2_complexity.md",
+        md="results/{study}/tables/table2_complexity.md",
     log:
-        "results/logs/tabulate_complexity/gout.log",
+        "results/logs/tabulate_complexity/{study}.log",
     params:
-        arms=lookup(dpath="studies/gout/arms", within=config),
-        width=lookup(dpath="studies/gout/preprocess/crop_width", within=config),
-        height=lookup(dpath="studies/gout/preprocess/crop_height", within=config),
+        arms=get_model_specs,
+        width=lookup(dpath="studies/{study}/preprocess/crop_width", within=config),
+        height=lookup(dpath="studies/{study}/preprocess/crop_height", within=config),
+    wildcard_constraints:
+        study="gout",
     conda:
         "../../envs/torch.yaml"
     script:
