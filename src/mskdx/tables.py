@@ -28,6 +28,7 @@ from scipy.stats import norm
 from statsmodels.stats.proportion import proportion_confint
 
 from mskdx import papers
+from mskdx.errors import SplitError
 from mskdx.io import load_schema
 from mskdx.papers import Cell, PrintedAuc, PrintedProportion
 from mskdx.stats import (
@@ -401,6 +402,13 @@ def gout_patient_table(
             )
         if test.empty:
             raise ValueError(f"{what}: fold {fold} of arm {arms[0]} has no test predictions")
+        leaked = set(train["patient"]) & set(test["patient"])
+        if leaked:  # the threshold must never see a test patient
+            raise SplitError(
+                f"{what}: fold {fold}: {len(leaked)} patients are in both the training and the "
+                f"test predictions, e.g. {sorted(leaked)[0]}; the threshold is searched on "
+                "training patients only"
+            )
         search = search_threshold(train["fraction"], train["label"], step=step)
         called = (test["fraction"].to_numpy() > search.threshold).astype(np.int64)
         m = binary_metrics(test["label"], called, test["fraction"], level=level)

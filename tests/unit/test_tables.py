@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mskdx.errors import SplitError
 from mskdx.stats import delong_test, mcnemar_from_counts, wilson_ci
 from mskdx.tables import (
     compact_view,
@@ -398,3 +399,11 @@ def test_compact_view_merges_counts_and_cis():
         "0.904 [0.887, 0.927]",
         "<0.001",
     ]
+
+
+def test_gout_patient_table_refuses_a_test_patient_among_the_training_ones():
+    preds = pd.concat(
+        [pd.DataFrame(patient_predictions()), pd.DataFrame(patient(0, "train", "t1", 1, 3, 1))]
+    )
+    with pytest.raises(SplitError, match="fold 0: 1 patients are in both"):
+        gout_patient_table(preds)
