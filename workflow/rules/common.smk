@@ -1,4 +1,5 @@
 import csv
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -7,7 +8,8 @@ from snakemake.utils import validate
 validate(config, schema="../schemas/config.schema.yaml")
 
 STUDIES = ["gout", "olt"]
-LIBRARY = Path(workflow.basedir) / "src" / "mskdx"
+# relative to the run directory, so that a moved checkout does not look like changed inputs
+LIBRARY = Path(os.path.relpath(workflow.basedir)) / "src" / "mskdx"
 
 
 wildcard_constraints:
