@@ -1,0 +1,428 @@
+"""The conda environments in envs/ fit the rules that use them.
+
+No conda channel is reachable where the tests run, so the envs are not built here. Instead:
+each file is a well-formed, pinned conda env; its pins equal pyproject.toml's and the tested
+venv's versions; every rule that runs code names an env; and every third-party module that a
+rule's script imports, directly or through the mskdx modules it uses, is listed in that env.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ENVS = REPO / "envs"
+SRC = REPO / "src"
+ENV_FILES = sorted(ENVS.glob("*.yaml"))
+# Imported, but provided by Snakemake itself (the `snakemake` object in scripts)
+PROVIDED = {"snakemake"}
+
+# Loads the workflow with Snakemake's API in a subprocess (it changes the working directory and
+# sets up logging) and prints, for every rule, its conda env, script and kind as JSON.
+LOAD_RULES = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+with SnakemakeApi(OutputSettings()) as api:
+    wf = api.workflow(
+        resource_settings=ResourceSettings(),
+        config_settings=ConfigSettings(configfiles=[Path("config/config.yaml").absolute()]),
+        snakefile=Path("Snakefile").absolute(),
+    )
+    rules = {}
+    for rule in wf._workflow.rules:
+        base = Path(rule.basedir.get_path_or_uri(secret_free=True))
+        rules[rule.name] = {
+            "conda": None if rule.conda_env is None else str(base / str(rule.conda_env)),
+            "script": None if rule.script is None else str(base / str(rule.script)),
+            "shell": rule.shellcmd is not None,
+            "norun": bool(rule.norun),
+        }
+print("RULES-JSON:" + json.dumps(rules))
+"""
+
+
+def normalize(name: str) -> str:
+    """PEP 503 name: PyYAML and pyyaml, grad_cam and grad-cam are the same distribution."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(spec: str) -> str:
+    return normalize(re.split(r"[\s<>=!~\[;@]", spec.strip(), maxsplit=1)[0])
+
+
+def load_env(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def pip_section(env: dict) -> list[str]:
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict) and "pip" in dep:
+            return [str(item) for item in dep["pip"]]
+    return []
+
+
+def conda_specs(env: dict) -> list[str]:
+    return [dep for dep in env["dependencies"] if isinstance(dep, str)]
+
+
+def listed_packages(env: dict) -> set[str]:
+    """Distributions the env file itself lists (pip and conda), not what they pull in."""
+    pip = {requirement_name(item) for item in pip_section(env) if not item.startswith("-")}
+    conda = {requirement_name(spec) for spec in conda_specs(env)}
+    return pip | conda
+
+
+@cache
+def pyproject_pins() -> dict[str, str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for spec in project["dependencies"]:
+        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s;]+)\s*", spec)
+        if match:
+            pins[normalize(match.group(1))] = match.group(2)
+    return pins
+
+
+@cache
+def rules() -> dict[str, dict]:
+    if not (REPO / "Snakefile").is_file():
+        pytest.skip("no Snakefile yet")
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_RULES],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    marker = [line for line in proc.stdout.splitlines() if line.startswith("RULES-JSON:")]
+    assert proc.returncode == 0 and marker, (
+        f"could not load the workflow (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    )
+    return json.loads(marker[-1].removeprefix("RULES-JSON:"))
+
+
+@cache
+def import_to_distributions() -> dict[str, list[str]]:
+    """Top-level import name -> distributions, from what is installed (skimage -> scikit-image)."""
+    return {
+        module: [normalize(dist) for dist in dists]
+        for module, dists in importlib.metadata.packages_distributions().items()
+    }
+
+
+# --- imports of a script, followed through mskdx -------------------------------------------
+#
+# What runs is followed at the level of names: importing a module runs its top-level imports;
+# calling one of its functions also runs the imports inside that function (mskdx.steps imports
+# torch only inside the training step, so a figure rule need not have torch). A module used as
+# a whole (`from mskdx import stats`, then `stats.f`) is followed through the attributes used.
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # absolute dotted name ("" for `from . import x` before resolution)
+    names: tuple[str, ...]  # for `from module import names`; () for `import module`
+    level: int
+    bound: str | None  # the name it binds, for `import a.b` without `as`: None
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _guards_import_error(handler: ast.ExceptHandler) -> bool:
+    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    names = {t.id for t in types if isinstance(t, ast.Name)}
+    return bool({"ImportError", "ModuleNotFoundError"} & names)
+
+
+def _scan(nodes: list[ast.AST], *, into_defs: bool) -> tuple[list[Import], set[str]]:
+    """Imports that run and names referenced in `nodes` (not under TYPE_CHECKING, not optional
+    `try: import x / except ImportError`); function and class bodies only if `into_defs`."""
+    imports: list[Import] = []
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Try) and any(_guards_import_error(h) for h in node.handlers):
+            for child in [*node.handlers, *node.orelse, *node.finalbody]:
+                visit(child)
+            return
+        if not into_defs and isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+        ):
+            for child in [*node.decorator_list, *getattr(node, "bases", [])]:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                bound = alias.asname or (None if "." in alias.name else alias.name)
+                imports.append(Import(alias.name, (), 0, bound))
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                imports.append(
+                    Import(node.module or "", (alias.name,), node.level, alias.asname or alias.name)
+                )
+        elif isinstance(node, ast.Name):
+            names.add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    for node in nodes:
+        visit(node)
+    return imports, names
+
+
+@dataclass
+class ModuleInfo:
+    path: Path
+    package: str | None  # dotted package for relative imports; None for a script
+    tree: ast.Module
+    defs: dict[str, ast.AST]
+    attributes: dict[str, set[str] | None]  # name -> attributes used on it; None: used bare
+
+
+@cache
+def module_info(path: Path, package: str | None) -> ModuleInfo:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    defs = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    attributes: dict[str, set[str] | None] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            used = attributes.setdefault(node.value.id, set())
+            if used is not None:
+                used.add(node.attr)
+    attribute_values = {
+        id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and id(node) not in attribute_values:
+            if isinstance(node.ctx, ast.Load):
+                attributes[node.id] = None
+    return ModuleInfo(path, package, tree, defs, attributes)
+
+
+def _module_file(dotted: str) -> Path | None:
+    """src/mskdx/a/b.py or src/mskdx/a/b/__init__.py for 'mskdx.a.b'."""
+    base = SRC.joinpath(*dotted.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _package_of(path: Path) -> str:
+    """Dotted package of a file in src/ (for a/__init__.py: package a itself)."""
+    return ".".join(path.relative_to(SRC).with_suffix("").parts[:-1])
+
+
+def third_party_imports(script: Path) -> dict[str, list[str]]:
+    """Top-level third-party module -> the files (script or mskdx modules) that import it."""
+    result: dict[str, list[str]] = {}
+    # units of code that run: (file, package, what) with what = "<top>", "*" or a def's name
+    todo: list[tuple[Path, str | None, str]] = [(script, None, "*")]
+    seen: set[tuple[Path, str]] = set()
+
+    def follow_module(dotted: str, what: str) -> None:
+        parts = dotted.split(".")
+        for i in range(1, len(parts)):  # parent packages run their __init__
+            parent = _module_file(".".join(parts[:i]))
+            if parent is not None:
+                todo.append((parent, _package_of(parent), "<top>"))
+        file = _module_file(dotted)
+        if file is not None:
+            todo.append((file, _package_of(file), "<top>"))
+            if what != "<top>":
+                todo.append((file, _package_of(file), what))
+
+    while todo:
+        path, package, what = todo.pop()
+        if (path, what) in seen:
+            continue
+        seen.add((path, what))
+        info = module_info(path, package)
+        if what == "*":
+            imports, referenced = _scan(info.tree.body, into_defs=True)
+        elif what == "<top>":
+            imports, referenced = _scan(info.tree.body, into_defs=False)
+        elif what in info.defs:
+            imports, referenced = _scan([info.defs[what]], into_defs=True)
+        else:
+            continue  # a name the module got by import: followed from that import
+        for name in referenced & set(info.defs):
+            todo.append((path, package, name))
+        where = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+        for imp in imports:
+            module = imp.module
+            if imp.level:
+                if package is None:
+                    continue  # a relative import in a script: nothing conda provides
+                base = package.split(".")
+                base = base[: len(base) - (imp.level - 1)]
+                module = ".".join([*base, module] if module else base)
+            top = module.split(".")[0]
+            if top != "mskdx":
+                if top and top not in sys.stdlib_module_names and top not in PROVIDED:
+                    result.setdefault(top, []).append(where)
+                continue
+            used = info.attributes.get(imp.bound) if imp.bound else None
+            if imp.names:
+                (name,) = imp.names
+                if _module_file(f"{module}.{name}") is not None:  # a submodule
+                    attrs = used if used is not None else {"*"}
+                    for attr in attrs:
+                        follow_module(f"{module}.{name}", attr)
+                else:
+                    follow_module(module, name)
+            else:
+                attrs = used if (imp.bound and used is not None) else {"*"}
+                for attr in attrs:
+                    follow_module(module, attr)
+    return result
+
+
+# --- the env files themselves ----------------------------------------------------------------
+
+
+def test_there_are_env_files():
+    names = {path.stem for path in ENV_FILES}
+    assert {"dicom", "torch", "stats", "figures"} <= names, names
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_file_is_well_formed(path: Path):
+    env = load_env(path)
+    assert isinstance(env, dict), f"{path}: not a YAML mapping"
+    assert {"name", "channels", "dependencies"} <= set(env), f"{path}: keys {sorted(env)}"
+    assert env["name"] == f"mskdx-{path.stem}", f"{path}: name {env['name']!r}"
+    assert "conda-forge" in env["channels"], f"{path}: channels {env['channels']}"
+    assert "defaults" not in env["channels"], f"{path}: the defaults channel is not free to use"
+    specs = {requirement_name(spec): spec for spec in conda_specs(env)}
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    # the script preamble falls back on the venv's site-packages: same Python minor version
+    assert re.fullmatch(rf"python\s*=?=\s*{re.escape(version)}(\.\*)?", specs.get("python", "")), (
+        f"{path}: python must be pinned to {version}, got {specs.get('python')!r}"
+    )
+    assert "pip" in specs, f"{path}: pip is needed for the pip section"
+    pip = pip_section(env)
+    assert pip, f"{path}: no pip section"
+    editable = [item for item in pip if item.startswith("-e ")]
+    assert len(editable) == 1, f"{path}: expected one `-e` line installing mskdx, got {editable}"
+    # conda runs pip in the folder of the env file's copy, <workdir>/.snakemake/conda
+    target = editable[0].removeprefix("-e ").strip()
+    assert re.fullmatch(r"\.\./\.\.(\[[a-z0-9_,-]+\])?", target), (
+        f"{path}: mskdx must be installed from ../.. (the working directory), got {target!r}"
+    )
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_pins_match_pyproject_and_venv(path: Path):
+    problems = []
+    for item in pip_section(load_env(path)):
+        if item.startswith("-"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s;]+)", item.strip())
+        if not match:
+            problems.append(f"{item!r} is not pinned with ==")
+            continue
+        name, version = normalize(match.group(1)), match.group(2)
+        wanted = pyproject_pins().get(name)
+        if wanted is None:
+            try:
+                wanted = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                problems.append(f"{name} is neither pinned in pyproject.toml nor installed")
+                continue
+        if version != wanted:
+            problems.append(f"{name}=={version}, but the tested version is {wanted}")
+    assert not problems, f"{path}:\n" + "\n".join(problems)
+
+
+# --- rules against envs ----------------------------------------------------------------------
+
+
+def code_rules() -> dict[str, dict]:
+    """Rules that run code (script or shell); `rule all` and the like run nothing."""
+    return {name: rule for name, rule in rules().items() if rule["script"] or rule["shell"]}
+
+
+def test_every_rule_that_runs_code_names_an_env():
+    missing = [name for name, rule in code_rules().items() if not rule["conda"]]
+    assert not missing, f"rules without a conda: directive: {missing}"
+    unknown = {
+        name: rule["conda"]
+        for name, rule in code_rules().items()
+        if rule["conda"] and Path(rule["conda"]).resolve() not in ENV_FILES
+    }
+    assert not unknown, f"rules whose conda env is not one of {ENVS}/*.yaml: {unknown}"
+
+
+def test_every_env_is_used():
+    used = {Path(rule["conda"]).resolve() for rule in code_rules().values() if rule["conda"]}
+    unused = [path.name for path in ENV_FILES if path not in used]
+    assert not unused, f"env files no rule uses: {unused}"
+
+
+def test_env_provides_every_import_of_its_rules():
+    distributions = import_to_distributions()
+    problems = []
+    for name, rule in sorted(code_rules().items()):
+        if not rule["script"] or not rule["conda"]:
+            continue
+        script = Path(rule["script"])
+        if script.suffix != ".py":
+            continue
+        assert script.is_file(), f"rule {name}: script {script} does not exist"
+        env_path = Path(rule["conda"]).resolve()
+        listed = listed_packages(load_env(env_path))
+        for module, files in sorted(third_party_imports(script).items()):
+            dists = distributions.get(module)
+            if not dists:
+                problems.append(
+                    f"rule {name}: {module} (imported by {files[0]}) is not installed in the "
+                    "venv, so its distribution is unknown"
+                )
+            elif not set(dists) & listed:
+                problems.append(
+                    f"rule {name}: {env_path.name} lacks {'/'.join(dists)} "
+                    f"(import {module} in {', '.join(sorted(set(files)))})"
+                )
+    assert not problems, "\n".join(problems)
+
+
+def test_import_follower_reads_mskdx(tmp_path: Path):
+    """The walk follows mskdx and skips stdlib, TYPE_CHECKING and optional imports."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import os\nfrom typing import TYPE_CHECKING\nimport mskdx.io\n"
+        "if TYPE_CHECKING:\n    import torch\n"
+        "try:\n    import not_installed_optional\nexcept ImportError:\n    pass\n"
+    )
+    found = third_party_imports(script)
+    assert "torch" not in found and "os" not in found and "not_installed_optional" not in found
+    # mskdx.io imports numpy, pandas, yaml and jsonschema
+    assert {"numpy", "pandas", "yaml", "jsonschema"} <= set(found), found
