@@ -18,6 +18,26 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 
 
+# Small jobs run where snakemake runs: on a cluster each would cost a scheduler round trip.
+localrules:
+    all,
+    make_splits,
+    tabulate_complexity,
+    tabulate_image_level,
+    tabulate_patient_level,
+    tabulate_sequences,
+    check_papers,
+    summarise_localisation,
+    plot_training_curves,
+    plot_confusion,
+    plot_roc,
+    plot_threshold,
+    plot_montage,
+    plot_crop_qc,
+    plot_gradcam,
+    plot_localisation,
+
+
 rule all:
     input:
         get_final_output(),

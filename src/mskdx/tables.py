@@ -2,7 +2,8 @@
 
 Inputs are prediction DataFrames with the columns of ``workflow/schemas/predictions.schema.yaml``
 (study, arm, fold, subset, patient, image_id, label, prob), concatenated over arms and folds. An
-image is called positive iff ``prob > image_threshold`` (argmax of the two classes at 0.5, as training and the montage).
+image is called positive iff ``prob > image_threshold`` (at 0.5 the argmax of the two classes,
+as in training and the montage).
 
 Units: ACC/SEN/SPE and OLT accuracy are in percent (as the papers print them); precision,
 recall, F1 and AUC on the 0-1 scale. A metric ``m`` comes as columns ``m`` (value), ``m_k`` and

@@ -4,7 +4,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 STUDIES = ["gout", "olt"]
@@ -23,7 +22,9 @@ def library_sources(*modules):
     files = [LIBRARY / name for name in ("__init__.py", "errors.py", "io.py")]
     for module in modules:
         path = LIBRARY / module
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+        files += (
+            sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+        )
     return [str(f) for f in files]
 
 
@@ -174,14 +175,18 @@ def get_final_output():
     ]
     for study in STUDIES:
         out.append(f"results/{study}/tables/localisation.csv")
-        stems = [f"results/{study}/figures/roc", f"results/{study}/figures/localisation"]
+        stems = [
+            f"results/{study}/figures/roc",
+            f"results/{study}/figures/localisation",
+        ]
         for arm in arms(study):
             stems += [
                 f"results/{study}/figures/confusion_{arm}",
                 f"results/{study}/figures/gradcam_{arm}",
             ]
             stems += [
-                f"results/{study}/figures/curves_{arm}_fold{fold}" for fold in folds(study)
+                f"results/{study}/figures/curves_{arm}_fold{fold}"
+                for fold in folds(study)
             ]
         out += [figure(stem) for stem in stems]
     for arm in arms("gout"):

@@ -12,15 +12,15 @@ rule tabulate_image_level:
         md="results/{study}/tables/table1_image_level.md",
     log:
         "results/logs/tabulate_image_level/{study}.log",
+    wildcard_constraints:
+        study="gout",
+    conda:
+        "../../envs/stats.yaml"
     params:
         best_arm=lookup(dpath="studies/{study}/evaluate/best_arm", within=config),
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
         ),
-    wildcard_constraints:
-        study="gout",
-    conda:
-        "../../envs/stats.yaml"
     script:
         "../scripts/tabulate_image_level.py"
 
@@ -40,15 +40,15 @@ rule tabulate_patient_level:
         curves="results/{study}/tables/threshold_curves_{arm}.csv",
     log:
         "results/logs/tabulate_patient_level/{study}/{arm}.log",
+    wildcard_constraints:
+        study="gout",
+    conda:
+        "../../envs/stats.yaml"
     params:
         step=lookup(dpath="studies/{study}/evaluate/threshold_step", within=config),
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
         ),
-    wildcard_constraints:
-        study="gout",
-    conda:
-        "../../envs/stats.yaml"
     script:
         "../scripts/tabulate_patient_level.py"
 
@@ -67,14 +67,14 @@ rule tabulate_sequences:
         md="results/{study}/tables/table2_performance.md",
     log:
         "results/logs/tabulate_sequences/{study}.log",
-    params:
-        image_threshold=lookup(
-            dpath="studies/{study}/evaluate/image_threshold", within=config
-        ),
     wildcard_constraints:
         study="olt",
     conda:
         "../../envs/stats.yaml"
+    params:
+        image_threshold=lookup(
+            dpath="studies/{study}/evaluate/image_threshold", within=config
+        ),
     script:
         "../scripts/tabulate_sequences.py"
 

@@ -11,14 +11,14 @@ rule extract_images:
         "results/logs/extract_images/{study}.log",
     benchmark:
         "results/benchmarks/extract_images/{study}.tsv"
+    conda:
+        "../../envs/dicom.yaml"
+    threads: 8
+    resources:
+        mem_mb=8000,
     params:
         spec=get_extract_spec,
         on_error=lookup(dpath="data/on_error", within=config),
         key_env=lookup(dpath="data/pseudonym_key_env", within=config),
-    threads: 8
-    resources:
-        mem_mb=8000,
-    conda:
-        "../../envs/dicom.yaml"
     script:
         "../scripts/extract_images.py"

@@ -13,10 +13,10 @@ rule plot_training_curves:
         extra=figure_extra("results/{study}/figures/curves_{arm}_fold{fold}"),
     log:
         "results/logs/plot_training_curves/{study}/{arm}/{fold}.log",
-    params:
-        dpi=lookup(dpath="figures/dpi", within=config),
     conda:
         "../../envs/figures.yaml"
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
     script:
         "../scripts/plot_training_curves.py"
 
@@ -36,14 +36,14 @@ rule plot_confusion:
         extra=figure_extra("results/{study}/figures/confusion_{arm}"),
     log:
         "results/logs/plot_confusion/{study}/{arm}.log",
+    conda:
+        "../../envs/figures.yaml"
     params:
         dpi=lookup(dpath="figures/dpi", within=config),
         class_names=class_names,
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
         ),
-    conda:
-        "../../envs/figures.yaml"
     script:
         "../scripts/plot_confusion.py"
 
@@ -63,11 +63,11 @@ rule plot_roc:
         extra=figure_extra("results/{study}/figures/roc"),
     log:
         "results/logs/plot_roc/{study}.log",
+    conda:
+        "../../envs/figures.yaml"
     params:
         dpi=lookup(dpath="figures/dpi", within=config),
         roc=lookup(dpath="figures/roc", within=config),
-    conda:
-        "../../envs/figures.yaml"
     script:
         "../scripts/plot_roc.py"
 
@@ -87,12 +87,12 @@ rule plot_threshold:
         extra=figure_extra("results/{study}/figures/threshold_{arm}"),
     log:
         "results/logs/plot_threshold/{study}/{arm}.log",
-    params:
-        dpi=lookup(dpath="figures/dpi", within=config),
     wildcard_constraints:
         study="gout",
     conda:
         "../../envs/figures.yaml"
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
     script:
         "../scripts/plot_threshold.py"
 
@@ -114,13 +114,13 @@ rule plot_montage:
         extra=figure_extra("results/{study}/figures/montage_{arm}"),
     log:
         "results/logs/plot_montage/{study}/{arm}.log",
+    conda:
+        "../../envs/figures.yaml"
     params:
         dpi=lookup(dpath="figures/dpi", within=config),
         montage=lookup(dpath="figures/montage", within=config),
         class_names=class_names,
         seed=lookup(dpath="seed", within=config),
-    conda:
-        "../../envs/figures.yaml"
     script:
         "../scripts/plot_montage.py"
 
@@ -141,14 +141,14 @@ rule plot_crop_qc:
         extra=figure_extra("results/{study}/figures/crop_qc"),
     log:
         "results/logs/plot_crop_qc/{study}.log",
-    params:
-        dpi=lookup(dpath="figures/dpi", within=config),
-        montage=lookup(dpath="figures/montage", within=config),
-        seed=lookup(dpath="seed", within=config),
     wildcard_constraints:
         study="gout",
     conda:
         "../../envs/figures.yaml"
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+        montage=lookup(dpath="figures/montage", within=config),
+        seed=lookup(dpath="seed", within=config),
     script:
         "../scripts/plot_crop_qc.py"
 
@@ -168,13 +168,13 @@ rule compute_gradcam:
         "results/logs/compute_gradcam/{study}/{arm}/{fold}.log",
     benchmark:
         "results/benchmarks/compute_gradcam/{study}/{arm}/{fold}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    resources:
+        gpu=gpu_wanted,
     params:
         samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
         seed=lookup(dpath="seed", within=config),
-    resources:
-        gpu=gpu_wanted,
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/compute_gradcam.py"
 
@@ -194,11 +194,11 @@ rule plot_gradcam:
         extra=figure_extra("results/{study}/figures/gradcam_{arm}"),
     log:
         "results/logs/plot_gradcam/{study}/{arm}.log",
+    conda:
+        "../../envs/figures.yaml"
     params:
         dpi=lookup(dpath="figures/dpi", within=config),
         montage=lookup(dpath="figures/montage", within=config),
-    conda:
-        "../../envs/figures.yaml"
     script:
         "../scripts/plot_gradcam.py"
 
@@ -240,9 +240,9 @@ rule plot_localisation:
         extra=figure_extra("results/{study}/figures/localisation"),
     log:
         "results/logs/plot_localisation/{study}.log",
-    params:
-        dpi=lookup(dpath="figures/dpi", within=config),
     conda:
         "../../envs/figures.yaml"
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
     script:
         "../scripts/plot_localisation.py"

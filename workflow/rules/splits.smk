@@ -7,10 +7,10 @@ rule make_splits:
         "results/{study}/splits/splits.csv",
     log:
         "results/logs/make_splits/{study}.log",
+    conda:
+        "../../envs/stats.yaml"
     params:
         splits=lookup(dpath="studies/{study}/splits", within=config),
         seed=lookup(dpath="seed", within=config),
-    conda:
-        "../../envs/stats.yaml"
     script:
         "../scripts/make_splits.py"

@@ -9,11 +9,11 @@ rule synthesize_cohort:
         "results/logs/synthesize_cohort/{study}.log",
     benchmark:
         "results/benchmarks/synthesize_cohort/{study}.tsv"
+    conda:
+        "../../envs/dicom.yaml"
     params:
         cohort=lookup(dpath="synthetic/{study}", within=config),
         seed=lookup(dpath="synthetic/seed", within=config),
         difficulty=lookup(dpath="synthetic/difficulty", within=config),
-    conda:
-        "../../envs/dicom.yaml"
     script:
         "../scripts/synthesize_cohort.py"

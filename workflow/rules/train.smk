@@ -12,17 +12,17 @@ rule train_fold:
         "results/logs/train_fold/{study}/{arm}/{fold}.log",
     benchmark:
         "results/benchmarks/train_fold/{study}/{arm}/{fold}.tsv"
-    params:
-        arm_spec=get_arm_spec,
-        train_spec=get_train_spec,
-        seed=lookup(dpath="seed", within=config),
+    conda:
+        "../../envs/torch.yaml"
     threads: 2
     resources:
         gpu=gpu_wanted,
         mem_mb=16000,
         runtime=240,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        arm_spec=get_arm_spec,
+        train_spec=get_train_spec,
+        seed=lookup(dpath="seed", within=config),
     script:
         "../scripts/train_fold.py"
 
@@ -40,13 +40,13 @@ rule tabulate_complexity:
         md="results/{study}/tables/table2_complexity.md",
     log:
         "results/logs/tabulate_complexity/{study}.log",
-    params:
-        arms=get_model_specs,
-        width=lookup(dpath="studies/{study}/preprocess/crop_width", within=config),
-        height=lookup(dpath="studies/{study}/preprocess/crop_height", within=config),
     wildcard_constraints:
         study="gout",
     conda:
         "../../envs/torch.yaml"
+    params:
+        arms=get_model_specs,
+        width=lookup(dpath="studies/{study}/preprocess/crop_width", within=config),
+        height=lookup(dpath="studies/{study}/preprocess/crop_height", within=config),
     script:
         "../scripts/tabulate_complexity.py"

@@ -1,4 +1,4 @@
-"""Localisation score of Grad-CAM against the lesion masks, per arm (rule summarise_localisation)."""
+"""Grad-CAM localisation against the lesion masks, per arm (rule summarise_localisation)."""
 
 from mskdx.io import log_to
 from mskdx.steps import summarise_localisation_step

@@ -1,4 +1,4 @@
-"""Gout Table I: image-level metrics per arm, tested against the best (rule tabulate_image_level)."""
+"""Gout Table I: image-level metrics per arm vs the best (rule tabulate_image_level)."""
 
 from mskdx.io import log_to
 from mskdx.steps import write_image_level_table
