@@ -53,7 +53,8 @@ def find_bmode_region(frame: NDArray, source: str = "") -> Box:
     # speckle has dark pixels inside the region: threshold a smoothed copy
     smooth = ndi.uniform_filter(small, size=3)
     mask = smooth > 0.5 * level
-    mask = ndi.binary_opening(mask, morphology.disk(3))
+    # the opening removes what is thinner than ~40 px: burned-in text lines, ruler ticks, bars
+    mask = ndi.binary_opening(mask, morphology.disk(5))
     mask = ndi.binary_closing(mask, morphology.disk(4), border_value=0)
     mask = ndi.binary_fill_holes(mask)
     labels = measure.label(mask, connectivity=2)
@@ -68,12 +69,15 @@ def find_bmode_region(frame: NDArray, source: str = "") -> Box:
         )
     # an anechoic band or an acoustic shadow across the whole width splits the region in two:
     # join the large parts that lie in the same columns
-    r0, c0, r1, c1 = region.bbox
+    part = labels == region.label
     for other in regions[1:]:
         o0, oc0, o1, oc1 = other.bbox
+        r0, c0, r1, c1 = region.bbox
         overlap = min(c1, oc1) - max(c0, oc0)
         if other.area >= 0.1 * region.area and overlap >= 0.8 * (oc1 - oc0):
-            r0, c0, r1, c1 = min(r0, o0), min(c0, oc0), max(r1, o1), max(c1, oc1)
+            part |= labels == other.label
+    r0, r1 = _trim(part.sum(axis=1), 0.5)  # rows: a text block joined at the top is narrow
+    c0, c1 = _trim(part.sum(axis=0), 0.25)  # columns: a bar or ruler joined at a side is short
     f = SEGMENT_FACTOR
     return Box(x0=c0 * f, y0=r0 * f, x1=min(c1 * f, frame.shape[1]), y1=min(r1 * f, frame.shape[0]))
 
@@ -157,3 +161,9 @@ def _check_size(shape: tuple[int, ...], width: int, height: int, source: str) ->
         raise PreprocessError(
             f"{source}: image is {cols}x{rows} pixels, smaller than the {width}x{height} crop"
         )
+
+
+def _trim(coverage: NDArray, fraction: float) -> tuple[int, int]:
+    """First and one-past-last index where `coverage` reaches `fraction` of its maximum."""
+    keep = np.flatnonzero(coverage >= fraction * coverage.max())
+    return int(keep[0]), int(keep[-1]) + 1

@@ -165,3 +165,29 @@ def test_empty_input_folder(gout_cohort, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DicomError, match="no DICOM"):
         run(gout_cohort, GOUT, tmp_path / "out", dicom=tmp_path / "empty")
+
+
+def test_found_region_leaves_out_text_rulers_and_bars(gout_cohort):
+    """The scanner's own region record (SequenceOfUltrasoundRegions) is the truth here."""
+    import pydicom
+
+    from mskdx import dicom
+    from mskdx.preprocess import find_bmode_region
+
+    checked, outside = 0, []
+    for path in sorted((gout_cohort / "dicom").rglob("*.dcm")):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if "SequenceOfUltrasoundRegions" not in ds:
+            continue
+        r = ds.SequenceOfUltrasoundRegions[0]
+        box = find_bmode_region(dicom.read_frames(path)[0], path.name)
+        checked += 1
+        # above the region lies burned-in text, beside it the ruler and grey bar
+        if (
+            box.y0 < r.RegionLocationMinY0 - 8
+            or box.x0 < r.RegionLocationMinX0 - 20
+            or box.x1 > r.RegionLocationMaxX1 + 20
+        ):
+            outside.append(path.name)
+    assert checked >= 20
+    assert len(outside) <= 0.05 * checked, f"regions reaching into the annotations: {outside}"
