@@ -15,5 +15,6 @@ compute_gradcam_step(
     fold=int(snakemake.wildcards.fold),
     samples=snakemake.params.samples,
     seed=snakemake.params.seed,
+    threads=snakemake.threads,
     **snakemake.output,
 )
