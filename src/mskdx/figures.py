@@ -193,6 +193,7 @@ def plot_training_curves(
                             color=colour,
                             linewidth=1.0 if thin else 1.5,
                             alpha=0.7 if thin else 1.0,
+                            marker="o" if keep.sum() == 1 else None,  # one epoch: a point
                             label=name if g == 0 else "_nolegend_",
                         )
         last = float(history["epoch"].max())

@@ -7,6 +7,8 @@ from snakemake.utils import validate
 validate(config, schema="../schemas/config.schema.yaml")
 
 STUDIES = ["gout", "olt"]
+# report category of each study: its tables and figures are found together under this title
+STUDY_TITLES = {"gout": "Gout ultrasound", "olt": "OLT MRI"}
 # relative to the run directory, so that a moved checkout does not look like changed inputs
 LIBRARY = Path(os.path.relpath(workflow.basedir)) / "src" / "mskdx"
 
@@ -30,6 +32,11 @@ def library_sources(*modules):
 
 def schema(name):
     return workflow.source_path(f"../schemas/{name}.schema.yaml")
+
+
+def study_category(wildcards):
+    """The report category of a study's results (report() takes a function of the wildcards)."""
+    return STUDY_TITLES[wildcards.study]
 
 
 def study_config(study):

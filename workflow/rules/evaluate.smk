@@ -6,7 +6,8 @@ rule tabulate_image_level:
         csv=report(
             "results/{study}/tables/table1_image_level.csv",
             caption="../report/table1_image_level.rst",
-            category="Gout ultrasound",
+            category=study_category,
+            subcategory="Tables",
             labels={"table": "Table I: image level"},
         ),
         md="results/{study}/tables/table1_image_level.md",
@@ -33,7 +34,8 @@ rule tabulate_patient_level:
         csv=report(
             "results/{study}/tables/table3_patient_level_{arm}.csv",
             caption="../report/table3_patient_level.rst",
-            category="Gout ultrasound",
+            category=study_category,
+            subcategory="Tables",
             labels={"table": "Table III: patient level", "arm": "{arm}"},
         ),
         md="results/{study}/tables/table3_patient_level_{arm}.md",
@@ -61,7 +63,8 @@ rule tabulate_sequences:
         csv=report(
             "results/{study}/tables/table2_performance.csv",
             caption="../report/table2_performance.rst",
-            category="OLT MRI",
+            category=study_category,
+            subcategory="Tables",
             labels={"table": "Table II: per sequence"},
         ),
         md="results/{study}/tables/table2_performance.md",

@@ -6,7 +6,7 @@ rule plot_training_curves:
         figure=report(
             figure("results/{study}/figures/curves_{arm}_fold{fold}"),
             caption="../report/training_curves.rst",
-            category="{study}",
+            category=study_category,
             subcategory="Training curves",
             labels={"arm": "{arm}", "fold": "{fold}"},
         ),
@@ -29,7 +29,7 @@ rule plot_confusion:
         figure=report(
             figure("results/{study}/figures/confusion_{arm}"),
             caption="../report/confusion.rst",
-            category="{study}",
+            category=study_category,
             subcategory="Confusion matrices",
             labels={"arm": "{arm}"},
         ),
@@ -56,7 +56,7 @@ rule plot_roc:
         figure=report(
             figure("results/{study}/figures/roc"),
             caption="../report/roc.rst",
-            category="{study}",
+            category=study_category,
             subcategory="ROC curves",
             labels={"figure": "ROC"},
         ),
@@ -80,7 +80,7 @@ rule plot_threshold:
         figure=report(
             figure("results/{study}/figures/threshold_{arm}"),
             caption="../report/threshold.rst",
-            category="{study}",
+            category=study_category,
             subcategory="Patient threshold",
             labels={"arm": "{arm}"},
         ),
@@ -107,7 +107,7 @@ rule plot_montage:
         figure=report(
             figure("results/{study}/figures/montage_{arm}"),
             caption="../report/montage.rst",
-            category="{study}",
+            category=study_category,
             subcategory="Prediction montage",
             labels={"arm": "{arm}"},
         ),
@@ -134,7 +134,7 @@ rule plot_crop_qc:
         figure=report(
             figure("results/{study}/figures/crop_qc"),
             caption="../report/crop_qc.rst",
-            category="{study}",
+            category=study_category,
             subcategory="Preprocessing QC",
             labels={"figure": "crops"},
         ),
@@ -187,7 +187,7 @@ rule plot_gradcam:
         figure=report(
             figure("results/{study}/figures/gradcam_{arm}"),
             caption="../report/gradcam.rst",
-            category="{study}",
+            category=study_category,
             subcategory="Grad-CAM",
             labels={"arm": "{arm}"},
         ),
@@ -211,7 +211,7 @@ rule summarise_localisation:
         csv=report(
             "results/{study}/tables/localisation.csv",
             caption="../report/localisation_table.rst",
-            category="{study}",
+            category=study_category,
             subcategory="Grad-CAM",
             labels={"table": "localisation score"},
         ),
@@ -233,7 +233,7 @@ rule plot_localisation:
         figure=report(
             figure("results/{study}/figures/localisation"),
             caption="../report/localisation.rst",
-            category="{study}",
+            category=study_category,
             subcategory="Grad-CAM",
             labels={"figure": "localisation score"},
         ),

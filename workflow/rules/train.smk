@@ -34,7 +34,8 @@ rule tabulate_complexity:
         csv=report(
             "results/{study}/tables/table2_complexity.csv",
             caption="../report/table2_complexity.rst",
-            category="Gout ultrasound",
+            category=study_category,
+            subcategory="Tables",
             labels={"table": "Table II: FLOPs and parameters"},
         ),
         md="results/{study}/tables/table2_complexity.md",
