@@ -1,0 +1,83 @@
+"""The config and its overlays validate; a bad value fails before any job runs, naming the key."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import update_config, validate
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
+
+
+def load(*names: str) -> dict:
+    config: dict = {}
+    for name in names:
+        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
+    return config
+
+
+@pytest.mark.parametrize("overlay", [None, "quick.yaml", "test.yaml"])
+def test_config_and_overlays_are_valid(overlay):
+    config = load("config.yaml", *([overlay] if overlay else []))
+    validate(config, SCHEMA)
+    # the paper's settings stay the default
+    gout, olt = config["studies"]["gout"], config["studies"]["olt"]
+    if overlay is None:
+        assert (gout["preprocess"]["crop_width"], gout["preprocess"]["crop_height"]) == (700, 320)
+        assert gout["splits"]["folds"] == 5 and gout["evaluate"]["threshold_step"] == 0.02
+        assert olt["splits"]["fractions"] == [0.6, 0.2, 0.2]
+        assert olt["train"]["lr"] == 0.001 and olt["train"]["epochs"] == 60
+        assert sorted(gout["arms"]) == ["blocks2", "blocks3", "blocks4", "blocks6"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "key"),
+    [
+        (("studies", "gout", "train", "lr"), "fast", "lr"),
+        (("studies", "gout", "splits", "folds"), 1, "folds"),
+        (("studies", "olt", "preprocess", "size"), 4, "size"),
+        (("data", "on_error"), "ignore", "on_error"),
+        (("studies", "gout", "train", "epochs_typo"), 3, "epochs_typo"),
+    ],
+)
+def test_bad_value_is_refused_naming_the_key(path, value, key):
+    config = copy.deepcopy(load("config.yaml"))
+    node = config
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    with pytest.raises(Exception, match=key):
+        validate(config, SCHEMA)
+
+
+def test_workflow_stops_before_any_job_on_a_bad_value(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("studies:\n  gout:\n    train:\n      batch_size: -3\n")
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "-n",
+            "--cores",
+            "1",
+            "--configfile",
+            "config/config.yaml",
+            str(bad),
+            "--directory",
+            str(tmp_path / "run"),
+            "--snakefile",
+            str(REPO / "Snakefile"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert proc.returncode != 0
+    assert "batch_size" in proc.stderr + proc.stdout
+    assert not (tmp_path / "run" / "results").exists()
