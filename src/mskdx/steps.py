@@ -214,12 +214,14 @@ def compute_gradcam_step(
     seed: int,
     cams: PathLike,
     scores: PathLike,
+    threads: int = 1,
 ) -> None:
     """Grad-CAM of a seeded sample of one job's test images, scored against the lesion masks."""
     import torch
 
     from mskdx import gradcam, models, train
 
+    torch.set_num_threads(threads)  # the job's share of the cores: no oversubscription
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, state = train.load_final(checkpoint, device)
     preds = read_table(predictions, "predictions")
