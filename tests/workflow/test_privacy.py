@@ -21,17 +21,52 @@ def input_phi(workdir: Path) -> set[str]:
 
 TEXT_SUFFIXES = {".csv", ".md", ".log", ".tsv", ".txt", ".html", ".json", ".yaml", ".rst", ".svg"}
 BASE64_RUN = re.compile(rb"[A-Za-z0-9+/=]{200,}")
+TOKEN = re.compile(rb"[A-Za-z0-9_]+")  # words as \\w knows them: CHAR_EXCLAMATION_MARK is one
 
 
-def phi_pattern(value: str) -> re.Pattern[bytes]:
-    """Match a PHI value as a whole word: a number not inside a longer number, a name part
-    (as the header spells it) not inside a longer word, a longer text in any case."""
-    text = re.escape(value.encode())
-    if value.isdigit():
-        return re.compile(rb"(?<![0-9.])" + text + rb"(?![0-9])")
-    if len(value) < 8:
-        return re.compile(rb"(?<![A-Za-z])" + text + rb"(?![A-Za-z])")
-    return re.compile(rb"(?<![A-Za-z0-9])" + text + rb"(?![A-Za-z0-9])", re.IGNORECASE)
+def phi_hits(data: bytes, values: list[str]) -> list[str]:
+    """The PHI values found in `data` as whole words.
+
+    One tokenizing pass per file: a value of one word is a token lookup (a name part of under
+    8 characters as the header spells it, a longer value in any case); a value of several words
+    is searched for as a phrase where all its words occur. A number only counts when it is not
+    the decimals of another number (a probability's digits are no date).
+    """
+    tokens = set(TOKEN.findall(data))
+    lowered = {t.lower() for t in tokens}
+    text_lower = None
+    hits = []
+    for value in values:
+        raw = value.encode()
+        words = TOKEN.findall(raw)
+        if not words:
+            continue
+        if words == [raw]:
+            found = raw in tokens if len(value) < 8 else raw.lower() in lowered
+            if found and value.isdigit():
+                found = re.search(rb"(?<![0-9.])" + raw + rb"(?![0-9])", data) is not None
+        else:
+            if not all(w.lower() in lowered for w in words):
+                continue
+            text_lower = data.lower() if text_lower is None else text_lower
+            phrase = rb"(?<![a-z0-9_])" + re.escape(raw.lower()) + rb"(?![a-z0-9_])"
+            found = re.search(phrase, text_lower) is not None
+        if found:
+            hits.append(value)
+    return hits
+
+
+def snakemake_asset_tokens() -> set[bytes]:
+    """Words of the code Snakemake ships into every report (Vega, React, ...), not our data."""
+    import snakemake
+
+    root = Path(snakemake.__file__).parent
+    tokens: set[bytes] = set()
+    for folder in (root / "assets", root / "report"):
+        for path in folder.rglob("*"):
+            if path.suffix in {".js", ".css", ".html", ".jinja2", ".txt"} and path.is_file():
+                tokens |= set(TOKEN.findall(path.read_bytes()))
+    return tokens
 
 
 def scanned_files(workdir: Path) -> list[Path]:
@@ -40,26 +75,35 @@ def scanned_files(workdir: Path) -> list[Path]:
     return files
 
 
+def test_phi_scan_finds_planted_values():
+    values = ["OZTURK", "MRN16576697", "19640312", "Luh Hospital", "ann"]
+    text = b"x OZTURK; id=MRN16576697, born 19640312 at LUH HOSPITAL; p=0.19640312, Ozturk"
+    assert phi_hits(text, values) == ["OZTURK", "MRN16576697", "19640312", "Luh Hospital"]
+    assert phi_hits(b"p=0.19640312 OZTURKS", values) == []
+
+
 def test_no_phi_in_results_logs_or_report(tiny_run, tiny_report):
-    phi = input_phi(tiny_run)
+    phi = sorted(input_phi(tiny_run))
     # the inputs do carry PHI: names, IDs, birth dates, accession numbers, institutions
     assert len(phi) > 20
-    patterns = {v: phi_pattern(v) for v in sorted(phi)}
+    long_values = [v for v in phi if len(v) >= 8]
     files = scanned_files(tiny_run) + [tiny_report]
     assert len(files) > 50
+    # a name part that is a word of the report's bundled libraries (e.g. "MARK" in Vega's
+    # comments) is no leak there; everywhere else it is looked for
+    in_assets = snakemake_asset_tokens()
+    report_phi = [v for v in phi if v.encode() not in in_assets]
     hits = []
     for path in files:
         data = path.read_bytes()
         if path.suffix in TEXT_SUFFIXES:
             # embedded images are scanned as files of their own; random base64 text would
-            # match short name parts by chance
-            data = BASE64_RUN.sub(b" ", data)
-            values = patterns
+            # hold short name parts by chance
+            values = report_phi if path == tiny_report else phi
+            found = phi_hits(BASE64_RUN.sub(b" ", data), values)
         else:  # binary: only values long enough not to occur by chance
-            values = {v: p for v, p in patterns.items() if len(v) >= 8}
-        hits += [
-            f"{path.relative_to(tiny_run)}: {v!r}" for v, p in values.items() if p.search(data)
-        ]
+            found = phi_hits(data, long_values)
+        hits += [f"{path.relative_to(tiny_run)}: {v!r}" for v in found]
     assert not hits, "PHI found in outputs:\n" + "\n".join(hits[:20])
 
 
