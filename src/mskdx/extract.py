@@ -7,9 +7,7 @@ stays in memory: the manifest holds keyed pseudonyms, never names, IDs, dates or
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -90,10 +88,10 @@ def extract_study(
     if failed and on_error == "stop":
         listing = "\n".join(f"  {_relative(h.path, root)}: {err}" for h, err in failed)
         raise DicomError(f"{root}: {len(failed)} files could not be extracted:\n{listing}")
-    refused_rows = [_refusal_row(r.path, r.reason, r.message, root) for r in refusals]
-    for h, err in failed:
-        reason = getattr(err, "reason", type(err).__name__)
-        refused_rows.append(_refusal_row(h.path, reason, str(err), root))
+    refusals = refusals + [_decode_refusal(h.path, err, root) for h, err in failed]
+    refused_rows = [
+        {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message} for r in refusals
+    ]
 
     rows, image_list, mask_list = [], [], []
     for h, result in zip(headers, results, strict=True):
@@ -232,16 +230,9 @@ def _relative(path: str | Path, root: Path) -> str:
         return str(path)
 
 
-def _refusal_row(path, reason, message, root: Path) -> dict:
-    """A refused file, keyed by a hash of its relative path (paths may hold PHI)."""
-    rel = _relative(path, root)
-    file_key = "F-" + hashlib.sha256(rel.encode()).hexdigest()[:12]
-    return {
-        "file_key": file_key,
-        "reason": str(reason),
-        "message": str(message).replace(str(path), file_key),
-    }
-
-
-def default_threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
+def _decode_refusal(path: str | Path, err: MskdxError, root: Path) -> dicom.Refusal:
+    """A file that passed the walk but failed to decode or crop, as the walk's refusals are:
+    keyed by a hash of its relative path, the message without the path (paths may hold PHI)."""
+    detail = getattr(err, "detail", None) or str(err).replace(str(path), "").lstrip(" :")
+    reason = getattr(err, "reason", type(err).__name__)
+    return dicom.Refusal(Path(path), str(reason), detail, _relative(path, root))

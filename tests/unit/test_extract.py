@@ -191,3 +191,30 @@ def test_found_region_leaves_out_text_rulers_and_bars(gout_cohort):
             outside.append(path.name)
     assert checked >= 20
     assert len(outside) <= 0.05 * checked, f"regions reaching into the annotations: {outside}"
+
+
+def test_blank_image_is_refused_by_the_crop_and_tabled_without_its_path(gout_cohort, tmp_path):
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    dicom_dir = with_extra_files(gout_cohort, tmp_path / "in", {})
+    source = next(
+        p
+        for p in sorted(dicom_dir.rglob("*.dcm"))
+        if pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID
+        == ExplicitVRLittleEndian
+        and "NumberOfFrames" not in pydicom.dcmread(p, stop_before_pixels=True)
+    )
+    ds = pydicom.dcmread(source)
+    ds.PixelData = bytes(len(ds.PixelData))  # an all-black capture of the same patient
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["blank"])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    blank = source.with_name("BLANK.dcm")
+    ds.save_as(blank)
+
+    with pytest.raises(DicomError, match="BLANK.dcm.*blank"):
+        run(gout_cohort, GOUT, tmp_path / "stop", dicom=dicom_dir)
+    table = run(gout_cohort, GOUT, tmp_path / "skip", on_error="skip", dicom=dicom_dir)
+    refused = read_table(tmp_path / "skip/refused.csv")
+    assert len(table) == 30 and list(refused.reason) == ["PreprocessError"]
+    assert "blank" in refused.message[0] and "BLANK" not in refused.message[0]
