@@ -23,6 +23,7 @@ __all__ = [
     "GOUT_ARM_LABELS",
     "GOUT_TABLE1",
     "GOUT_TABLE2",
+    "gout_table2",
     "GOUT_TABLE3",
     "OLT",
     "OLT_CONFUSION",
@@ -157,6 +158,19 @@ GOUT_TABLE2: dict[str, dict[str, Cell]] = {
     "blocks4": {"flops_m": _c("4012.33"), "params_m": _c("4.91")},
     "blocks6": {"flops_m": _c("6093.39"), "params_m": _c("5.28")},
 }
+
+
+def gout_table2() -> dict[int, dict[str, float]]:
+    """Table II by block count: params (M) and "FLOPs" (M; multiply-accumulates as thop counts
+    them, see `mskdx.models.complexity`) at a 3x320x700 input."""
+    return {
+        int(arm.removeprefix("blocks")): {
+            "params_m": r["params_m"].value,
+            "macs_m": r["flops_m"].value,
+        }
+        for arm, r in GOUT_TABLE2.items()
+    }
+
 
 #: Table III: patient-level diagnosis of the 3-block model per fold (paper "Fold 1".."Fold 5"
 #: = our folds 0..4) and the printed "average"; ACC/SEN/SPE in %, threshold as a fraction.
