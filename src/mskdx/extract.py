@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mskdx import deid, dicom, preprocess
+from mskdx import deid, dicom, inputs, preprocess
 from mskdx import labels as label_sheet
-from mskdx.errors import DicomError, MskdxError, PreprocessError
+from mskdx.errors import ConfigError, DicomError, LabelError, MskdxError, PreprocessError
 from mskdx.io import save_npy, write_table
 
 log = logging.getLogger(__name__)
@@ -62,16 +62,45 @@ def extract_study(
     manifest: str | Path,
     refused: str | Path,
     threads: int = 1,
+    private_map: str | Path | None = None,
+    key_fingerprint: str = "",
 ) -> pd.DataFrame:
-    """Run the extraction stage for one study and write its cache (see docs/architecture.md)."""
+    """Run the extraction stage for one study and write its cache (see docs/architecture.md).
+
+    Logs, tables and error messages name refused files (F-...) and patients (P-...) by key
+    only. The way back to the real file or PatientID is `private_map` (outside results/; it
+    holds PHI), rewritten on every run, and the `terminal` attribute of a raised error.
+    `key_fingerprint`, when given, must be that of the key in `key_env` now (the key the
+    workflow saw when it scheduled the job).
+    """
     root = Path(dicom_dir)
+    if key_fingerprint and key_fingerprint != inputs.key_fingerprint(key_env):
+        raise ConfigError(
+            f"{key_env} is not the pseudonym key the workflow was started with; run the whole "
+            "workflow with one key"
+        )
     key = deid.get_key(key_env)
-    headers, refusals = dicom.walk_dicom(root, spec.modalities, on_error=on_error)
+    private = PrivateMap(private_map, root)
+    scan = dicom.scan_tree(root, spec.modalities)
+    private.add_refusals(scan.refusals)
+    private.write()
+    try:
+        dicom.check_scan(scan, root, on_error)
+    except DicomError as err:
+        raise private.attach(err) from None
+    headers, refusals = scan.headers, scan.refusals
     lab = spec.labels
     sheet = label_sheet.read_label_sheet(
         labels_path, lab["patient_column"], lab["label_column"], lab["positive"], lab["negative"]
     )
-    patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
+    unlabelled = label_sheet.unlabelled_patients(headers, sheet)
+    if unlabelled:
+        private.add_patients(unlabelled, key)
+        private.write()
+    try:
+        patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
+    except LabelError as err:
+        raise private.attach(err) from None
     truth = _load_masks(masks_path)
 
     jobs = [(h.path, spec) for h in headers]
@@ -85,10 +114,18 @@ def extract_study(
         results = [_process_file(job) for job in jobs]
 
     failed = [(h, r) for h, r in zip(headers, results, strict=True) if isinstance(r, MskdxError)]
+    decode_refusals = [_decode_refusal(h.path, err, root) for h, err in failed]
+    if decode_refusals:
+        private.add_refusals(decode_refusals)
+        private.write()
     if failed and on_error == "stop":
-        listing = "\n".join(f"  {_relative(h.path, root)}: {err}" for h, err in failed)
-        raise DicomError(f"{root}: {len(failed)} files could not be extracted:\n{listing}")
-    refusals = refusals + [_decode_refusal(h.path, err, root) for h, err in failed]
+        err = DicomError(
+            f"{root}: {len(failed)} files could not be extracted (by file key; set "
+            f"data.on_error: skip to go on without them):\n"
+            + dicom.refusal_listing(decode_refusals)
+        )
+        raise private.attach(err, decode_refusals)
+    refusals = refusals + decode_refusals
     refused_rows = [
         {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message} for r in refusals
     ]
@@ -126,7 +163,9 @@ def extract_study(
             image_list.append(img)
             mask_list.append(gt if gt is not None else np.zeros_like(img))
     if not rows:
-        raise DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
+        raise private.attach(
+            DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
+        )
 
     table = pd.DataFrame(rows)
     for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1"):
@@ -221,6 +260,67 @@ def _load_masks(path) -> dict[str, np.ndarray] | None:
         return None
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
+
+
+#: columns of the private file map
+PRIVATE_COLUMNS = ["key", "kind", "reason", "path", "patient_id", "message"]
+_TERMINAL_LINES = 20  # refused files or patients named on the terminal; the rest in the map
+
+
+class PrivateMap:
+    """The way back from keys to real files and PatientIDs: `private/<study>/file_map.csv`.
+
+    It holds PHI (paths whose folder names hold IDs and dates, PatientIDs), so it lives outside
+    results/ (git-ignored, never in the report) and is rewritten by every extraction run.
+    """
+
+    def __init__(self, path: str | Path | None, root: Path) -> None:
+        self.path = Path(path) if path else None
+        self.root = root
+        self.rows: list[dict[str, str]] = []
+
+    def add_refusals(self, refusals: list[dicom.Refusal]) -> None:
+        for r in refusals:
+            self.rows.append(
+                {
+                    "key": f"F-{r.key}",
+                    "kind": "refused file",
+                    "reason": str(r.reason),
+                    "path": str(r.path),
+                    "patient_id": "",
+                    "message": r.message,
+                }
+            )
+
+    def add_patients(self, unlabelled: dict[str, list[dicom.DicomHeader]], key: bytes) -> None:
+        for pid, files in sorted(unlabelled.items()):
+            self.rows.append(
+                {
+                    "key": deid.patient_pseudonym(pid, key),
+                    "kind": "unlabelled patient",
+                    "reason": "no_label",
+                    "path": str(files[0].path.parent),
+                    "patient_id": pid,
+                    "message": f"{len(files)} files; no row in the label sheet",
+                }
+            )
+
+    def write(self) -> None:
+        if self.path is not None:
+            write_table(pd.DataFrame(self.rows, columns=PRIVATE_COLUMNS), self.path)
+
+    def attach(self, err: MskdxError, rows: list[dicom.Refusal] | None = None) -> MskdxError:
+        """Give `err` a `terminal` text: the real paths behind its keys (never logged)."""
+        wanted = {f"F-{r.key}" for r in rows} if rows is not None else None
+        shown = [r for r in self.rows if wanted is None or r["key"] in wanted]
+        if not shown:
+            return err
+        lines = [f"  {r['key']} = {r['path']}" for r in shown[:_TERMINAL_LINES]]
+        if len(shown) > _TERMINAL_LINES:
+            lines.append(f"  ... and {len(shown) - _TERMINAL_LINES} more")
+        where = f"; all of them in {self.path} (holds PHI: keep it private)" if self.path else ""
+        err.terminal = "real paths of the keys above" + where + ":\n" + "\n".join(lines)  # type: ignore[attr-defined]
+        return err
 
 
 def _relative(path: str | Path, root: Path) -> str:

@@ -12,5 +12,6 @@ rule make_splits:
     params:
         splits=lookup(dpath="studies/{study}/splits", within=config),
         seed=lookup(dpath="seed", within=config),
+        class_names=class_names,
     script:
         "../scripts/make_splits.py"
