@@ -156,6 +156,7 @@ def read_label_sheet(
     rows_of: dict[str, list[int]] = defaultdict(list)
     empty_ids: list[str] = []
     bad: list[str] = []
+    bad_values: list[str] = []
     wanted = {positive.casefold(): 1, negative.casefold(): 0}
     for number, row in enumerate(rows[1:], start=2):  # spreadsheet numbering: header = row 1
         if not any(c.strip() for c in row):
@@ -170,6 +171,7 @@ def read_label_sheet(
         if label is None:
             shown = value if len(value) <= 40 else value[:40] + "..."
             bad.append(f"row {number}: {shown!r}" if value else f"row {number}: empty")
+            bad_values.append(value)
             continue
         labels[pid] = label
 
@@ -189,7 +191,9 @@ def read_label_sheet(
         )
     if bad:
         rows_with_label = len(bad) + len(labels)
-        if 2 * len(bad) > rows_with_label:
+        not_empty = [v for v in bad_values if v]
+        # mostly not labels, and mostly different values (as IDs are, and typos are not)
+        if 2 * len(not_empty) > rows_with_label and 2 * len(set(not_empty)) > len(not_empty):
             # most of the column is not labels: a misnamed or swapped column, whose values may
             # be PatientIDs; name the rows, never the values
             ids_are_labels = sum(1 for pid in rows_of if pid.casefold() in wanted)

@@ -40,7 +40,7 @@ def kfold_splits(
     folds: int,
     validation_fraction: float,
     seed: int,
-    class_names: tuple[str, str] = ("class 0", "class 1"),
+    class_names: tuple[str, str] = ("0", "1"),
 ) -> pd.DataFrame:
     """Stratified patient-level k-fold; each fold's training part loses a stratified val part.
 
@@ -50,7 +50,7 @@ def kfold_splits(
     for cls in (0, 1):
         if counts.get(cls, 0) < folds:
             raise SplitError(
-                f"class {class_names[cls]!r} has {counts.get(cls, 0)} patients; {folds}-fold "
+                f"class {class_names[cls]} has {counts.get(cls, 0)} patients; {folds}-fold "
                 f"cross-validation needs at least {folds} per class"
             )
     patients = labels.index.to_numpy()
@@ -121,7 +121,7 @@ def make_splits(
     validation_fraction: float = 0.0,
     fractions: list[float] | None = None,
     user_file: str = "",
-    class_names: tuple[str, str] = ("class 0", "class 1"),
+    class_names: tuple[str, str] = ("0", "1"),
 ) -> pd.DataFrame:
     """Build (or read the user's) split file for the manifest's patients and write it."""
     labels = patient_labels(read_table(manifest_path, "manifest"))
