@@ -8,6 +8,7 @@ stays in memory: the manifest holds keyed pseudonyms, never names, IDs, dates or
 from __future__ import annotations
 
 import logging
+import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -286,7 +287,7 @@ class PrivateMap:
                     "key": f"F-{r.key}",
                     "kind": "refused file",
                     "reason": str(r.reason),
-                    "path": str(r.path),
+                    "path": os.path.abspath(r.path),
                     "patient_id": "",
                     "message": r.message,
                 }
@@ -299,7 +300,7 @@ class PrivateMap:
                     "key": deid.patient_pseudonym(pid, key),
                     "kind": "unlabelled patient",
                     "reason": "no_label",
-                    "path": str(files[0].path.parent),
+                    "path": os.path.abspath(files[0].path.parent),
                     "patient_id": pid,
                     "message": f"{len(files)} files; no row in the label sheet",
                 }

@@ -99,7 +99,7 @@ def study_input_paths(study):
     if missing:
         keys = ", ".join(f"studies.{study}.input.{k}" for k in missing)
         raise WorkflowError(
-            f"data.source is dicom but {keys} is not set: give the study's DICOM folder and "
+            f"data.source is dicom but {keys} {'is' if len(missing) == 1 else 'are'} not set: give the study's DICOM folder and "
             f"label sheet, or leave {study} out of the run by asking for the other study's "
             "results only (see README, Your own data)"
         )
