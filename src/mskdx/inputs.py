@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import os
 import stat
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,12 +111,12 @@ def key_fingerprint(env_var: str) -> str:
     return hmac.new(value.encode("utf-8"), _FINGERPRINT_TEXT, hashlib.sha256).hexdigest()[:12]
 
 
-def warn_demo_key(env_var: str) -> None:
-    """Tell the terminal (stderr) that the public demo key is in use, when `env_var` is unset."""
-    if key_fingerprint(env_var) == DEMO_FINGERPRINT:
-        print(
-            f"mskdx: {env_var} is not set: pseudonyms are made with the public demo key and are "
-            f"not secret (anyone can recompute them from a PatientID). Fine for synthetic data; "
-            f"for real data `export {env_var}=<a long secret>` (changing it reruns extraction).",
-            file=sys.stderr,
-        )
+def demo_key_warning(env_var: str) -> str:
+    """The terminal warning when `env_var` is unset and the public demo key is used; else ""."""
+    if key_fingerprint(env_var) != DEMO_FINGERPRINT:
+        return ""
+    return (
+        f"mskdx: {env_var} is not set: pseudonyms are made with the public demo key and are not "
+        f"secret (anyone can recompute them from a PatientID). Fine for synthetic data; for real "
+        f"data `export {env_var}=<a long secret>` (changing it reruns the extraction)."
+    )

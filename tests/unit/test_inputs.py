@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 
-from mskdx.inputs import DEMO_FINGERPRINT, key_fingerprint, tree_digest, walk_tree
+from mskdx.inputs import (
+    DEMO_FINGERPRINT,
+    demo_key_warning,
+    key_fingerprint,
+    tree_digest,
+    walk_tree,
+)
 
 
 def _tree(root):
@@ -54,8 +60,10 @@ def test_walk_tree_follows_links_once_and_skips_the_snakemake_marker(tmp_path):
 def test_key_fingerprint_never_shows_the_key(monkeypatch):
     monkeypatch.delenv("MSKDX_FP_TEST", raising=False)
     assert key_fingerprint("MSKDX_FP_TEST") == DEMO_FINGERPRINT
+    assert "MSKDX_FP_TEST is not set" in demo_key_warning("MSKDX_FP_TEST")
     monkeypatch.setenv("MSKDX_FP_TEST", "a secret key")
     one = key_fingerprint("MSKDX_FP_TEST")
     assert len(one) == 12 and "secret" not in one and one != DEMO_FINGERPRINT
+    assert demo_key_warning("MSKDX_FP_TEST") == ""
     monkeypatch.setenv("MSKDX_FP_TEST", "another secret key")
     assert key_fingerprint("MSKDX_FP_TEST") != one

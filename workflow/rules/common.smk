@@ -14,7 +14,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from mskdx import inputs  # standard library only
 
 KEY_ENV = config["data"]["pseudonym_key_env"]
-inputs.warn_demo_key(KEY_ENV)
+if inputs.demo_key_warning(KEY_ENV):
+    # on the terminal, at every start: the job logs under results/ are not where users look
+    print(inputs.demo_key_warning(KEY_ENV), file=sys.stderr)
 
 STUDIES = ["gout", "olt"]
 # report category of each study: its tables and figures are found together under this title
