@@ -81,7 +81,7 @@ def extract_study(
             "workflow with one key"
         )
     key = deid.get_key(key_env)
-    private = PrivateMap(private_map, root)
+    private = PrivateMap(private_map)
     scan = dicom.scan_tree(root, spec.modalities)
     private.add_refusals(scan.refusals)
     private.write()
@@ -275,9 +275,8 @@ class PrivateMap:
     results/ (git-ignored, never in the report) and is rewritten by every extraction run.
     """
 
-    def __init__(self, path: str | Path | None, root: Path) -> None:
+    def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path else None
-        self.root = root
         self.rows: list[dict[str, str]] = []
 
     def add_refusals(self, refusals: list[dicom.Refusal]) -> None:
