@@ -9,36 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from study_specs import GOUT, OLT
 
 from mskdx import deid
 from mskdx.errors import ConfigError, DicomError, LabelError
 from mskdx.extract import StudySpec, extract_study
 from mskdx.io import read_table
 from mskdx.synth import synthesize_gout, synthesize_olt
-
-GOUT = StudySpec(
-    study="gout",
-    modalities=["US", "SC", "OT"],
-    preprocess={"kind": "ultrasound", "crop_width": 700, "crop_height": 320, "scale": 1.0},
-    labels={
-        "patient_column": "patient_id",
-        "label_column": "diagnosis",
-        "positive": "gout",
-        "negative": "control",
-    },
-)
-OLT = StudySpec(
-    study="olt",
-    modalities=["MR"],
-    preprocess={"kind": "mri", "size": 64},
-    labels={
-        "patient_column": "patient_id",
-        "label_column": "diagnosis",
-        "positive": "patient",
-        "negative": "healthy",
-    },
-    sequences={"T1": "(?i)t1", "T2": "(?i)t2"},
-)
 
 
 @pytest.fixture(scope="module")

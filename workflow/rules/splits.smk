@@ -7,6 +7,7 @@ rule make_splits:
         "results/{study}/splits/splits.csv",
     log:
         "results/logs/make_splits/{study}.log",
+    localrule: True
     conda:
         "../../envs/stats.yaml"
     params:
