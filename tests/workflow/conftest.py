@@ -31,7 +31,7 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True, env=None):
+def snakemake(workdir: Path, *args: str, timeout: int = 1800, check: bool = True, env=None):
     """Run snakemake with the tiny config in `workdir`, as a user types it: Snakemake loads
     profiles/default by itself."""
     cmd = [
