@@ -16,6 +16,7 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/calibration.smk"
 
 
 # Small jobs run where snakemake runs: on a cluster each would cost a scheduler round trip.

@@ -182,14 +182,17 @@ def get_final_output():
     ]
     for study in STUDIES:
         out.append(f"results/{study}/tables/localisation.csv")
+        out.append(f"results/{study}/tables/calibration.csv")
         stems = [
             f"results/{study}/figures/roc",
             f"results/{study}/figures/localisation",
+            f"results/{study}/figures/decision_curve",
         ]
         for arm in arms(study):
             stems += [
                 f"results/{study}/figures/confusion_{arm}",
                 f"results/{study}/figures/gradcam_{arm}",
+                f"results/{study}/figures/calibration_{arm}",
             ]
             stems += [
                 f"results/{study}/figures/curves_{arm}_fold{fold}"
