@@ -16,6 +16,7 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/external.smk"
 include: "workflow/rules/calibration.smk"
 
 

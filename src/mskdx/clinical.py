@@ -140,17 +140,30 @@ def decision_curve_table(
 PathLike = str | Path
 
 
-def read_cohorts(development: Sequence[PathLike], external: dict[str, PathLike] | None = None):
-    """Prediction tables by cohort: the development folds pooled, then each external cohort."""
+def _read_all(paths: Sequence[PathLike]) -> pd.DataFrame:
     from mskdx.io import read_table
 
-    cohorts = {
-        "development": pd.concat(
-            [read_table(p, "predictions") for p in development], ignore_index=True
-        )
-    }
-    for name, path in (external or {}).items():
-        cohorts[name] = read_table(path, "predictions")
+    return pd.concat([read_table(p, "predictions") for p in paths], ignore_index=True)
+
+
+def read_cohorts(
+    development: Sequence[PathLike], external: Sequence[PathLike] | dict | None = None
+) -> dict[str, pd.DataFrame]:
+    """Prediction tables by cohort: the development folds pooled, then each external cohort.
+
+    `external` is a mapping cohort -> ensemble files, or a list of ensemble files
+    `results/<study>/external/<cohort>/ensemble_<arm>.csv` (the cohort is their folder's name).
+    """
+    if external is None:
+        external = {}
+    if not isinstance(external, dict):
+        grouped: dict[str, list[PathLike]] = {}
+        for path in external:
+            grouped.setdefault(Path(path).parent.name, []).append(path)
+        external = grouped
+    cohorts = {"development": _read_all(development)}
+    for name, paths in external.items():
+        cohorts[name] = _read_all([paths] if isinstance(paths, (str, Path)) else paths)
     return cohorts
 
 
@@ -160,7 +173,7 @@ def write_calibration_table(
     levels: Sequence[str],
     csv: PathLike,
     md: PathLike,
-    external: dict[str, PathLike] | None = None,
+    external: Sequence[PathLike] | None = None,
 ) -> None:
     from mskdx.tables import to_markdown
 
@@ -180,7 +193,7 @@ def plot_calibration_step(
     table: PathLike,
     outputs: list,
     style: dict,
-    external: dict[str, PathLike] | None = None,
+    external: Sequence[PathLike] | None = None,
 ) -> None:
     """Reliability diagram of one arm, development and external cohorts together."""
     from mskdx.figures import plot_calibration
@@ -209,7 +222,7 @@ def plot_decision_curve_step(
     table: PathLike,
     outputs: list,
     style: dict,
-    external: dict[str, PathLike] | None = None,
+    external: Sequence[PathLike] | None = None,
 ) -> None:
     from mskdx.figures import plot_decision_curve
 

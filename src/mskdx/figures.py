@@ -314,6 +314,47 @@ def roc_band(
     return low, high
 
 
+def _draw_roc(
+    ax: Any,
+    curves: Mapping[str, tuple[ArrayLike, ArrayLike]],
+    linewidth: float,
+    band: bool,
+    title: str,
+) -> None:
+    """Draw the ROC curves of several arms on one axes, DeLong AUC and CI in the legend."""
+    from mskdx.stats import delong_auc
+
+    grid = np.linspace(0.0, 1.0, 201)
+    handles = ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="Chance")
+    for i, (arm, (y_true, y_score)) in enumerate(curves.items()):
+        y_true = np.asarray(y_true).astype(int)
+        y_score = np.asarray(y_score, dtype=float)
+        if y_true.shape != y_score.shape or set(np.unique(y_true)) != {0, 1}:
+            raise ValueError(
+                f"ROC arm {arm!r}: y_true {y_true.shape} and y_score {y_score.shape}; "
+                "expected equal lengths and both classes 0 and 1"
+            )
+        result = delong_auc(y_true, y_score)
+        colour = f"C{i % 10}"
+        fpr, tpr, _ = roc_curve(y_true, y_score)
+        handles += ax.plot(
+            fpr, tpr, color=colour, linewidth=linewidth, label=_roc_label(arm, result)
+        )
+        if band:
+            low, high = roc_band(y_true, y_score, grid)
+            ax.fill_between(grid, low, high, step="post", color=colour, alpha=0.15, linewidth=0)
+    if band:
+        handles.append(Patch(color="0.5", alpha=0.3, label="pointwise 95% bootstrap band"))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.005)
+    ax.set_aspect("equal")
+    ax.set_xlabel("1 − specificity (false-positive rate)")
+    ax.set_ylabel("Sensitivity (true-positive rate)")
+    ax.grid(alpha=0.3)
+    ax.legend(handles=handles, loc="lower right", fontsize="small")
+    ax.set_title(title)
+
+
 def plot_roc(
     curves: Mapping[str, tuple[ArrayLike, ArrayLike]],
     title: str,
@@ -327,46 +368,26 @@ def plot_roc(
     `sklearn.metrics.roc_curve`. With `style.roc.ci_band` each curve gets the pointwise
     stratified bootstrap band of `roc_band` (fixed seed).
     """
-    from mskdx.stats import delong_auc
+    plot_roc_panels({title: curves}, outputs, style)
 
+
+def plot_roc_panels(
+    panels: Mapping[str, Mapping[str, tuple[ArrayLike, ArrayLike]]],
+    outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    style: Mapping[str, Any] | None,
+) -> None:
+    """ROC curves side by side, one panel per title (e.g. development vs an external cohort)."""
     paths = _paths(outputs)
-    if not curves:
-        raise ValueError("no ROC curves given; expected arm -> (y_true, y_score)")
+    if not panels or not all(panels.values()):
+        raise ValueError("no ROC curves given; expected arm -> (y_true, y_score) per panel")
     linewidth = float(_style(style, "roc", "linewidth"))
     band = bool(_style(style, "roc", "ci_band"))
     dpi = int(_style(style, "dpi"))
-    grid = np.linspace(0.0, 1.0, 201)
     with _rc():
-        fig = Figure(figsize=(5.8, 5.8), layout="constrained")
-        ax = fig.subplots()
-        handles = ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="Chance")
-        for i, (arm, (y_true, y_score)) in enumerate(curves.items()):
-            y_true = np.asarray(y_true).astype(int)
-            y_score = np.asarray(y_score, dtype=float)
-            if y_true.shape != y_score.shape or set(np.unique(y_true)) != {0, 1}:
-                raise ValueError(
-                    f"ROC arm {arm!r}: y_true {y_true.shape} and y_score {y_score.shape}; "
-                    "expected equal lengths and both classes 0 and 1"
-                )
-            result = delong_auc(y_true, y_score)
-            colour = f"C{i % 10}"
-            fpr, tpr, _ = roc_curve(y_true, y_score)
-            handles += ax.plot(
-                fpr, tpr, color=colour, linewidth=linewidth, label=_roc_label(arm, result)
-            )
-            if band:
-                low, high = roc_band(y_true, y_score, grid)
-                ax.fill_between(grid, low, high, step="post", color=colour, alpha=0.15, linewidth=0)
-        if band:
-            handles.append(Patch(color="0.5", alpha=0.3, label="pointwise 95% bootstrap band"))
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.005)
-        ax.set_aspect("equal")
-        ax.set_xlabel("1 − specificity (false-positive rate)")
-        ax.set_ylabel("Sensitivity (true-positive rate)")
-        ax.grid(alpha=0.3)
-        ax.legend(handles=handles, loc="lower right", fontsize="small")
-        ax.set_title(title)
+        fig = Figure(figsize=(5.8 * len(panels), 5.8), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(panels)))
+        for ax, (title, curves) in zip(axes, panels.items(), strict=True):
+            _draw_roc(ax, curves, linewidth, band, title)
         _save(fig, paths, dpi)
 
 

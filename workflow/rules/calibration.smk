@@ -1,11 +1,13 @@
 # Beyond the papers: are the probabilities calibrated, and is acting on them useful?
-# Each output reads the pooled test-fold predictions (development) and takes only its own settings,
+# Each output reads the pooled test-fold predictions (development) and the external cohorts'
+# ensemble scores, and takes only its own settings,
 # so changing a calibration or decision-curve setting reruns only that output.
 
 
 rule tabulate_calibration:
     input:
         predictions=get_predictions,
+        external=get_all_external_ensembles,
         code=library_sources("clinical", "stats", "tables"),
     output:
         csv=report(
@@ -30,6 +32,7 @@ rule tabulate_calibration:
 rule plot_calibration:
     input:
         predictions=get_predictions,
+        external=get_arm_external_ensembles,
         code=library_sources("clinical", "stats", "figures"),
     output:
         figure=report(
@@ -61,6 +64,7 @@ rule plot_calibration:
 rule plot_decision_curve:
     input:
         predictions=get_predictions,
+        external=get_all_external_ensembles,
         code=library_sources("clinical", "stats", "figures"),
     output:
         figure=report(

@@ -7,6 +7,7 @@ log_to(snakemake.log[0])
 plot_calibration_step(
     snakemake.input.predictions,
     arm=snakemake.wildcards.arm,
+    external=snakemake.input.external,
     level=snakemake.params.level,
     bins=snakemake.params.bins,
     strategy=snakemake.params.strategy,

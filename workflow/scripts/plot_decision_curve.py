@@ -8,6 +8,7 @@ curve = snakemake.params.curve
 plot_decision_curve_step(
     snakemake.input.predictions,
     level=curve["level"],
+    external=snakemake.input.external,
     low=curve["low"],
     high=curve["high"],
     step=curve["step"],

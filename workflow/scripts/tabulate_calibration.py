@@ -5,5 +5,8 @@ from mskdx.io import log_to
 
 log_to(snakemake.log[0])
 write_calibration_table(
-    snakemake.input.predictions, levels=snakemake.params.levels, **snakemake.output
+    snakemake.input.predictions,
+    levels=snakemake.params.levels,
+    external=snakemake.input.external,
+    **snakemake.output,
 )
