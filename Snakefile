@@ -18,6 +18,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/external.smk"
 include: "workflow/rules/calibration.smk"
+include: "workflow/rules/predict.smk"
 
 
 # Small jobs run where snakemake runs: on a cluster each would cost a scheduler round trip.

@@ -74,7 +74,8 @@ def score_cohort(
         )
     table = table.sort_values(["patient", "image_id"], kind="stable").reset_index(drop=True)
     pixels = np.asarray(bank_np[table["index"].to_numpy(np.int64)])
-    labels = table["label"].to_numpy(np.int64)
+    # unlabelled patients (mskdx predict) keep empty labels; the bank needs integers
+    labels = table["label"].fillna(0).to_numpy(np.int64)
     dev = train.resolve_device(device)
     parts = []
     for checkpoint in sorted(checkpoints, key=_fold_of):

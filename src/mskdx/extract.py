@@ -51,7 +51,7 @@ class FileResult:
 
 def extract_study(
     dicom_dir: str | Path,
-    labels_path: str | Path,
+    labels_path: str | Path | None,
     *,
     spec: StudySpec,
     masks_path: str | Path | None,
@@ -63,15 +63,26 @@ def extract_study(
     refused: str | Path,
     threads: int = 1,
 ) -> pd.DataFrame:
-    """Run the extraction stage for one study and write its cache (see docs/architecture.md)."""
+    """Run the extraction stage for one study and write its cache (see docs/architecture.md).
+
+    Without a label sheet (`labels_path` None, used by `mskdx predict`) the manifest's labels
+    are empty; such a cache can be scored, never trained on.
+    """
     root = Path(dicom_dir)
     key = deid.get_key(key_env)
     headers, refusals = dicom.walk_dicom(root, spec.modalities, on_error=on_error)
-    lab = spec.labels
-    sheet = label_sheet.read_label_sheet(
-        labels_path, lab["patient_column"], lab["label_column"], lab["positive"], lab["negative"]
-    )
-    patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
+    if labels_path is None:  # new patients to diagnose (mskdx predict): no label sheet
+        patient_label: dict[str, int | None] = {h.patient_id: None for h in headers}
+    else:
+        lab = spec.labels
+        sheet = label_sheet.read_label_sheet(
+            labels_path,
+            lab["patient_column"],
+            lab["label_column"],
+            lab["positive"],
+            lab["negative"],
+        )
+        patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
     truth = _load_masks(masks_path)
 
     jobs = [(h.path, spec) for h in headers]
@@ -143,7 +154,7 @@ def extract_study(
         spec.study,
         len(table),
         table.patient.nunique(),
-        int(table.label.sum()),
+        int(table.label.fillna(0).sum()),
         len(refused_rows),
     )
     return table

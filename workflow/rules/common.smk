@@ -298,3 +298,21 @@ def get_development_curves(wildcards):
         f"results/gout/tables/threshold_curves_{arm}.csv"
         for arm in arms(wildcards.study)
     ]
+
+
+def get_predict_dicom(wildcards):
+    """The folder of new patients for rule predict_folder (config predict.dicom_dir)."""
+    folder = (config.get("predict") or {}).get("dicom_dir")
+    if not folder:
+        raise ValueError(
+            "predict.dicom_dir is empty; set it to a folder of DICOM studies, e.g. "
+            "--config predict='{dicom_dir: /data/new_patients}'"
+        )
+    return folder
+
+
+def get_arm_curves(wildcards):
+    """Gout: the arm's development threshold curves (the patient threshold); OLT: none."""
+    if wildcards.study != "gout":
+        return []
+    return [f"results/gout/tables/threshold_curves_{wildcards.arm}.csv"]
