@@ -1,4 +1,4 @@
-"""Calibration (Brier, logistic recalibration, reliability bins) and decision curves vs references."""
+"""Calibration (Brier, recalibration, reliability bins) and decision curves against references."""
 
 from __future__ import annotations
 

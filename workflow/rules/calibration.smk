@@ -86,3 +86,31 @@ rule plot_decision_curve:
         curve=lookup(dpath="studies/{study}/decision_curve", within=config),
     script:
         "../scripts/plot_decision_curve.py"
+
+
+rule tabulate_checklist:
+    input:
+        manifest="results/{study}/cache/manifest.csv",
+        refused="results/{study}/extract/refused.csv",
+        splits="results/{study}/splits/splits.csv",
+        # the items the checklist calls reported point to these: they must exist
+        evidence=get_checklist_evidence,
+        code=library_sources("checklist", "tables"),
+    output:
+        csv=report(
+            "results/{study}/tables/claim_checklist.csv",
+            caption="../report/claim_checklist.rst",
+            category=study_category,
+            subcategory="Reporting checklist",
+            labels={"table": "CLAIM 2024 / TRIPOD+AI"},
+        ),
+        md="results/{study}/tables/claim_checklist.md",
+    log:
+        "results/logs/tabulate_checklist/{study}.log",
+    localrule: True
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        settings=get_checklist_settings,
+    script:
+        "../scripts/tabulate_checklist.py"

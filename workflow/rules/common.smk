@@ -184,6 +184,7 @@ def get_final_output():
     for study in STUDIES:
         out.append(f"results/{study}/tables/localisation.csv")
         out.append(f"results/{study}/tables/calibration.csv")
+        out.append(f"results/{study}/tables/claim_checklist.csv")
         stems = [
             f"results/{study}/figures/roc",
             f"results/{study}/figures/localisation",
@@ -316,3 +317,32 @@ def get_arm_curves(wildcards):
     if wildcards.study != "gout":
         return []
     return [f"results/gout/tables/threshold_curves_{wildcards.arm}.csv"]
+
+
+def get_checklist_settings(wildcards):
+    """The settings the checklist reports (the study's method settings, not figure styles)."""
+    cfg = study_config(wildcards.study)
+    return {
+        "source": config["data"]["source"],
+        "on_error": config["data"]["on_error"],
+        "seed": config["seed"],
+        "modalities": cfg["modalities"],
+        "preprocess": cfg["preprocess"],
+        "splits": cfg["splits"],
+        "arms": cfg["arms"],
+        "train": cfg["train"],
+        "external": external_cohorts(wildcards.study),
+    }
+
+
+def get_checklist_evidence(wildcards):
+    study = wildcards.study
+    files = [
+        f"results/{study}/tables/calibration.csv",
+        f"results/{study}/tables/decision_curve.csv",
+        f"results/{study}/tables/localisation.csv",
+    ]
+    files += [
+        f"results/{study}/tables/external_{c}.csv" for c in external_cohorts(study)
+    ]
+    return files
