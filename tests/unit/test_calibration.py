@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,8 @@ from mskdx.stats.calibration import (
     smoothed_calibration,
 )
 from mskdx.stats.decision import net_benefit, threshold_grid_dca
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _miscalibrated(n: int, intercept: float, slope: float, seed: int = 0):
@@ -107,17 +110,14 @@ def test_smoothed_calibration_follows_a_miscalibrated_model():
 
 
 def test_net_benefit_matches_dcurves():
-    dcurves = pytest.importorskip("dcurves", reason="dcurves (dev extra) is the reference")
-    y, p = _miscalibrated(400, 0.1, 0.9, seed=6)
-    grid = threshold_grid_dca(0.01, 0.99, 0.01)
-    ours = net_benefit(y, p, grid)
-    ref = dcurves.dca(
-        data=pd.DataFrame({"y": y, "model": p}), outcome="y", modelnames=["model"], thresholds=grid
-    )
-    model = ref[ref["model"] == "model"].sort_values("threshold")
-    everyone = ref[ref["model"] == "all"].sort_values("threshold")
-    np.testing.assert_allclose(ours["net_benefit"], model["net_benefit"], atol=1e-12)
-    np.testing.assert_allclose(ours["treat_all"], everyone["net_benefit"], atol=1e-12)
+    """Against numbers computed by the dcurves package (1.1.7, Sjoberg's Python port of the
+    R dcurves) on the stored input: dcurves pins pandas < 3 through lifelines, so its output is
+    stored rather than installed beside the pipeline's pandas."""
+    data = pd.read_csv(DATA / "dca_input.csv")
+    ref = pd.read_csv(DATA / "dca_reference_dcurves_1.1.7.csv")
+    ours = net_benefit(data["y"].to_numpy(), data["p"].to_numpy(), ref["threshold"].to_numpy())
+    np.testing.assert_allclose(ours["net_benefit"], ref["net_benefit_model"], atol=1e-11)
+    np.testing.assert_allclose(ours["treat_all"], ref["net_benefit_all"], atol=1e-11)
 
 
 def test_net_benefit_by_hand():
