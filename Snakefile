@@ -19,6 +19,9 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/gradcam.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/external.smk"
+include: "workflow/rules/calibration.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:

@@ -1,4 +1,4 @@
-"""The `mskdx` command line: `mskdx <subcommand> ...` (currently: synth)."""
+"""The `mskdx` command line: `mskdx synth ...` and `mskdx predict ...`."""
 
 from __future__ import annotations
 
@@ -76,8 +76,56 @@ def _add_synth(subparsers) -> None:
     p.set_defaults(func=_run_synth)
 
 
+def _run_predict(args: argparse.Namespace) -> int:
+    from mskdx.predict import predict_from_config
+
+    config = load_config(args.configfile or [DEFAULT_CONFIG])
+    images, patients = predict_from_config(
+        args.dicom,
+        args.out,
+        config=config,
+        study=args.study,
+        arm=args.arm,
+        results=args.results,
+        gradcam=args.gradcam,
+        threads=args.threads,
+    )
+    calls = patients["call"] if "call" in patients else images["call"]
+    print(
+        f"{len(images)} images of {len(patients)} patients scored by {args.study}/{args.arm}; "
+        f"{int(calls.sum())} of {len(calls)} called positive. Tables: {args.out}"
+    )
+    return 0
+
+
+def _add_predict(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="diagnose new patients with a trained arm",
+        description=(
+            "Score a folder of DICOM studies (no label sheet) with every fold model of a trained "
+            "arm, through the training data's own extraction and preprocessing. Writes "
+            "images.csv, patients.csv and refused.csv (pseudonymous keys only) into --out."
+        ),
+    )
+    p.add_argument("--study", required=True, choices=["gout", "olt"])
+    p.add_argument("--arm", required=True, help="e.g. blocks3 (gout) or T1 (olt)")
+    p.add_argument("--dicom", required=True, help="folder of DICOM files (any tree)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--configfile",
+        action="append",
+        metavar="YAML",
+        help=f"the config(s) the workflow ran with; repeat to overlay. Default: {DEFAULT_CONFIG}",
+    )
+    p.add_argument("--results", default="results", help="the workflow's results folder")
+    p.add_argument("--gradcam", type=int, default=0, metavar="N", help="Grad-CAM of N images")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=_run_predict)
+
+
 #: Subcommand registrars; add one function per subcommand.
-SUBCOMMANDS: list[Callable] = [_add_synth]
+SUBCOMMANDS: list[Callable] = [_add_synth, _add_predict]
 
 
 def build_parser() -> argparse.ArgumentParser:

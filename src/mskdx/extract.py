@@ -52,7 +52,7 @@ class FileResult:
 
 def extract_study(
     dicom_dir: str | Path,
-    labels_path: str | Path,
+    labels_path: str | Path | None,
     *,
     spec: StudySpec,
     masks_path: str | Path | None,
@@ -73,6 +73,9 @@ def extract_study(
     holds PHI), rewritten on every run, and the `terminal` attribute of a raised error.
     `key_fingerprint`, when given, must be that of the key in `key_env` now (the key the
     workflow saw when it scheduled the job).
+
+    Without a label sheet (`labels_path` None, used by `mskdx predict`) the manifest's labels
+    are empty; such a cache can be scored, never trained on.
     """
     root = Path(dicom_dir)
     if key_fingerprint and key_fingerprint != inputs.key_fingerprint(key_env):
@@ -90,18 +93,25 @@ def extract_study(
     except DicomError as err:
         raise private.attach(err) from None
     headers, refusals = scan.headers, scan.refusals
-    lab = spec.labels
-    sheet = label_sheet.read_label_sheet(
-        labels_path, lab["patient_column"], lab["label_column"], lab["positive"], lab["negative"]
-    )
-    unlabelled = label_sheet.unlabelled_patients(headers, sheet)
-    if unlabelled:
-        private.add_patients(unlabelled, key)
-        private.write()
-    try:
-        patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
-    except LabelError as err:
-        raise private.attach(err) from None
+    if labels_path is None:  # new patients to diagnose (mskdx predict): no label sheet
+        patient_label: dict[str, int | None] = {h.patient_id: None for h in headers}
+    else:
+        lab = spec.labels
+        sheet = label_sheet.read_label_sheet(
+            labels_path,
+            lab["patient_column"],
+            lab["label_column"],
+            lab["positive"],
+            lab["negative"],
+        )
+        unlabelled = label_sheet.unlabelled_patients(headers, sheet)
+        if unlabelled:
+            private.add_patients(unlabelled, key)
+            private.write()
+        try:
+            patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
+        except LabelError as err:
+            raise private.attach(err) from None
     truth = _load_masks(masks_path)
 
     jobs = [(h.path, spec) for h in headers]
@@ -183,7 +193,7 @@ def extract_study(
         spec.study,
         len(table),
         table.patient.nunique(),
-        int(table.label.sum()),
+        int(table.label.fillna(0).sum()),
         len(refused_rows),
     )
     return table

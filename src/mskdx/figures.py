@@ -314,6 +314,47 @@ def roc_band(
     return low, high
 
 
+def _draw_roc(
+    ax: Any,
+    curves: Mapping[str, tuple[ArrayLike, ArrayLike]],
+    linewidth: float,
+    band: bool,
+    title: str,
+) -> None:
+    """Draw the ROC curves of several arms on one axes, DeLong AUC and CI in the legend."""
+    from mskdx.stats import delong_auc
+
+    grid = np.linspace(0.0, 1.0, 201)
+    handles = ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="Chance")
+    for i, (arm, (y_true, y_score)) in enumerate(curves.items()):
+        y_true = np.asarray(y_true).astype(int)
+        y_score = np.asarray(y_score, dtype=float)
+        if y_true.shape != y_score.shape or set(np.unique(y_true)) != {0, 1}:
+            raise ValueError(
+                f"ROC arm {arm!r}: y_true {y_true.shape} and y_score {y_score.shape}; "
+                "expected equal lengths and both classes 0 and 1"
+            )
+        result = delong_auc(y_true, y_score)
+        colour = f"C{i % 10}"
+        fpr, tpr, _ = roc_curve(y_true, y_score)
+        handles += ax.plot(
+            fpr, tpr, color=colour, linewidth=linewidth, label=_roc_label(arm, result)
+        )
+        if band:
+            low, high = roc_band(y_true, y_score, grid)
+            ax.fill_between(grid, low, high, step="post", color=colour, alpha=0.15, linewidth=0)
+    if band:
+        handles.append(Patch(color="0.5", alpha=0.3, label="pointwise 95% bootstrap band"))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.005)
+    ax.set_aspect("equal")
+    ax.set_xlabel("1 − specificity (false-positive rate)")
+    ax.set_ylabel("Sensitivity (true-positive rate)")
+    ax.grid(alpha=0.3)
+    ax.legend(handles=handles, loc="lower right", fontsize="small")
+    ax.set_title(title)
+
+
 def plot_roc(
     curves: Mapping[str, tuple[ArrayLike, ArrayLike]],
     title: str,
@@ -327,46 +368,26 @@ def plot_roc(
     `sklearn.metrics.roc_curve`. With `style.roc.ci_band` each curve gets the pointwise
     stratified bootstrap band of `roc_band` (fixed seed).
     """
-    from mskdx.stats import delong_auc
+    plot_roc_panels({title: curves}, outputs, style)
 
+
+def plot_roc_panels(
+    panels: Mapping[str, Mapping[str, tuple[ArrayLike, ArrayLike]]],
+    outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    style: Mapping[str, Any] | None,
+) -> None:
+    """ROC curves side by side, one panel per title (e.g. development vs an external cohort)."""
     paths = _paths(outputs)
-    if not curves:
-        raise ValueError("no ROC curves given; expected arm -> (y_true, y_score)")
+    if not panels or not all(panels.values()):
+        raise ValueError("no ROC curves given; expected arm -> (y_true, y_score) per panel")
     linewidth = float(_style(style, "roc", "linewidth"))
     band = bool(_style(style, "roc", "ci_band"))
     dpi = int(_style(style, "dpi"))
-    grid = np.linspace(0.0, 1.0, 201)
     with _rc():
-        fig = Figure(figsize=(5.8, 5.8), layout="constrained")
-        ax = fig.subplots()
-        handles = ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="Chance")
-        for i, (arm, (y_true, y_score)) in enumerate(curves.items()):
-            y_true = np.asarray(y_true).astype(int)
-            y_score = np.asarray(y_score, dtype=float)
-            if y_true.shape != y_score.shape or set(np.unique(y_true)) != {0, 1}:
-                raise ValueError(
-                    f"ROC arm {arm!r}: y_true {y_true.shape} and y_score {y_score.shape}; "
-                    "expected equal lengths and both classes 0 and 1"
-                )
-            result = delong_auc(y_true, y_score)
-            colour = f"C{i % 10}"
-            fpr, tpr, _ = roc_curve(y_true, y_score)
-            handles += ax.plot(
-                fpr, tpr, color=colour, linewidth=linewidth, label=_roc_label(arm, result)
-            )
-            if band:
-                low, high = roc_band(y_true, y_score, grid)
-                ax.fill_between(grid, low, high, step="post", color=colour, alpha=0.15, linewidth=0)
-        if band:
-            handles.append(Patch(color="0.5", alpha=0.3, label="pointwise 95% bootstrap band"))
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.005)
-        ax.set_aspect("equal")
-        ax.set_xlabel("1 − specificity (false-positive rate)")
-        ax.set_ylabel("Sensitivity (true-positive rate)")
-        ax.grid(alpha=0.3)
-        ax.legend(handles=handles, loc="lower right", fontsize="small")
-        ax.set_title(title)
+        fig = Figure(figsize=(5.8 * len(panels), 5.8), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(panels)))
+        for ax, (title, curves) in zip(axes, panels.items(), strict=True):
+            _draw_roc(ax, curves, linewidth, band, title)
         _save(fig, paths, dpi)
 
 
@@ -740,4 +761,111 @@ def plot_gradcam_grid(
         )
         if title:
             fig.suptitle(title)
+        _save(fig, paths, dpi)
+
+
+# -- calibration and decision curves (beyond the papers) ----------------------------------------
+
+
+def plot_calibration(
+    bins: pd.DataFrame,
+    smooth: Mapping[str, tuple[ArrayLike, ArrayLike]],
+    title: str,
+    outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    style: Mapping[str, Any] | None,
+) -> None:
+    """Reliability diagram: observed vs predicted per bin (Wilson 95% CIs) and a LOWESS curve.
+
+    `bins` has columns cohort, predicted, observed, observed_low, observed_high, n (one row per
+    non-empty bin, `mskdx.stats.calibration.reliability_bins`); `smooth` maps a cohort to its
+    LOWESS curve (sorted probabilities, smoothed event rate). Marker area follows the bin count.
+    """
+    paths = _paths(outputs)
+    needed = ["cohort", "predicted", "observed", "observed_low", "observed_high", "n"]
+    missing = [c for c in needed if c not in bins.columns]
+    if missing:
+        raise ValueError(f"reliability bins lack columns {missing}; expected {needed}")
+    if bins.empty:
+        raise ValueError("reliability bins have no rows; expected at least one non-empty bin")
+    dpi = int(_style(style, "dpi"))
+    with _rc():
+        fig = Figure(figsize=(5.8, 5.8), layout="constrained")
+        ax = fig.subplots()
+        ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="Ideal")
+        for i, (cohort, part) in enumerate(bins.groupby("cohort", sort=False)):
+            colour = f"C{i % 10}"
+            x = part["predicted"].to_numpy(float)
+            y = part["observed"].to_numpy(float)
+            err = np.vstack([y - part["observed_low"], part["observed_high"] - y])
+            ax.errorbar(
+                x, y, yerr=err, fmt="none", ecolor=colour, elinewidth=1, capsize=2, alpha=0.8
+            )
+            sizes = 12 + 60 * part["n"].to_numpy(float) / max(1.0, float(bins["n"].max()))
+            ax.scatter(x, y, s=sizes, color=colour, label=f"{cohort}: bins (95% CI)", zorder=3)
+            if cohort in smooth:
+                sx, sy = (np.asarray(v, dtype=float) for v in smooth[cohort])
+                ax.plot(sx, sy, color=colour, linewidth=1.5, label=f"{cohort}: LOWESS")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_aspect("equal")
+        ax.set_xlabel("Predicted probability")
+        ax.set_ylabel("Observed proportion positive")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize="small")
+        ax.set_title(title)
+        _save(fig, paths, dpi)
+
+
+def plot_decision_curve(
+    curves: pd.DataFrame,
+    title: str,
+    outputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    style: Mapping[str, Any] | None,
+) -> None:
+    """Net benefit against threshold probability for each arm, with treat-all and treat-none.
+
+    `curves` has columns cohort, arm, threshold, net_benefit, treat_all
+    (`mskdx.clinical.decision_curve_table`); one panel per cohort.
+    """
+    paths = _paths(outputs)
+    needed = ["cohort", "arm", "threshold", "net_benefit", "treat_all"]
+    missing = [c for c in needed if c not in curves.columns]
+    if missing:
+        raise ValueError(f"decision curves lack columns {missing}; expected {needed}")
+    if curves.empty:
+        raise ValueError("decision curves have no rows")
+    cohorts = list(dict.fromkeys(curves["cohort"]))
+    dpi = int(_style(style, "dpi"))
+    with _rc():
+        fig = Figure(figsize=(6.2 * len(cohorts), 4.8), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(cohorts), sharey=True))
+        for ax, cohort in zip(axes, cohorts, strict=True):
+            part = curves[curves["cohort"] == cohort]
+            first = part[part["arm"] == part["arm"].iloc[0]].sort_values("threshold")
+            treat_all_top = float(first["treat_all"].max())
+            ax.plot(
+                first["threshold"],
+                first["treat_all"],
+                color="0.35",
+                linewidth=1.2,
+                label="Treat all",
+            )
+            ax.axhline(0.0, color="0.6", linestyle="--", linewidth=1, label="Treat none")
+            for i, (arm, curve) in enumerate(part.groupby("arm", sort=True)):
+                curve = curve.sort_values("threshold")
+                ax.plot(
+                    curve["threshold"],
+                    curve["net_benefit"],
+                    color=f"C{i % 10}",
+                    linewidth=1.5,
+                    label=arm,
+                )
+            top = max(float(part["net_benefit"].max()), treat_all_top, 0.05)
+            ax.set_ylim(-0.05 * top - 0.02, 1.1 * top)
+            ax.set_xlim(float(part["threshold"].min()), float(part["threshold"].max()))
+            ax.set_xlabel("Threshold probability")
+            ax.set_title(f"{title}: {cohort}" if len(cohorts) > 1 else title)
+            ax.grid(alpha=0.3)
+            ax.legend(loc="upper right", fontsize="small")
+        axes[0].set_ylabel("Net benefit")
         _save(fig, paths, dpi)

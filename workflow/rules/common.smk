@@ -28,6 +28,7 @@ LIBRARY = Path(os.path.relpath(workflow.basedir)) / "src" / "mskdx"
 wildcard_constraints:
     study="|".join(STUDIES),
     arm=r"[A-Za-z0-9]+",
+    cohort=r"[A-Za-z0-9_]+",
     fold=r"\d+",
 
 
@@ -256,23 +257,173 @@ def get_final_output():
     ]
     for study in STUDIES:
         out.append(f"results/{study}/tables/localisation.csv")
+        out.append(f"results/{study}/tables/calibration.csv")
+        out.append(f"results/{study}/tables/claim_checklist.csv")
         stems = [
             f"results/{study}/figures/roc",
             f"results/{study}/figures/localisation",
+            f"results/{study}/figures/decision_curve",
         ]
         for arm in arms(study):
             stems += [
                 f"results/{study}/figures/confusion_{arm}",
                 f"results/{study}/figures/gradcam_{arm}",
+                f"results/{study}/figures/calibration_{arm}",
             ]
             stems += [
                 f"results/{study}/figures/curves_{arm}_fold{fold}"
                 for fold in folds(study)
             ]
         out += [figure(stem) for stem in stems]
+    for study in STUDIES:
+        if external_cohorts(study):
+            out.append(figure(f"results/{study}/figures/roc_external"))
+        for cohort in external_cohorts(study):
+            out.append(f"results/{study}/tables/external_{cohort}.csv")
     for arm in arms("gout"):
         out.append(f"results/gout/tables/table3_patient_level_{arm}.csv")
         out.append(figure(f"results/gout/figures/threshold_{arm}"))
     for arm in arms("olt"):
         out.append(figure(f"results/olt/figures/montage_{arm}"))
     return out
+
+
+# ---- external cohorts ---------------------------------------------------------------------------
+
+
+def external_cohorts(study):
+    """Names of a study's external cohorts: synthetic ones, or those listed for your own data."""
+    if config["data"]["source"] == "synthetic":
+        return sorted((config["synthetic"].get("external") or {}).get(study) or {})
+    return [c["name"] for c in study_config(study).get("external", [])]
+
+
+def get_external_input(wildcards):
+    """DICOM folder, label sheet and (optional) masks of one external cohort."""
+    study, cohort = wildcards.study, wildcards.cohort
+    if config["data"]["source"] == "synthetic":
+        base = f"data/synthetic/external/{study}/{cohort}"
+        return {
+            "dicom": f"{base}/dicom",
+            "labels": f"{base}/labels.csv",
+            "truth": f"{base}/masks.npz",
+        }
+    given = next(c for c in study_config(study)["external"] if c["name"] == cohort)
+    paths = {"dicom": given["dicom_dir"], "labels": given["labels"]}
+    if given.get("masks"):
+        paths["truth"] = given["masks"]
+    return paths
+
+
+def get_external_inventory(wildcards):
+    """Like the development folder's: a file changed deep in an external folder reruns it."""
+    if config["data"]["source"] == "synthetic":
+        return "synthetic"
+    return inputs.tree_digest(get_external_input(wildcards)["dicom"])
+
+
+def get_synthetic_external(wildcards):
+    """A synthetic external cohort's size and capture settings (without its seed/difficulty)."""
+    spec = config["synthetic"]["external"][wildcards.study][wildcards.cohort]
+    return {k: v for k, v in spec.items() if k not in ("seed", "difficulty")}
+
+
+def get_arm_checkpoints(wildcards):
+    return [
+        f"{model_dir(wildcards.study, wildcards.arm, fold)}/checkpoint_final.pt"
+        for fold in folds(wildcards.study)
+    ]
+
+
+def get_arm_sequence(wildcards):
+    return model_spec(wildcards.study, wildcards.arm).get("sequence")
+
+
+def external_file(study, cohort, kind, arm):
+    return f"results/{study}/external/{cohort}/{kind}_{arm}.csv"
+
+
+def get_external_scores(wildcards):
+    """Per-fold and ensemble scores of every arm on one external cohort."""
+    study, cohort = wildcards.study, wildcards.cohort
+    return {
+        "per_fold": [
+            external_file(study, cohort, "predictions", a) for a in arms(study)
+        ],
+        "ensemble": [external_file(study, cohort, "ensemble", a) for a in arms(study)],
+    }
+
+
+def get_all_external_ensembles(wildcards):
+    """Ensemble scores of every arm on every external cohort of a study."""
+    study = wildcards.study
+    return [
+        external_file(study, cohort, "ensemble", arm)
+        for cohort in external_cohorts(study)
+        for arm in arms(study)
+    ]
+
+
+def get_arm_external_ensembles(wildcards):
+    study = wildcards.study
+    return [
+        external_file(study, cohort, "ensemble", wildcards.arm)
+        for cohort in external_cohorts(study)
+    ]
+
+
+def get_development_curves(wildcards):
+    """Gout: each arm's per-fold patient thresholds (Table III), applied to external cohorts."""
+    if wildcards.study != "gout":
+        return []
+    return [
+        f"results/gout/tables/threshold_curves_{arm}.csv"
+        for arm in arms(wildcards.study)
+    ]
+
+
+def get_predict_dicom(wildcards):
+    """The folder of new patients for rule predict_folder (config predict.dicom_dir)."""
+    folder = (config.get("predict") or {}).get("dicom_dir")
+    if not folder:
+        raise ValueError(
+            "predict.dicom_dir is empty; set it to a folder of DICOM studies, e.g. "
+            "--config predict='{dicom_dir: /data/new_patients}'"
+        )
+    return folder
+
+
+def get_arm_curves(wildcards):
+    """Gout: the arm's development threshold curves (the patient threshold); OLT: none."""
+    if wildcards.study != "gout":
+        return []
+    return [f"results/gout/tables/threshold_curves_{wildcards.arm}.csv"]
+
+
+def get_checklist_settings(wildcards):
+    """The settings the checklist reports (the study's method settings, not figure styles)."""
+    cfg = study_config(wildcards.study)
+    return {
+        "source": config["data"]["source"],
+        "on_error": config["data"]["on_error"],
+        "seed": config["seed"],
+        "modalities": cfg["modalities"],
+        "preprocess": cfg["preprocess"],
+        "splits": cfg["splits"],
+        "arms": cfg["arms"],
+        "train": cfg["train"],
+        "external": external_cohorts(wildcards.study),
+    }
+
+
+def get_checklist_evidence(wildcards):
+    study = wildcards.study
+    files = [
+        f"results/{study}/tables/calibration.csv",
+        f"results/{study}/tables/decision_curve.csv",
+        f"results/{study}/tables/localisation.csv",
+    ]
+    files += [
+        f"results/{study}/tables/external_{c}.csv" for c in external_cohorts(study)
+    ]
+    return files

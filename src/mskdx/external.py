@@ -1,0 +1,289 @@
+"""External validation: score another site's cohort with the development models of every arm.
+
+An external cohort is extracted by the development cohort's own stage (`mskdx.extract`, the same
+rule script, spec, region, crop and label-sheet rules), into its own cache. Each arm's fold models
+score every image of it (`score_cohort`), with the very functions that wrote the development
+predictions (`mskdx.train.predict` on a `DeviceImages` bank with the checkpoint's normalization
+and batch size). The cohort's probability of an image is the MEAN probability of the fold models
+(an ensemble of the k cross-validation models; OLT has one model, so mean = that model); each
+fold model's scores are kept as well.
+
+Tables: the development tables' own builders (`mskdx.tables.gout_image_table`, `olt_table`) on
+the ensemble and on each fold model; the patient level of gout applies the development
+threshold: the mean over folds of the threshold each fold searched on its training patients
+(Table III), to the share of a patient's images called abnormal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mskdx.io import read_table, write_table, write_text
+
+log = logging.getLogger(__name__)
+PathLike = str | os.PathLike[str]
+
+PREDICTION_COLUMNS = ["study", "arm", "fold", "subset", "patient", "image_id", "label", "prob"]
+#: paper columns make no sense for a cohort the paper never saw
+_PAPER_PREFIX = "paper_"
+
+
+def _fold_of(checkpoint: PathLike) -> int:
+    name = Path(checkpoint).parent.name
+    if not name.startswith("fold_") or not name[5:].isdigit():
+        raise ValueError(f"{checkpoint}: expected a checkpoint inside a fold_<k> folder")
+    return int(name[5:])
+
+
+def score_cohort(
+    checkpoints: Sequence[PathLike],
+    images: PathLike,
+    manifest: PathLike,
+    *,
+    study: str,
+    arm: str,
+    sequence: str | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probabilities of every image of a cache from each fold model, and their mean.
+
+    Returns (per_fold, ensemble), both with the `predictions` columns and subset "test"; in the
+    ensemble table `fold` is 0 and `prob` the mean over the fold models.
+    """
+    import torch
+
+    from mskdx import augment, train
+
+    if threads:
+        torch.set_num_threads(threads)
+    bank_np = np.load(images, mmap_mode="r")
+    table = read_table(manifest, schema="manifest")
+    if sequence is not None:
+        table = table[table["series"].astype(str) == str(sequence)]
+    if table.empty:
+        raise ValueError(
+            f"{manifest}: no images{f' of sequence {sequence!r}' if sequence else ''} to score"
+        )
+    table = table.sort_values(["patient", "image_id"], kind="stable").reset_index(drop=True)
+    pixels = np.asarray(bank_np[table["index"].to_numpy(np.int64)])
+    # unlabelled patients (mskdx predict) keep empty labels; the bank needs integers
+    labels = table["label"].fillna(0).to_numpy(np.int64)
+    dev = train.resolve_device(device)
+    parts = []
+    for checkpoint in sorted(checkpoints, key=_fold_of):
+        fold = _fold_of(checkpoint)
+        model, state = train.load_final(checkpoint, dev)
+        shape = tuple(state["input_shape"][1:])
+        if pixels.shape[1:] != shape:
+            raise ValueError(
+                f"{images}: images are {pixels.shape[2]}x{pixels.shape[1]}, the model of "
+                f"{checkpoint} was trained on {shape[1]}x{shape[0]}; expected the same "
+                "preprocessing for the cohort as for the development data"
+            )
+        norm = augment.Normalization.from_dict(state["normalization"])
+        data = train.DeviceImages.create(pixels, labels, norm, dev)
+        batch_size = int(state["args"]["train_spec"]["batch_size"])
+        prob = train.predict(
+            model, data, torch.arange(len(table), device=dev), batch_size=batch_size
+        )
+        parts.append(
+            table.assign(
+                study=study,
+                arm=arm,
+                fold=fold,
+                subset="test",
+                prob=np.round(prob, train.PROB_DECIMALS),
+            )[PREDICTION_COLUMNS]
+        )
+        log.info("%s %s fold %d: scored %d images", study, arm, fold, len(table))
+    per_fold = pd.concat(parts, ignore_index=True)
+    ensemble = (
+        per_fold.groupby(["patient", "image_id"], sort=True)
+        .agg(label=("label", "first"), prob=("prob", "mean"))
+        .reset_index()
+        .assign(study=study, arm=arm, fold=0, subset="test")
+    )
+    ensemble["prob"] = ensemble["prob"].round(train.PROB_DECIMALS)
+    return per_fold, ensemble[PREDICTION_COLUMNS]
+
+
+def _without_paper(table: pd.DataFrame) -> pd.DataFrame:
+    return table.loc[:, [c for c in table.columns if not c.startswith(_PAPER_PREFIX)]]
+
+
+def image_table(
+    study: str,
+    per_fold: pd.DataFrame,
+    ensemble: pd.DataFrame,
+    *,
+    image_threshold: float,
+    best_arm: str = "auto",
+) -> pd.DataFrame:
+    """The development image-level table on an external cohort: ensemble rows, then each fold's.
+
+    Gout: Table I's columns (Wilson CIs, DeLong AUC CI, McNemar and DeLong tests against the
+    best arm on the same images) per model; OLT: Table II's per-class rows per model.
+    """
+    from mskdx import tables
+
+    def build(preds: pd.DataFrame) -> pd.DataFrame:
+        if study == "gout":
+            out = tables.gout_image_table(preds, best_arm=best_arm, image_threshold=image_threshold)
+            return out[out["fold"] == "pooled"].drop(columns="fold")
+        return tables.olt_table(preds, image_threshold=image_threshold)
+
+    parts = [build(ensemble).assign(model="ensemble")]
+    for fold, preds in per_fold.groupby("fold", sort=True):
+        parts.append(build(preds.assign(fold=0)).assign(model=f"fold {fold}"))
+    out = _without_paper(pd.concat(parts, ignore_index=True))
+    return out[["model", *[c for c in out.columns if c != "model"]]]
+
+
+def development_threshold(curves: PathLike) -> float:
+    """Mean over folds of the patient threshold chosen on each fold's training patients."""
+    table = read_table(curves)
+    chosen = table[table["chosen"].astype(bool)]
+    if chosen.empty or chosen["fold"].duplicated().any():
+        raise ValueError(f"{curves}: expected one chosen threshold per fold")
+    return float(chosen["threshold"].mean())
+
+
+def patient_table(
+    ensemble: pd.DataFrame, thresholds: Mapping[str, float], *, image_threshold: float
+) -> pd.DataFrame:
+    """Gout patient diagnosis on an external cohort with each arm's development threshold."""
+    from mskdx.stats import binary_metrics, diagnose
+
+    rows = []
+    for arm, preds in ensemble.groupby("arm", sort=True):
+        per_patient = (
+            preds.assign(abnormal=preds["prob"] > image_threshold)
+            .groupby("patient", sort=True)
+            .agg(label=("label", "first"), images=("image_id", "size"), share=("abnormal", "mean"))
+        )
+        threshold = float(thresholds[arm])
+        called = diagnose(per_patient["share"].to_numpy(), threshold).astype(int)
+        m = binary_metrics(per_patient["label"], called, per_patient["share"])
+        row = {
+            "arm": arm,
+            "threshold": round(threshold, 4),
+            "patients": m.n,
+            "images": int(per_patient["images"].sum()),
+            "tp": m.tp,
+            "fn": m.fn,
+            "tn": m.tn,
+            "fp": m.fp,
+        }
+        for name, est in (
+            ("acc", m.accuracy),
+            ("sen", m.sensitivity),
+            ("spe", m.specificity),
+        ):
+            row.update(
+                {
+                    name: 100 * est.value,
+                    f"{name}_low": 100 * est.low,
+                    f"{name}_high": 100 * est.high,
+                }
+            )
+        auc = m.auc
+        row.update(
+            {
+                "auc_share": auc.auc if auc else math.nan,
+                "auc_share_low": auc.ci_low if auc else math.nan,
+                "auc_share_high": auc.ci_high if auc else math.nan,
+            }
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---- workflow steps ---------------------------------------------------------------------------
+
+
+def score_cohort_step(
+    checkpoints: Sequence[PathLike],
+    images: PathLike,
+    manifest: PathLike,
+    *,
+    study: str,
+    arm: str,
+    sequence: str | None,
+    device: str,
+    threads: int,
+    per_fold: PathLike,
+    ensemble: PathLike,
+) -> None:
+    folds, mean = score_cohort(
+        checkpoints,
+        images,
+        manifest,
+        study=study,
+        arm=arm,
+        sequence=sequence,
+        device=device,
+        threads=threads,
+    )
+    write_table(folds, per_fold, schema="predictions")
+    write_table(mean, ensemble, schema="predictions")
+
+
+def write_external_tables(
+    per_fold: Sequence[PathLike],
+    ensemble: Sequence[PathLike],
+    *,
+    study: str,
+    cohort: str,
+    image_threshold: float,
+    best_arm: str,
+    curves: Sequence[PathLike],
+    csv: PathLike,
+    md: PathLike,
+    patient_csv: PathLike,
+    patient_md: PathLike,
+) -> None:
+    """Image-level (and, for gout, patient-level) tables of one external cohort."""
+    from mskdx.tables import to_markdown
+
+    folds = pd.concat([read_table(p, "predictions") for p in per_fold], ignore_index=True)
+    mean = pd.concat([read_table(p, "predictions") for p in ensemble], ignore_index=True)
+    images = image_table(study, folds, mean, image_threshold=image_threshold, best_arm=best_arm)
+    write_table(images, csv)
+    write_text(md, to_markdown(images, f"External cohort {cohort}: image level"))
+    if study == "gout":
+        thresholds = {
+            Path(p).stem.removeprefix("threshold_curves_"): development_threshold(p) for p in curves
+        }
+        patients = patient_table(mean, thresholds, image_threshold=image_threshold)
+        title = f"External cohort {cohort}: patient level (development thresholds)"
+    else:
+        patients = pd.DataFrame({"note": ["OLT is diagnosed per image; no patient level"]})
+        title = f"External cohort {cohort}: patient level"
+    write_table(patients, patient_csv)
+    write_text(patient_md, to_markdown(patients, title))
+
+
+def plot_roc_external_step(
+    development: Sequence[PathLike], external: Sequence[PathLike], *, outputs: list, style: dict
+) -> None:
+    """Development ROC (pooled test folds) beside each external cohort's (ensemble)."""
+    from mskdx.clinical import read_cohorts, scored_rows
+    from mskdx.figures import plot_roc_panels
+
+    panels = {}
+    for name, predictions in read_cohorts(development, external).items():
+        test = scored_rows(predictions)
+        title = "development (pooled test folds)" if name == "development" else f"external: {name}"
+        panels[title] = {
+            arm: (part["label"].to_numpy(), part["prob"].to_numpy())
+            for arm, part in test.groupby("arm", sort=True)
+        }
+    plot_roc_panels(panels, outputs, style)

@@ -1,0 +1,230 @@
+"""Diagnose new patients with a trained arm: `mskdx predict` (and rule `predict_folder`).
+
+A folder of DICOM studies without a label sheet goes through the training data's own path:
+`mskdx.extract.extract_study` with the study's extraction spec from the same config (walk,
+refusal rules, de-identification, region, crop, resize), then `mskdx.external.score_cohort`
+scores every image with each fold model of the arm (`mskdx.train.predict`, the checkpoint's
+normalization and batch size). Outputs carry pseudonymous keys only:
+
+- `images.csv`: per image and fold model its probability, and the ensemble (mean) with its call;
+- `patients.csv`: per patient the number of images, the mean probability and, for gout, the share
+  of images called abnormal against the development threshold (the mean of the thresholds each
+  fold searched on its training patients, Table III) and the patient call;
+- `refused.csv`: files that were not used, with the reason;
+- `gradcam.png` (optional): Grad-CAM overlays of the first fold model on a sample of images.
+
+A folder whose images the model was not trained for is refused: no file of the study's
+modalities, or images whose preprocessed size differs from the model's input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mskdx import external
+from mskdx.errors import ConfigError, DicomError
+from mskdx.io import read_table, write_table
+
+log = logging.getLogger(__name__)
+PathLike = str | os.PathLike[str]
+
+
+def study_spec(config: Mapping, study: str):
+    """The extraction spec of a study from a (merged) config, as rule extract_images builds it."""
+    from mskdx.extract import StudySpec
+
+    try:
+        cfg = config["studies"][study]
+    except KeyError as exc:
+        raise ConfigError(f"studies.{study}: not in the config; expected gout or olt") from exc
+    return StudySpec(
+        study=study,
+        modalities=list(cfg["modalities"]),
+        preprocess=dict(cfg["preprocess"]),
+        labels=dict(cfg["labels"]),
+        frames=cfg.get("frames", "all"),
+        sequences=dict(cfg.get("sequences", {})),
+    )
+
+
+def fold_checkpoints(results: PathLike, study: str, arm: str) -> list[Path]:
+    found = sorted(Path(results, study, "models", arm).glob("fold_*/checkpoint_final.pt"))
+    if not found:
+        raise ConfigError(
+            f"{Path(results, study, 'models', arm)}: no trained fold model "
+            "(fold_*/checkpoint_final.pt); run the workflow for this study first"
+        )
+    return found
+
+
+def predict_folder(
+    dicom_dir: PathLike,
+    out_dir: PathLike,
+    *,
+    spec,
+    arm: str,
+    arm_spec: Mapping,
+    checkpoints: list[PathLike],
+    curves: PathLike | None,
+    image_threshold: float,
+    key_env: str,
+    private_map: PathLike | None = None,
+    gradcam: int = 0,
+    threads: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every image of `dicom_dir` with an arm's fold models; write the tables to `out_dir`.
+
+    `private_map` (outside results/, it holds PHI) maps refused files' keys to their real paths.
+
+    `spec` is the study's extraction spec (`mskdx.extract.StudySpec`), `curves` the arm's
+    development threshold curves (gout; None for OLT, diagnosed per image).
+    """
+    from mskdx.extract import extract_study
+
+    if not checkpoints:
+        raise ConfigError(f"{spec.study}/{arm}: no fold model given")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threshold = external.development_threshold(curves) if curves else None
+    with tempfile.TemporaryDirectory(dir=out, prefix=".cache-") as tmp:
+        cache = {
+            name: Path(tmp, f"{name}.{ext}")
+            for name, ext in (("images", "npy"), ("masks", "npy"), ("manifest", "csv"))
+        }
+        log.info("1/3 extracting the DICOM folder with the %s study's preprocessing", spec.study)
+        try:
+            extract_study(
+                dicom_dir,
+                None,
+                spec=spec,
+                masks_path=None,
+                on_error="skip",
+                key_env=key_env,
+                private_map=private_map,
+                refused=out / "refused.csv",
+                threads=threads,
+                **cache,
+            )
+        except DicomError as exc:
+            raise DicomError(
+                f"{exc}\nThe {spec.study} models were trained on {'/'.join(spec.modalities)} "
+                "images; nothing in this folder can be scored"
+            ) from exc
+        log.info("2/3 scoring with %d fold models of %s/%s", len(checkpoints), spec.study, arm)
+        per_fold, ensemble = external.score_cohort(
+            checkpoints,
+            cache["images"],
+            cache["manifest"],
+            study=spec.study,
+            arm=arm,
+            sequence=arm_spec.get("sequence"),
+            threads=threads,
+        )
+        if gradcam:
+            log.info("3/3 Grad-CAM of %d images", gradcam)
+            _gradcam(checkpoints[0], cache, ensemble, gradcam, out / "gradcam.png")
+    images = _image_table(per_fold, ensemble, image_threshold)
+    patients = _patient_table(ensemble, image_threshold, threshold)
+    write_table(images, out / "images.csv")
+    write_table(patients, out / "patients.csv")
+    refused = read_table(out / "refused.csv")
+    log.info(
+        "%s/%s: %d images of %d patients scored, %d files refused; tables in %s",
+        spec.study,
+        arm,
+        len(ensemble),
+        len(patients),
+        len(refused),
+        out,
+    )
+    return images, patients
+
+
+def predict_from_config(
+    dicom_dir: PathLike,
+    out_dir: PathLike,
+    *,
+    config: Mapping,
+    study: str,
+    arm: str,
+    results: PathLike = "results",
+    gradcam: int = 0,
+    threads: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`mskdx predict`: the arm's settings from the config the workflow ran with.
+
+    Refused files' real paths go to `private/predict/<study>_<arm>/file_map.csv` (PHI).
+    """
+    arms = config["studies"][study]["arms"]
+    if arm not in arms:
+        raise ConfigError(f"arm {arm!r} is not an arm of {study}; expected one of {sorted(arms)}")
+    curves = None
+    if study == "gout":
+        curves = Path(results, study, "tables", f"threshold_curves_{arm}.csv")
+        if not curves.exists():
+            raise ConfigError(f"{curves}: missing; the patient threshold comes from training")
+    return predict_folder(
+        dicom_dir,
+        out_dir,
+        spec=study_spec(config, study),
+        arm=arm,
+        arm_spec=arms[arm],
+        checkpoints=fold_checkpoints(results, study, arm),
+        curves=curves,
+        image_threshold=float(config["studies"][study]["evaluate"]["image_threshold"]),
+        key_env=config["data"].get("pseudonym_key_env", "MSKDX_PSEUDONYM_KEY"),
+        private_map=Path("private", "predict", f"{study}_{arm}", "file_map.csv"),
+        gradcam=gradcam,
+        threads=threads,
+    )
+
+
+def _image_table(per_fold: pd.DataFrame, ensemble: pd.DataFrame, image_threshold: float):
+    wide = per_fold.pivot(index=["patient", "image_id"], columns="fold", values="prob")
+    wide.columns = [f"prob_fold{f}" for f in wide.columns]
+    table = ensemble.set_index(["patient", "image_id"])[["study", "arm", "prob"]].join(wide)
+    table["call"] = (table["prob"] > image_threshold).astype(int)
+    return table.reset_index()
+
+
+def _patient_table(ensemble: pd.DataFrame, image_threshold: float, threshold: float | None):
+    grouped = ensemble.assign(abnormal=ensemble["prob"] > image_threshold).groupby(
+        "patient", sort=True
+    )
+    table = grouped.agg(
+        images=("image_id", "size"), mean_prob=("prob", "mean"), share=("abnormal", "mean")
+    )
+    if threshold is not None:
+        table["threshold"] = round(threshold, 4)
+        table["call"] = (table["share"] > threshold).astype(int)
+    return table.reset_index()
+
+
+def _gradcam(checkpoint: Path, cache: dict, ensemble: pd.DataFrame, n: int, figure: Path) -> None:
+    from mskdx import gradcam, models, train
+    from mskdx.figures import plot_gradcam_grid
+
+    model, state = train.load_final(checkpoint, "cpu")
+    manifest = read_table(cache["manifest"], "manifest").set_index("image_id")
+    pick = ensemble.sort_values("image_id").head(n)
+    rows = manifest.loc[pick["image_id"], "index"].to_numpy(np.int64)
+    images = np.asarray(np.load(cache["images"], mmap_mode="r")[rows])
+    maps = gradcam.compute_cams(
+        model, train.prepare_images(images, state["normalization"]), models.cam_layer(model)
+    )
+    captions = [f"{i}\np={p:.2f}" for i, p in zip(pick["image_id"], pick["prob"], strict=True)]
+    plot_gradcam_grid(images, maps, [None] * len(images), captions, [figure], {"dpi": 100})
+
+
+def predict_step(dicom_dir, *, spec: Mapping, images: PathLike, **kwargs) -> None:
+    """Rule predict_folder: the outputs go to the folder of `images`."""
+    from mskdx.extract import StudySpec
+
+    predict_folder(dicom_dir, Path(images).parent, spec=StudySpec(**spec), **kwargs)

@@ -1,0 +1,200 @@
+"""Calibration of predicted probabilities: Brier score, logistic recalibration, reliability bins.
+
+- Brier score (Brier 1950): the mean squared difference between probability and outcome, with a
+  95% CI from the normal approximation of a mean of independent terms (the images or patients).
+- Calibration intercept and slope (Cox 1958; Van Calster et al. 2019, "Calibration: the Achilles
+  heel of predictive analytics", BMC Med 17:230): the slope is b in logit P(y=1) = a + b logit(p);
+  the intercept ("calibration-in-the-large") is a in logit P(y=1) = a + 1 * logit(p), i.e. with
+  logit(p) as an offset. Both are maximum-likelihood fits (statsmodels GLM, binomial family) with
+  Wald 95% CIs. A perfectly calibrated model has intercept 0 and slope 1; a slope below 1 means
+  predictions that are too extreme (overfitting).
+- Reliability diagram: observed event rate against mean predicted probability per bin, with a
+  Wilson CI per bin, and a LOWESS-smoothed curve of the outcomes on the probabilities
+  (statsmodels' lowess), as in Austin & Steyerberg 2014 (Stat Med 33:517).
+
+Labels: 1 = positive, 0 = negative; probabilities are P(positive).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats as sps
+
+from mskdx.stats.proportions import wilson_ci
+
+__all__ = [
+    "BrierScore",
+    "CalibrationFit",
+    "brier_score",
+    "calibration_fit",
+    "reliability_bins",
+    "smoothed_calibration",
+]
+
+#: probabilities are clipped to [EPS, 1 - EPS] before the logit, so that a model that outputs
+#: exactly 0 or 1 (saturated softmax) still has a finite linear predictor
+EPS = 1e-6
+
+
+def _check(y_true: ArrayLike, prob: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    y = np.asarray(y_true)
+    p = np.asarray(prob, dtype=float)
+    if y.ndim != 1 or y.shape != p.shape or len(y) == 0:
+        raise ValueError(
+            f"outcomes {y.shape} and probabilities {p.shape}: expected two 1-D arrays of one "
+            "non-zero length"
+        )
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"outcomes {sorted(set(y.tolist()))}: expected only 0 and 1")
+    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+        raise ValueError("probabilities: expected finite values in [0, 1]")
+    return y.astype(np.int64), p
+
+
+def logit(prob: ArrayLike) -> NDArray[np.float64]:
+    p = np.clip(np.asarray(prob, dtype=float), EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class BrierScore:
+    """Brier score with its 95% CI (normal approximation of a mean), and the reference value."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+    #: the Brier score of predicting the prevalence for everyone (a model must do better)
+    reference: float
+
+
+def brier_score(y_true: ArrayLike, prob: ArrayLike, level: float = 0.95) -> BrierScore:
+    """Return the Brier score mean((p - y)^2) with a CI from its terms' standard error."""
+    y, p = _check(y_true, prob)
+    terms = (p - y) ** 2
+    value = float(terms.mean())
+    n = len(terms)
+    if n > 1:
+        half = sps.norm.ppf(0.5 + level / 2) * terms.std(ddof=1) / math.sqrt(n)
+        low, high = max(0.0, value - half), min(1.0, value + half)
+    else:
+        low = high = math.nan
+    prevalence = y.mean()
+    return BrierScore(value, low, high, n, float(prevalence * (1 - prevalence)))
+
+
+@dataclass(frozen=True)
+class CalibrationFit:
+    """Calibration intercept (with slope fixed at 1) and slope, each with a Wald 95% CI."""
+
+    intercept: float
+    intercept_low: float
+    intercept_high: float
+    slope: float
+    slope_low: float
+    slope_high: float
+    n: int
+    events: int
+    #: why a fit could not be made (one class only, perfect separation), else ""
+    note: str = ""
+
+
+def calibration_fit(y_true: ArrayLike, prob: ArrayLike, level: float = 0.95) -> CalibrationFit:
+    """Fit the logistic recalibration model; nan with a note where it cannot be estimated."""
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
+
+    y, p = _check(y_true, prob)
+    events = int(y.sum())
+    nan = math.nan
+    if events in (0, len(y)):
+        return CalibrationFit(nan, nan, nan, nan, nan, nan, len(y), events, "one class only")
+    lp = logit(p)
+    alpha = 1 - level
+    family = sm.families.Binomial()
+    try:
+        with np.errstate(over="ignore", divide="ignore"), warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always", PerfectSeparationWarning)
+            large = sm.GLM(y, np.ones((len(y), 1)), family=family, offset=lp).fit()
+            slope_fit = sm.GLM(y, sm.add_constant(lp, has_constant="add"), family=family).fit()
+    except (PerfectSeparationError, np.linalg.LinAlgError) as exc:
+        return CalibrationFit(nan, nan, nan, nan, nan, nan, len(y), events, f"no fit: {exc}")
+    a_low, a_high = large.conf_int(alpha)[0]
+    b_low, b_high = slope_fit.conf_int(alpha)[1]
+    note = ""
+    separated = any(issubclass(x.category, PerfectSeparationWarning) for x in w)
+    if separated or not np.isfinite([a_low, a_high, b_low, b_high]).all():
+        # the scores separate the classes: the slope runs to infinity, its value means nothing
+        note = "perfect separation: the slope is not identified"
+    return CalibrationFit(
+        intercept=float(large.params[0]),
+        intercept_low=float(a_low),
+        intercept_high=float(a_high),
+        slope=float(slope_fit.params[1]),
+        slope_low=float(b_low),
+        slope_high=float(b_high),
+        n=len(y),
+        events=events,
+        note=note,
+    )
+
+
+def reliability_bins(
+    y_true: ArrayLike, prob: ArrayLike, n_bins: int = 10, strategy: str = "uniform"
+) -> pd.DataFrame:
+    """Observed event rate vs mean predicted probability per bin, empty bins dropped.
+
+    `strategy` is "uniform" (equal-width bins on [0, 1]) or "quantile" (equal counts), with the
+    bin edges of `sklearn.calibration.calibration_curve`. Columns: bin, lower, upper, n, events,
+    predicted (mean probability), observed (event rate), observed_low/high (Wilson 95%).
+    """
+    y, p = _check(y_true, prob)
+    if n_bins < 1:
+        raise ValueError(f"n_bins={n_bins}: expected at least 1")
+    if strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    elif strategy == "quantile":
+        edges = np.percentile(p, np.linspace(0, 100, n_bins + 1))
+    else:
+        raise ValueError(f"strategy={strategy!r}: expected 'uniform' or 'quantile'")
+    # the binning of sklearn's calibration_curve: a probability on an inner edge joins the lower bin
+    index = np.searchsorted(edges[1:-1], p)
+    rows = []
+    for b in range(len(edges) - 1):
+        inside = index == b
+        n = int(inside.sum())
+        if n == 0:
+            continue
+        events = int(y[inside].sum())
+        low, high = wilson_ci(events, n)
+        rows.append(
+            {
+                "bin": b,
+                "lower": float(edges[b]),
+                "upper": float(edges[b + 1]),
+                "n": n,
+                "events": events,
+                "predicted": float(p[inside].mean()),
+                "observed": events / n,
+                "observed_low": low,
+                "observed_high": high,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def smoothed_calibration(
+    y_true: ArrayLike, prob: ArrayLike, frac: float = 2 / 3
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """LOWESS of the outcomes on the probabilities: (sorted probabilities, smoothed rate)."""
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    y, p = _check(y_true, prob)
+    fitted = lowess(y.astype(float), p, frac=frac, it=0, return_sorted=True)
+    return fitted[:, 0], np.clip(fitted[:, 1], 0.0, 1.0)

@@ -1,0 +1,116 @@
+# Beyond the papers: are the probabilities calibrated, and is acting on them useful?
+# Each output reads the pooled test-fold predictions (development) and the external cohorts'
+# ensemble scores, and takes only its own settings,
+# so changing a calibration or decision-curve setting reruns only that output.
+
+
+rule tabulate_calibration:
+    input:
+        predictions=get_predictions,
+        external=get_all_external_ensembles,
+        code=library_sources("clinical", "stats", "tables"),
+    output:
+        csv=report(
+            "results/{study}/tables/calibration.csv",
+            caption="../report/calibration_table.rst",
+            category=study_category,
+            subcategory="Calibration and decision curves",
+            labels={"table": "calibration"},
+        ),
+        md="results/{study}/tables/calibration.md",
+    log:
+        "results/logs/tabulate_calibration/{study}.log",
+    localrule: True
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        levels=lookup(dpath="studies/{study}/calibration/levels", within=config),
+    script:
+        "../scripts/tabulate_calibration.py"
+
+
+rule plot_calibration:
+    input:
+        predictions=get_predictions,
+        external=get_arm_external_ensembles,
+        code=library_sources("clinical", "stats", "figures"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/calibration_{arm}"),
+            caption="../report/calibration.rst",
+            category=study_category,
+            subcategory="Calibration and decision curves",
+            labels={"figure": "reliability diagram", "arm": "{arm}"},
+        ),
+        extra=figure_extra("results/{study}/figures/calibration_{arm}"),
+        table="results/{study}/tables/reliability_{arm}.csv",
+    log:
+        "results/logs/plot_calibration/{study}/{arm}.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+        level=lookup(dpath="studies/{study}/calibration/figure_level", within=config),
+        bins=lookup(dpath="studies/{study}/calibration/bins", within=config),
+        strategy=lookup(dpath="studies/{study}/calibration/strategy", within=config),
+        lowess_frac=lookup(
+            dpath="studies/{study}/calibration/lowess_frac", within=config
+        ),
+    script:
+        "../scripts/plot_calibration.py"
+
+
+rule plot_decision_curve:
+    input:
+        predictions=get_predictions,
+        external=get_all_external_ensembles,
+        code=library_sources("clinical", "stats", "figures"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/decision_curve"),
+            caption="../report/decision_curve.rst",
+            category=study_category,
+            subcategory="Calibration and decision curves",
+            labels={"figure": "decision curve"},
+        ),
+        extra=figure_extra("results/{study}/figures/decision_curve"),
+        table="results/{study}/tables/decision_curve.csv",
+    log:
+        "results/logs/plot_decision_curve/{study}.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+        curve=lookup(dpath="studies/{study}/decision_curve", within=config),
+    script:
+        "../scripts/plot_decision_curve.py"
+
+
+rule tabulate_checklist:
+    input:
+        manifest="results/{study}/cache/manifest.csv",
+        refused="results/{study}/extract/refused.csv",
+        splits="results/{study}/splits/splits.csv",
+        # the items the checklist calls reported point to these: they must exist
+        evidence=get_checklist_evidence,
+        code=library_sources("checklist", "tables"),
+    output:
+        csv=report(
+            "results/{study}/tables/claim_checklist.csv",
+            caption="../report/claim_checklist.rst",
+            category=study_category,
+            subcategory="Reporting checklist",
+            labels={"table": "CLAIM 2024 / TRIPOD+AI"},
+        ),
+        md="results/{study}/tables/claim_checklist.md",
+    log:
+        "results/logs/tabulate_checklist/{study}.log",
+    localrule: True
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        settings=get_checklist_settings,
+    script:
+        "../scripts/tabulate_checklist.py"

@@ -1,0 +1,129 @@
+# External validation: another site's cohort goes through the development cohort's own rules
+# (`use rule`: same script, params and library code), then every arm's fold models score it.
+
+
+use rule synthesize_cohort as synthesize_external with:
+    output:
+        dicom=directory("data/synthetic/external/{study}/{cohort}/dicom"),
+        labels="data/synthetic/external/{study}/{cohort}/labels.csv",
+        truth="data/synthetic/external/{study}/{cohort}/masks.npz",
+    log:
+        "results/logs/synthesize_external/{study}/{cohort}.log",
+    benchmark:
+        "results/benchmarks/synthesize_external/{study}/{cohort}.tsv"
+    params:
+        cohort=get_synthetic_external,
+        seed=lookup(dpath="synthetic/external/{study}/{cohort}/seed", within=config),
+        difficulty=lookup(
+            dpath="synthetic/external/{study}/{cohort}/difficulty", within=config
+        ),
+
+
+use rule extract_images as extract_external with:
+    input:
+        unpack(get_external_input),
+        code=library_sources(
+            "extract", "dicom", "deid", "labels", "preprocess", "inputs"
+        ),
+    output:
+        images="results/{study}/external/{cohort}/cache/images.npy",
+        masks="results/{study}/external/{cohort}/cache/masks.npy",
+        manifest="results/{study}/external/{cohort}/cache/manifest.csv",
+        refused="results/{study}/external/{cohort}/extract/refused.csv",
+    log:
+        "results/logs/extract_external/{study}/{cohort}.log",
+    benchmark:
+        "results/benchmarks/extract_external/{study}/{cohort}.tsv"
+    params:
+        inventory=get_external_inventory,
+        private_map="private/{study}/external/{cohort}/file_map.csv",
+
+
+rule score_external:
+    input:
+        checkpoints=get_arm_checkpoints,
+        images="results/{study}/external/{cohort}/cache/images.npy",
+        manifest="results/{study}/external/{cohort}/cache/manifest.csv",
+        code=library_sources("external", "train", "models", "augment"),
+    output:
+        per_fold="results/{study}/external/{cohort}/predictions_{arm}.csv",
+        ensemble="results/{study}/external/{cohort}/ensemble_{arm}.csv",
+    log:
+        "results/logs/score_external/{study}/{cohort}/{arm}.log",
+    benchmark:
+        "results/benchmarks/score_external/{study}/{cohort}/{arm}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=gpu_wanted,
+        mem_mb=8000,
+    params:
+        sequence=get_arm_sequence,
+        device=lookup(dpath="studies/{study}/train/device", within=config),
+    script:
+        "../scripts/score_external.py"
+
+
+rule tabulate_external:
+    input:
+        unpack(get_external_scores),
+        curves=get_development_curves,
+        code=library_sources("external", "stats", "tables", "papers"),
+    output:
+        csv=report(
+            "results/{study}/tables/external_{cohort}.csv",
+            caption="../report/external_table.rst",
+            category=study_category,
+            subcategory="External validation",
+            labels={"table": "image level", "cohort": "{cohort}"},
+        ),
+        md="results/{study}/tables/external_{cohort}.md",
+        patient_csv=report(
+            "results/{study}/tables/external_{cohort}_patients.csv",
+            caption="../report/external_patients.rst",
+            category=study_category,
+            subcategory="External validation",
+            labels={"table": "patient level", "cohort": "{cohort}"},
+        ),
+        patient_md="results/{study}/tables/external_{cohort}_patients.md",
+    log:
+        "results/logs/tabulate_external/{study}/{cohort}.log",
+    localrule: True
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        image_threshold=lookup(
+            dpath="studies/{study}/evaluate/image_threshold", within=config
+        ),
+        best_arm=lookup(
+            dpath="studies/{study}/evaluate/best_arm", within=config, default="auto"
+        ),
+    script:
+        "../scripts/tabulate_external.py"
+
+
+rule plot_roc_external:
+    input:
+        development=get_predictions,
+        external=get_all_external_ensembles,
+        code=library_sources("external", "steps", "figures", "stats"),
+    output:
+        figure=report(
+            figure("results/{study}/figures/roc_external"),
+            caption="../report/roc_external.rst",
+            category=study_category,
+            subcategory="External validation",
+            labels={"figure": "ROC: development vs external"},
+        ),
+        extra=figure_extra("results/{study}/figures/roc_external"),
+    log:
+        "results/logs/plot_roc_external/{study}.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    params:
+        dpi=lookup(dpath="figures/dpi", within=config),
+        roc=lookup(dpath="figures/roc", within=config),
+    script:
+        "../scripts/plot_roc_external.py"

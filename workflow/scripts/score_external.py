@@ -1,0 +1,17 @@
+"""Score an external cohort with every fold model of one arm (rule score_external)."""
+
+from mskdx.external import score_cohort_step
+from mskdx.io import log_to
+
+log_to(snakemake.log[0])
+score_cohort_step(
+    snakemake.input.checkpoints,
+    snakemake.input.images,
+    snakemake.input.manifest,
+    study=snakemake.wildcards.study,
+    arm=snakemake.wildcards.arm,
+    sequence=snakemake.params.sequence,
+    device="cpu" if snakemake.resources.get("gpu", 0) == 0 else snakemake.params.device,
+    threads=snakemake.threads,
+    **snakemake.output,
+)

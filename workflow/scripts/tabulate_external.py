@@ -1,0 +1,16 @@
+"""Image- and patient-level tables of one external cohort (rule tabulate_external)."""
+
+from mskdx.external import write_external_tables
+from mskdx.io import log_to
+
+log_to(snakemake.log[0])
+write_external_tables(
+    snakemake.input.per_fold,
+    snakemake.input.ensemble,
+    study=snakemake.wildcards.study,
+    cohort=snakemake.wildcards.cohort,
+    image_threshold=snakemake.params.image_threshold,
+    best_arm=snakemake.params.best_arm,
+    curves=snakemake.input.curves,
+    **snakemake.output,
+)
