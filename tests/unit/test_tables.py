@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from mskdx.errors import SplitError
+from mskdx.papers.check import paper_check
 from mskdx.stats import delong_test, mcnemar_from_counts, wilson_ci
 from mskdx.tables import (
     compact_view,
     gout_image_table,
     gout_patient_table,
     olt_table,
-    paper_check,
     to_markdown,
 )
 

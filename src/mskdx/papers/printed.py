@@ -1,7 +1,7 @@
 """The two papers' printed numbers, as data.
 
 Every number is kept as the text the paper prints (``Cell("83.3")``) so that its precision is
-known when it is compared with a recomputation (`mskdx.tables.paper_check`). These are
+known when it is compared with a recomputation (`mskdx.papers.check.paper_check`). These are
 evidence, not ground truth: some of them do not add up, and `paper_check` says which.
 
 Gout: Xiao L, Zhao Y, Li Y, Yan M, Liu M, Ning C. Deep learning-based automated detection and
