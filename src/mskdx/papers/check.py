@@ -184,13 +184,15 @@ class CheckRows:
         stated: str | None = None,
         counts_from: str = "",
         extra: dict[str, tuple[float, float]] | None = None,
+        explain: dict[str, str] | None = None,
     ) -> list[str]:
         """Which 95% CI method reproduces a printed CI of `successes`/`n`; return their labels.
 
         With `stated` (the method the paper names) the row is consistent iff that method
         reproduces the printed bounds; without, iff any tried method does. Misses are measured
         against the stated method, else Wilson. `extra` adds candidate intervals that are not
-        binomial (label -> bounds, in the printed unit).
+        binomial (label -> bounds, in the printed unit); `explain` (label -> text) is added to
+        the note when that method reproduces the printed CI.
         """
         intervals = binomial_intervals(successes, n, 100.0 if percent else 1.0)
         intervals.update(extra or {})
@@ -204,6 +206,9 @@ class CheckRows:
         method += f"; the paper states {stated}" if stated else "; the paper names no CI method"
         if reproduced:
             note = f"reproduced by {', '.join(reproduced)}"
+            note += "".join(
+                f" ({(explain or {})[label]})" for label in reproduced if label in (explain or {})
+            )
             if stated and not consistent:
                 note += f", not by the stated {stated}"
         else:
@@ -283,6 +288,16 @@ def _reachable_totals(
 def _table3_folds() -> list[tuple[str, dict[str, Cell]]]:
     """Table III's fold rows (without the average) as (name, cells)."""
     return [(name, row) for name, row in papers.GOUT_TABLE3.items() if name != "average"]
+
+
+def _pooled_smallest(
+    smallest: list[tuple[int, int, int, int] | None],
+) -> dict[str, tuple[int, int]]:
+    """(successes, n) of ACC, SEN, SPE over all folds' smallest compositions; {} if one lacks."""
+    if not smallest or None in smallest:
+        return {}
+    n_pos, n_neg, tp, tn = (sum(c[i] for c in smallest) for i in range(4))
+    return {"acc": (tp + tn, n_pos + n_neg), "sen": (tp, n_pos), "spe": (tn, n_neg)}
 
 
 def _smallest_compositions() -> list[tuple[int, int, int, int] | None]:
@@ -486,7 +501,7 @@ def check_gout_diagnosis(rows: CheckRows) -> None:
         and (abstract.low, abstract.high) == (text.low, text.high),
     )
     folds = [row for _, row in _table3_folds()]
-    smallest = _smallest_compositions()
+    pooled = _pooled_smallest(_smallest_compositions())
     for name, title, key in (
         ("diagnostic_accuracy", "accuracy", "acc"),
         ("diagnostic_sensitivity", "SEN", "sen"),
@@ -495,18 +510,16 @@ def check_gout_diagnosis(rows: CheckRows) -> None:
         printed: PrintedProportion = gout[name]
         values = np.array([row[key].value for row in folds])
         mean, spread = float(values.mean()), float(values.std(ddof=1))
-        extra = {"mean +- 1.96 SD of the folds": (mean - Z95 * spread, mean + Z95 * spread)}
+        spread_label = "mean +- 1.96 SD of the folds"
+        extra = {spread_label: (mean - Z95 * spread, mean + Z95 * spread)}
         if key == "acc":
             successes, n, source = printed.k, printed.n, "the text's count"
-        elif None in smallest:
-            continue
-        else:
-            index = 2 if key == "sen" else 3
-            denominator = 0 if key == "sen" else 1
-            successes = sum(c[index] for c in smallest)
-            n = sum(c[denominator] for c in smallest)
+        elif pooled:
+            successes, n = pooled[key]
             source = "pooled from the smallest counts behind Table III's folds"
-        reproduced = rows.interval(
+        else:
+            continue
+        rows.interval(
             GOUT,
             f"diagnostic {title} 95% CI (text)",
             printed.low,
@@ -516,13 +529,12 @@ def check_gout_diagnosis(rows: CheckRows) -> None:
             True,
             counts_from=source,
             extra=extra,
-        )
-        if "mean +- 1.96 SD of the folds" in reproduced:
-            rows.rows[-1]["note"] += (
-                f" (Table III's five fold {key.upper()} values, sample SD): a range of the fold "
-                "values, not a CI of their mean, which would be about sqrt(5) = 2.2 times "
+            explain={
+                spread_label: f"Table III's five fold {key.upper()} values, sample SD: a range of "
+                "the fold values, not a CI of their mean, which would be sqrt(5) = 2.2 times "
                 "narrower"
-            )
+            },
+        )
 
 
 def check_gout_table3(rows: CheckRows) -> None:
@@ -561,13 +573,7 @@ def check_gout_table3(rows: CheckRows) -> None:
     # The 'average' row: mean of the fold values, or the rates pooled over the folds' patients.
     metrics = (("acc", "ACC"), ("sen", "SEN"), ("spe", "SPE"))
     means = {key: float(np.mean([row[key].value for _, row in folds])) for key, _ in metrics}
-    pooled: dict[str, tuple[int, int]] = {}
-    if None not in smallest:
-        tp = sum(c[2] for c in smallest)
-        tn = sum(c[3] for c in smallest)
-        n_pos = sum(c[0] for c in smallest)
-        n_neg = sum(c[1] for c in smallest)
-        pooled = {"acc": (tp + tn, n_pos + n_neg), "sen": (tp, n_pos), "spe": (tn, n_neg)}
+    pooled = _pooled_smallest(smallest)
     is_mean = all(average[key].agrees(means[key]) for key, _ in metrics)
     is_pooled = bool(pooled) and all(
         average[key].agrees(100 * k / n) for key, (k, n) in pooled.items()
