@@ -364,7 +364,8 @@ def test_diagnostic_cis(check):
 def test_paper_check_flags_known_inconsistencies(check):
     row = _row(check, "gout images + control images = all images")
     assert row["recomputed"] == "2410" and not row["consistent"]
-    assert not _row(check, "Table I test images (ACC n)")["consistent"]
+    row = _row(check, "Table I test images (ACC n)")
+    assert not row["consistent"] and "2000 fewer than 2401, 79.2 fewer than 480.2" in row["note"]
     assert not _row(check, "threshold Fold 5: text vs Table III")["consistent"]
     row = _row(check, "text threshold average")
     assert not row["consistent"] and "mean of Table III's thresholds (0.328)" in row["note"]
@@ -378,7 +379,9 @@ def test_paper_check_flags_known_inconsistencies(check):
     assert not row["consistent"] and "94/106 = 88.68; printed 89.0 is 0.32 higher" in row["note"]
     row = _row(check, "Table II (T1) Healthy row: accuracy cell")
     assert not row["consistent"] and "T2" in row["note"]
-    assert not _row(check, "Table II (T1) Healthy row: AUC cell")["consistent"]
+    row = _row(check, "Table II (T1) Healthy row: AUC cell")
+    assert not row["consistent"] and "T2's AUC" in row["note"]
+    assert "printed 0.91 is 0.020 lower than T1's 0.93" in row["note"]
     assert not _row(check, "statistically trails")["consistent"]
     row = _row(check, "false-negative reasons")
     assert not row["consistent"] and "7 more reasons than images" in row["note"]

@@ -382,7 +382,9 @@ def check_gout_test_images(rows: CheckRows) -> None:
         f"{gout['images']} pooled over folds; {per_fold:.1f} per fold",
         f"five-fold CV: each of the {gout['images']} images is tested once",
         n_all in (gout["images"], round(per_fold)),
-        note_if_inconsistent=f"{n_all} is neither the pooled test set nor one fold",
+        note_if_inconsistent=f"{n_all} is neither the pooled test set nor one fold: "
+        f"{gout['images'] - n_all} fewer than {gout['images']}, {per_fold - n_all:.1f} fewer "
+        f"than {per_fold:.1f}",
     )
     n_gout, n_control = reference["sen"].n, reference["spe"].n
     group_gout, group_control = gout["images_gout"], gout["images_control"]
@@ -400,8 +402,9 @@ def check_gout_test_images(rows: CheckRows) -> None:
         f"{n_gout} gout + {n_control} control images ({share_test:.1f}% gout)",
         f"a fifth of each group: {fifth_gout:.1f} gout + {fifth_control:.1f} control "
         f"({share_data:.1f}% gout, as {group_gout} gout + {group_control} control images)",
-        "gout and control patients are each divided into 5 subgroups, so a test fold holds "
-        f"about a fifth of each group's images (within {100 * tolerance:.0f}%)",
+        "'Gout group' and 'Control group' patients are divided into 5 subgroups of "
+        "'approximately equal size', so a test fold holds about a fifth of each group's images "
+        f"(taken as within {100 * tolerance:.0f}%)",
         within,
         note_if_inconsistent=(
             f"SEN n {n_gout} is {abs(n_gout - fifth_gout):.1f} images "
@@ -1088,6 +1091,8 @@ def check_olt_misplaced_cells(rows: CheckRows) -> None:
         "the cell holds T2's AUC from the text"
         if (auc_cell.value, auc_cell.low, auc_cell.high) == (auc_t2.value, auc_t2.low, auc_t2.high)
         else "",
+        note_if_inconsistent=f"printed {auc_cell.value} is "
+        f"{_difference(auc_cell.value, auc_t1.value.value)} than T1's {auc_t1.value}",
     )
 
 
