@@ -88,7 +88,7 @@ def write_sequence_table(
 
 
 def write_paper_check(csv: PathLike, md: PathLike) -> None:
-    from mskdx.tables import paper_check
+    from mskdx.papers.check import paper_check
 
     table = paper_check()
     bad = int((~table["consistent"].astype(bool)).sum())

@@ -15,7 +15,6 @@ from mskdx.tables import (
     gout_image_table,
     gout_patient_table,
     olt_table,
-    paper_check,
     to_markdown,
 )
 
@@ -292,67 +291,6 @@ def test_olt_table_reproduces_the_papers_confusion():
     assert t.loc[("T1", "healthy"), "paper_auc"] == 0.93
     assert t.loc[("T2", "patient"), "paper_accuracy"] == 87.2
     assert t1p["auc"] == pytest.approx(1 - 5 * 2 / (28 * 91))  # only FN (0.2) < FP (0.7)
-
-
-# ---------------------------------------------------------------------------------------------
-# Paper check
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def check():
-    return paper_check()
-
-
-def _row(check, text):
-    hits = check[check["quantity"].str.contains(text, regex=False)]
-    assert len(hits) == 1, (text, hits["quantity"].tolist())
-    return hits.iloc[0]
-
-
-def test_paper_check_columns(check):
-    assert list(check.columns) == [
-        "paper",
-        "quantity",
-        "printed",
-        "recomputed",
-        "method",
-        "consistent",
-        "note",
-    ]
-    assert check["consistent"].dtype == bool
-    assert set(check["paper"]) == {"gout", "olt"}
-    assert (check["recomputed"].str.len() > 0).all()
-    assert check["consistent"].any() and not check["consistent"].all()
-
-
-def test_paper_check_flags_known_inconsistencies(check):
-    row = _row(check, "gout images + control images = all images")
-    assert row["recomputed"] == "2410" and not row["consistent"]
-    row = _row(check, "diagnostic accuracy (abstract)")
-    assert row["recomputed"].startswith("90.2") and not row["consistent"]
-    assert not _row(check, "diagnostic accuracy (text, 46/51)")["consistent"]
-    assert not _row(check, "Table I 3 blocks: SEN n + SPE n = ACC n")["consistent"]
-    assert not _row(check, "Table I 3 blocks ACC 95% CI")["consistent"]
-    assert not _row(check, "threshold Fold 5: text vs Table III")["consistent"]
-    assert not _row(check, "3 blocks differs significantly from 6 blocks")["consistent"]
-    assert not _row(check, "Table III average ACC = mean of folds")["consistent"]
-    assert _row(check, "Table III average ACC = pooled over the reconstructed folds")["consistent"]
-    assert not _row(check, "T2 specificity %")["consistent"]
-    row = _row(check, "Table II (T1) Healthy row: accuracy cell")
-    assert not row["consistent"] and "T2" in row["note"]
-    assert not _row(check, "Table II (T1) Healthy row: AUC cell")["consistent"]
-    assert not _row(check, "T1 AUC 95% CI method")["consistent"]
-
-
-def test_paper_check_accepts_consistent_values(check):
-    row = _row(check, "T1 accuracy %")
-    assert row["consistent"] and row["recomputed"] == "94.1 (112/119)"
-    assert _row(check, "T1 sensitivity %")["consistent"]
-    assert _row(check, "Table I 3 blocks ACC %")["consistent"]
-    assert _row(check, "Table I 3 blocks SEN %")["recomputed"] == "82.5 (184/223)"
-    assert _row(check, "gout patients + control patients")["consistent"]
-    assert _row(check, "Table II (T1) patient precision 95% CI")["consistent"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ rule tabulate_sequences:
 
 rule check_papers:
     input:
-        code=library_sources("steps", "stats", "tables", "papers"),
+        code=library_sources("steps", "stats", "papers"),
     output:
         csv=report(
             "results/paper_check.csv",

@@ -1,7 +1,7 @@
 """The two papers' printed numbers, as data.
 
 Every number is kept as the text the paper prints (``Cell("83.3")``) so that its precision is
-known when it is compared with a recomputation (`mskdx.tables.paper_check`). These are
+known when it is compared with a recomputation (`mskdx.papers.check.paper_check`). These are
 evidence, not ground truth: some of them do not add up, and `paper_check` says which.
 
 Gout: Xiao L, Zhao Y, Li Y, Yan M, Liu M, Ning C. Deep learning-based automated detection and
@@ -243,6 +243,18 @@ GOUT: dict = {
         "anisotropy of ligaments and tendons": (47, _c("23.04")),
         "cartilage interface sign": (10, _c("4.90")),
     },
+    # "the model tends to incorrectly focus on ...": dorsal "(66.67%, 20/30)", medial
+    # "(33.33%, 10/30)".
+    "gradcam_focus_errors": 30,
+    "gradcam_focus_reasons": {
+        "dorsal: deep bone beyond the US waves": (20, _c("66.67")),
+        "medial: coupling-agent pseudo-shadow": (10, _c("33.33")),
+    },
+    # Methods: "At least 10 static images were captured from each patient".
+    "min_images_per_patient": 10,
+    # Methods: "Patients from 'Gout group' and 'Control group' were randomly divided into 5
+    # subgroups of approximately equal size".
+    "folds_within_groups": True,
 }
 
 
@@ -315,7 +327,17 @@ OLT: dict = {
     "scans_healthy": 159,
     "subjects_patient": 87,  # "the dataset included 87 patient and 302 healthy subject subfolders"
     "subjects_healthy": 302,
-    "images": {"T1": 595, "T2": 665},  # "595 images were obtained for T1 and 665 for T2"
+    # "Following data augmentation, 595 images were obtained for T1 and 665 for T2", although
+    # "Augmentation was performed on-the-fly during training ... without artificially expanding
+    # the dataset size".
+    "images": {"T1": 595, "T2": 665},
+    "images_after_augmentation": True,
+    "augmentation_on_the_fly": True,
+    # "For each case, T1- and T2-weighted coronal and sagittal plane images were selected";
+    # Limitations: "the utilization of only 2D axial MRI slices for model training".
+    "planes_methods": ("coronal", "sagittal"),
+    "planes_limitations": ("axial",),
+    "screened_scans": 478,  # "a total of 478 ankle and foot MRI scans"
     "fractions": (0.6, 0.2, 0.2),
     "T1": {
         "accuracy": _pp("94.1", None, None, "88.3", "97.1"),
