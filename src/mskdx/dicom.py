@@ -31,6 +31,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 
 from mskdx.errors import DicomError
+from mskdx.preprocess import RegionRecord
 
 log = logging.getLogger(__name__)
 
@@ -986,6 +987,43 @@ def _read_frames(path: Path) -> NDArray[np.float32]:
             "pixel values are not finite after the modality LUT (check RescaleSlope/Intercept)",
         )
     return out
+
+
+def read_ultrasound_regions(path: str | os.PathLike[str]) -> list[RegionRecord]:
+    """The items of the file's SequenceOfUltrasoundRegions (0018,6011), [] if it has none.
+
+    Values are returned as written; whether they are usable for the pixels is decided by
+    `mskdx.preprocess.record_regions`. An item missing a location is left out.
+    """
+    path = Path(path)
+    with _quiet_pydicom(), _no_bare_errors(path):
+        ds, _ = _read_dataset(path)
+        out = []
+        for item in ds.get("SequenceOfUltrasoundRegions") or []:
+            try:
+                x0, y0, x1, y1 = (
+                    int(item[k].value)
+                    for k in (
+                        "RegionLocationMinX0",
+                        "RegionLocationMinY0",
+                        "RegionLocationMaxX1",
+                        "RegionLocationMaxY1",
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+            fmt, kind = item.get("RegionSpatialFormat"), item.get("RegionDataType")
+            out.append(
+                RegionRecord(
+                    None if fmt is None else int(fmt),
+                    None if kind is None else int(kind),
+                    x0,
+                    y0,
+                    x1,
+                    y1,
+                )
+            )
+        return out
 
 
 # --------------------------------------------------------------------------------------------
