@@ -47,6 +47,9 @@ class FileResult:
     frames: list[int]
     images: list[np.ndarray]
     boxes: list[preprocess.Box | None]
+    regions: list[preprocess.Region | None] = field(default_factory=list)
+    views: list[int] = field(default_factory=list)  # index of the region within the frame
+    fitted: list[bool] = field(default_factory=list)
 
 
 def extract_study(
@@ -89,6 +92,7 @@ def extract_study(
         listing = "\n".join(f"  {_relative(h.path, root)}: {err}" for h, err in failed)
         raise DicomError(f"{root}: {len(failed)} files could not be extracted:\n{listing}")
     refusals = refusals + [_decode_refusal(h.path, err, root) for h, err in failed]
+    refusals += _flagged_regions(headers, results, root, spec)
     refused_rows = [
         {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message} for r in refusals
     ]
@@ -98,7 +102,13 @@ def extract_study(
         if isinstance(result, MskdxError):
             continue
         series = _series(h, spec)
-        for frame, img, box in zip(result.frames, result.images, result.boxes, strict=True):
+        for i, (frame, img, box) in enumerate(
+            zip(result.frames, result.images, result.boxes, strict=True)
+        ):
+            region = result.regions[i] if result.regions else None
+            view = result.views[i] if result.views else 0
+            if region is not None and region.flags and _on_flag(spec) == "skip":
+                continue
             gt = (
                 _truth_mask(truth, result.checksum, frame, img.shape, box, spec)
                 if truth is not None
@@ -107,7 +117,9 @@ def extract_study(
             rows.append(
                 {
                     "index": len(rows),
-                    "image_id": deid.image_pseudonym(h.sop_instance_uid, frame, key),
+                    "image_id": deid.image_pseudonym(
+                        h.sop_instance_uid + (f".{view}" if view else ""), frame, key
+                    ),
                     "patient": deid.patient_pseudonym(h.patient_id, key),
                     "study": spec.study,
                     "series": series,
@@ -119,6 +131,7 @@ def extract_study(
                     "crop_y0": box.y0 if box else None,
                     "crop_x1": box.x1 if box else None,
                     "crop_y1": box.y1 if box else None,
+                    **_region_columns(region, view, result.fitted[i] if result.fitted else False),
                     "has_mask": gt is not None,
                     "lesion": bool(gt.any()) if gt is not None else None,
                 }
@@ -129,7 +142,8 @@ def extract_study(
         raise DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
 
     table = pd.DataFrame(rows)
-    for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1"):
+    _log_regions(table)
+    for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1", *_REGION_INT_COLUMNS):
         table[col] = table[col].astype("Int64")
     refused_table = pd.DataFrame(refused_rows, columns=["file_key", "reason", "message"])
     for row in refused_rows:
@@ -156,27 +170,125 @@ def _process_file(job: tuple[str, StudySpec]) -> FileResult | MskdxError:
         frames = dicom.read_frames(path)
         keep = _frame_choice(frames.shape[0], spec.frames)
         result = FileResult(dicom.file_sha256(path), [], [], [])
+        if spec.preprocess["kind"] != "ultrasound":
+            for i in keep:
+                img = preprocess.resize_mri(frames[i], spec.preprocess["size"], f"{path} frame {i}")
+                result.frames.append(i)
+                result.images.append(img)
+                result.boxes.append(None)
+            return result
+        records = dicom.read_ultrasound_regions(path)
         for i in keep:
-            img, box = _preprocess_frame(frames[i], spec, f"{path} frame {i}")
-            result.frames.append(i)
-            result.images.append(img)
-            result.boxes.append(box)
+            for view, crop in enumerate(_crop_frame(frames[i], records, spec, f"{path} frame {i}")):
+                result.frames.append(i)
+                result.images.append(crop.image)
+                result.boxes.append(crop.box)
+                result.regions.append(crop.region)
+                result.views.append(view)
+                result.fitted.append(crop.fitted)
         return result
     except (DicomError, PreprocessError) as err:
         return err
 
 
-def _preprocess_frame(frame: np.ndarray, spec: StudySpec, source: str):
+def _crop_frame(frame, records, spec: StudySpec, source: str) -> list[preprocess.Crop]:
     pp = spec.preprocess
-    if pp["kind"] == "ultrasound":
-        return preprocess.crop_ultrasound(
-            frame,
-            width=pp["crop_width"],
-            height=pp["crop_height"],
-            scale=pp.get("scale", 1.0),
-            source=source,
+    return preprocess.crop_regions(
+        frame,
+        width=pp["crop_width"],
+        height=pp["crop_height"],
+        scale=pp.get("scale", 1.0),
+        records=records,
+        region=pp.get("region", "auto"),
+        multi=pp.get("multi_region", "largest"),
+        small_capture=pp.get("small_capture", "fit"),
+        source=source,
+    )
+
+
+_REGION_INT_COLUMNS = ("region_x0", "region_y0", "region_x1", "region_y1")
+
+
+def _region_columns(region: preprocess.Region | None, view: int, fitted: bool) -> dict:
+    """Manifest columns of an image's region: which method gave it, agreement, QC flags."""
+    if region is None:
+        return {
+            "region": None,
+            "region_method": None,
+            **dict.fromkeys(_REGION_INT_COLUMNS),
+            "region_iou": None,
+            "region_flags": None,
+            "region_note": None,
+            "crop_fitted": None,
+        }
+    b = region.box
+    return {
+        "region": view,
+        "region_method": region.method,
+        "region_x0": b.x0,
+        "region_y0": b.y0,
+        "region_x1": b.x1,
+        "region_y1": b.y1,
+        "region_iou": region.iou,
+        "region_flags": ";".join(region.flags),
+        "region_note": region.note or None,
+        "crop_fitted": fitted,
+    }
+
+
+def _log_regions(table: pd.DataFrame) -> None:
+    """Which method gave the regions, and why records were not used (no paths: counts)."""
+    if "region_method" not in table or table.region_method.isna().all():
+        return
+    for method, count in table.region_method.value_counts().items():
+        log.info("%d images: region from the %s", count, method)
+    for note, count in table.region_note.dropna().value_counts().items():
+        log.info("%d images: region record not used: %s", count, note)
+    if table.crop_fitted.fillna(False).astype(bool).any():
+        log.info(
+            "%d images smaller than the crop: box of the crop's aspect resized (small_capture fit)",
+            int(table.crop_fitted.fillna(False).astype(bool).sum()),
         )
-    return preprocess.resize_mri(frame, pp["size"], source), None
+
+
+def _on_flag(spec: StudySpec) -> str:
+    return spec.preprocess.get("on_flag", "stop")
+
+
+def _flagged_regions(headers, results, root: Path, spec: StudySpec) -> list[dicom.Refusal]:
+    """Images whose region is implausible, handled by preprocess.on_flag (docs/architecture.md).
+
+    stop: raise, listing every flagged image; skip: leave them out and table them as refused
+    (reason flagged_region); keep: keep them with a logged warning (the manifest has the flags).
+    """
+    flagged = []
+    for h, result in zip(headers, results, strict=True):
+        if isinstance(result, MskdxError) or not result.regions:
+            continue
+        for frame, view, region in zip(result.frames, result.views, result.regions, strict=True):
+            if region is not None and region.flags:
+                flagged.append((h.path, frame, view, region))
+    if not flagged:
+        return []
+    policy = _on_flag(spec)
+    if policy == "stop":
+        listing = "\n".join(
+            f"  {_relative(p, root)} frame {f} region {v} ({r.method}): {', '.join(r.flags)}"
+            for p, f, v, r in flagged
+        )
+        raise PreprocessError(
+            f"{root}: {len(flagged)} images have an implausible ultrasound region (set "
+            f"studies.{spec.study}.preprocess.on_flag to skip or keep to go on):\n{listing}"
+        )
+    out = []
+    for p, f, v, r in flagged:
+        message = f"frame {f} region {v} ({r.method}): {', '.join(r.flags)}"
+        refusal = dicom.Refusal(Path(p), "flagged_region", message, _relative(p, root))
+        if policy == "skip":
+            out.append(refusal)
+        else:
+            log.warning("kept flagged image of file %s: %s", f"F-{refusal.key}", message)
+    return out
 
 
 def _truth_mask(truth, checksum, frame, shape, box, spec) -> np.ndarray | None:

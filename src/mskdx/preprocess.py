@@ -344,8 +344,6 @@ def find_regions(
         raise PreprocessError(f"{source}: region mode {mode!r} / multi-region {multi!r} unknown")
     tex = _texture(frame, source)
     boxes, why = record_regions(records or [], tex.shape)
-    if records and why:
-        log.info("%s: region record not used: %s", source, why)
     if mode == "record" and not boxes:
         raise PreprocessError(f"{source}: preprocess.region is 'record' but {why}")
     finder = _pick_field(tex, _field_mask(tex))
