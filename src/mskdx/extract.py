@@ -143,6 +143,14 @@ def extract_study(
 
     table = pd.DataFrame(rows)
     _log_regions(table)
+    unmatched = int((table.series == "unknown").sum())
+    if spec.sequences and unmatched:
+        log.warning(
+            "%d images match none of the sequence patterns %s: series 'unknown', cached but "
+            "used by no arm",
+            unmatched,
+            sorted(spec.sequences),
+        )
     for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1", *_REGION_INT_COLUMNS):
         table[col] = table[col].astype("Int64")
     refused_table = pd.DataFrame(refused_rows, columns=["file_key", "reason", "message"])

@@ -218,3 +218,52 @@ def test_blank_image_is_refused_by_the_crop_and_tabled_without_its_path(gout_coh
     refused = read_table(tmp_path / "skip/refused.csv")
     assert len(table) == 30 and list(refused.reason) == ["PreprocessError"]
     assert "blank" in refused.message[0] and "BLANK" not in refused.message[0]
+
+
+@pytest.mark.parametrize(
+    ("description", "protocol", "series"),
+    [
+        ("t1_tse_sag", "", "T1"),
+        ("T2 FSE FS", "", "T2"),
+        ("PD_SPAIR", "", "unknown"),
+        ("t2_de3d_we", "", "T2"),
+        ("", "T1W/SE/1024", "T1"),  # pydicom-data MR2_* (ProtocolName only)
+        ("marked lesion<MPR Collection>", "t1_vibe_fs_tra_bh_dyn", "T1"),  # Siemens overlays
+        ("T2* GRE cor", "", "unknown"),
+        ("t2star_me2d", "", "unknown"),
+        ("STIR cor", "ankle_stir_cor", "unknown"),
+        ("COR T1 FSE", "ANKLE COR T1 FSE", "T1"),
+        ("T2W_SPAIR_SAG", "ankle_t2_tse_fs_sag", "T2"),
+        ("localizer", "st1x", "unknown"),
+    ],
+)
+def test_config_sequence_patterns_classify_realistic_descriptions(description, protocol, series):
+    import yaml
+
+    from mskdx.dicom import DicomHeader
+    from mskdx.extract import _series
+
+    config = yaml.safe_load((Path(__file__).parents[2] / "config/config.yaml").read_text())
+    spec = StudySpec(
+        study="olt",
+        modalities=["MR"],
+        preprocess={"kind": "mri", "size": 64},
+        labels={},
+        sequences=config["studies"]["olt"]["sequences"],
+    )
+    header = DicomHeader(
+        Path("x.dcm"),
+        "p",
+        "1.2",
+        "MR",
+        "1.2",
+        description,
+        protocol,
+        "1.3",
+        1,
+        8,
+        8,
+        "MONOCHROME2",
+        "1.2.840.10008.1.2.1",
+    )
+    assert _series(header, spec) == series
