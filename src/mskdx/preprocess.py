@@ -269,10 +269,24 @@ def _pick_field(tex: _Texture, mask: NDArray[np.bool_]) -> Box | None:
         rows = min(r.stop, rk.stop) - max(r.start, rk.start)
         if cols >= 0.8 * (ck.stop - ck.start) or rows >= 0.8 * (rk.stop - rk.start):
             part |= labels == k + 1
+    # a bar or text block that the closing joined to the field is separated from it by a
+    # column (row) without any textured block: keep the run of columns (rows) with most texture
+    raw = textured & part
+    part &= _main_run(raw.sum(axis=0))[None, :]
+    part &= _main_run(raw.sum(axis=1))[:, None]
     r0, r1 = _trim(part.sum(axis=1), 0.05)
     c0, c1 = _trim(part.sum(axis=0), 0.03)
     rows_px, cols_px = tex.shape
     return Box(c0 * BLOCK, r0 * BLOCK, min(c1 * BLOCK, cols_px), min(r1 * BLOCK, rows_px))
+
+
+def _main_run(count: NDArray) -> NDArray[np.bool_]:
+    """The run of consecutive non-zero entries of `count` with the largest sum, as a mask."""
+    runs, n = ndi.label(count > 0)
+    if n <= 1:
+        return count > 0 if n else np.ones(count.shape, bool)
+    sums = ndi.sum_labels(count, runs, index=np.arange(1, n + 1))
+    return runs == 1 + int(np.argmax(sums))
 
 
 def find_bmode_region(frame: NDArray, source: str = "") -> Box:

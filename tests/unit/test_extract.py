@@ -180,6 +180,8 @@ def test_found_region_leaves_out_text_rulers_and_bars(gout_cohort):
         if "SequenceOfUltrasoundRegions" not in ds:
             continue
         r = ds.SequenceOfUltrasoundRegions[0]
+        if r.RegionLocationMaxX1 >= ds.Columns:
+            continue  # the stale record of the smaller device
         box = find_bmode_region(dicom.read_frames(path)[0], path.name)
         checked += 1
         # above the region lies burned-in text, beside it the ruler and grey bar
@@ -189,7 +191,7 @@ def test_found_region_leaves_out_text_rulers_and_bars(gout_cohort):
             or box.x1 > r.RegionLocationMaxX1 + 20
         ):
             outside.append(path.name)
-    assert checked >= 20
+    assert checked >= 12  # files of the devices that write a usable record
     assert len(outside) <= 0.05 * checked, f"regions reaching into the annotations: {outside}"
 
 
