@@ -209,10 +209,21 @@ def _block_mean(view: NDArray[np.float32]) -> NDArray[np.float32]:
 def _field_mask(tex: _Texture, within: Box | None = None) -> NDArray[np.bool_]:
     """Blocks of the speckled field: textured, joined, without thin text, bars and rulers."""
     mask = tex.textured & ~_bars(tex)
-    if within is not None:
-        keep = np.zeros_like(mask)
-        keep[_block_slices(within)] = True
-        mask = mask & keep
+    if within is None:
+        return _join_and_open(mask)
+    # the same as zeroing the mask outside `within`, on a window 4 blocks wider (the reach of
+    # the closing and opening): faster than the whole frame
+    rows, cols = _block_slices(within)
+    keep = np.zeros_like(mask)
+    keep[rows, cols] = True
+    pad_r = slice(max(rows.start - 4, 0), rows.stop + 4)
+    pad_c = slice(max(cols.start - 4, 0), cols.stop + 4)
+    out = np.zeros_like(mask)
+    out[pad_r, pad_c] = _join_and_open(mask[pad_r, pad_c] & keep[pad_r, pad_c])
+    return out
+
+
+def _join_and_open(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     # speckle holes and dim patches join; thin strokes (text, ticks, rulers) then open away
     mask = ndi.binary_closing(mask, _DISK1, border_value=0)
     mask = ndi.binary_opening(mask, _DISK3)
