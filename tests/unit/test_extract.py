@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mskdx.errors import DicomError, LabelError
+from mskdx.errors import DicomError, LabelError, MskdxError
 from mskdx.extract import StudySpec, extract_study
 from mskdx.io import read_table
 from mskdx.synth import synthesize_gout, synthesize_olt
@@ -269,3 +269,49 @@ def test_config_sequence_patterns_classify_realistic_descriptions(description, p
         "1.2.840.10008.1.2.1",
     )
     assert _series(header, spec) == series
+
+
+def test_implausible_region_stops_skips_or_is_kept_by_on_flag(gout_cohort, tmp_path):
+    """A capture whose region record points at the black surround: flagged, never silent."""
+    import dataclasses
+
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    dicom_dir = with_extra_files(gout_cohort, tmp_path / "in", {})
+    source = next(
+        p
+        for p in sorted(dicom_dir.rglob("*.dcm"))
+        if (h := pydicom.dcmread(p, stop_before_pixels=True)).file_meta.TransferSyntaxUID
+        == ExplicitVRLittleEndian
+        and "NumberOfFrames" not in h
+        and h.Rows == 768
+    )
+    ds = pydicom.dcmread(source)
+    item = Dataset()
+    item.RegionSpatialFormat, item.RegionDataType = 1, 1
+    item.RegionLocationMinX0, item.RegionLocationMinY0 = 0, 740
+    item.RegionLocationMaxX1, item.RegionLocationMaxY1 = 1023, 767
+    ds.SequenceOfUltrasoundRegions = [item]
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["flagged"])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(source.with_name("WRONG.dcm"))
+
+    with pytest.raises(MskdxError, match=r"1 images have an implausible.*\n.*WRONG.dcm frame 0"):
+        run(gout_cohort, GOUT, tmp_path / "stop", dicom=dicom_dir)
+    assert not (tmp_path / "stop").exists() or not any((tmp_path / "stop").iterdir())
+
+    skip = dataclasses.replace(GOUT, preprocess={**GOUT.preprocess, "on_flag": "skip"})
+    table = run(gout_cohort, skip, tmp_path / "skip", dicom=dicom_dir)
+    refused = read_table(tmp_path / "skip/refused.csv")
+    assert len(table) == 30 and list(refused.reason) == ["flagged_region"]
+    assert "record_mismatch" in refused.message[0] and "WRONG" not in refused.message[0]
+
+    keep = dataclasses.replace(GOUT, preprocess={**GOUT.preprocess, "on_flag": "keep"})
+    table = run(gout_cohort, keep, tmp_path / "keep", dicom=dicom_dir)
+    manifest = read_table(tmp_path / "keep/manifest.csv", "manifest")
+    assert len(table) == 31
+    flagged = manifest[manifest.region_flags.fillna("") != ""]
+    assert len(flagged) == 1 and "record_mismatch" in flagged.region_flags.iloc[0]
+    assert set(manifest.region_method) == {"record", "image"}
