@@ -250,8 +250,11 @@ def _log_regions(table: pd.DataFrame) -> None:
         return
     for method, count in table.region_method.value_counts().items():
         log.info("%d images: region from the %s", count, method)
-    for note, count in table.region_note.dropna().value_counts().items():
-        log.info("%d images: region record not used: %s", count, note)
+    reasons = table.region_note.dropna().str.replace(
+        r" ?\([-0-9,]+\)(-\([-0-9,]+\))?", "", regex=True
+    )
+    for reason, count in reasons.value_counts().items():
+        log.info("%d images: region record not used: %s", count, reason)
     if table.crop_fitted.fillna(False).astype(bool).any():
         log.info(
             "%d images smaller than the crop: box of the crop's aspect resized (small_capture fit)",

@@ -133,7 +133,7 @@ class Crop:
 
 
 def record_regions(records: list[RegionRecord], shape: tuple[int, int]) -> tuple[list[Box], str]:
-    """The usable 2D tissue regions of a record, largest first, or ([], why none is usable).
+    """The usable 2D tissue regions of a record, in its order, or ([], why none is usable).
 
     Usable: spatial format 2D and data type tissue (colour flow, Doppler, grey bars and text
     areas are not), inside the frame and at least 16 x 16 pixels. Any tissue region outside
