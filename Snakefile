@@ -9,35 +9,19 @@ configfile: "config/config.yaml"
 report: "workflow/report/workflow.rst"
 
 
+# One file per stage, in pipeline order. Small jobs (splits, tables, figures) say `localrule: True`
+# where they are defined: on a cluster each would cost a scheduler round trip.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/gradcam.smk"
 include: "workflow/rules/figures.smk"
-
-
-# Small jobs run where snakemake runs: on a cluster each would cost a scheduler round trip.
-localrules:
-    all,
-    make_splits,
-    tabulate_complexity,
-    tabulate_image_level,
-    tabulate_patient_level,
-    tabulate_sequences,
-    check_papers,
-    summarise_localisation,
-    plot_training_curves,
-    plot_confusion,
-    plot_roc,
-    plot_threshold,
-    plot_montage,
-    plot_crop_qc,
-    plot_gradcam,
-    plot_localisation,
 
 
 rule all:
     input:
         get_final_output(),
+    localrule: True

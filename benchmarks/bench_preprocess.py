@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,21 +25,13 @@ from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
 from mskdx import dicom
-from mskdx.extract import StudySpec, extract_study
+from mskdx.extract import extract_study
 from mskdx.preprocess import crop_regions, crop_ultrasound
 from mskdx.synth import synthesize_gout
 
-GOUT = StudySpec(
-    study="gout",
-    modalities=["US", "SC", "OT"],
-    preprocess={"kind": "ultrasound", "crop_width": 700, "crop_height": 320, "scale": 1.0},
-    labels={
-        "patient_column": "patient_id",
-        "label_column": "diagnosis",
-        "positive": "gout",
-        "negative": "control",
-    },
-)
+# the gout spec the extraction tests use, shared with them
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
+from study_specs import GOUT  # noqa: E402
 
 
 def reference_crop(frame: np.ndarray, width: int = 700, height: int = 320) -> np.ndarray:

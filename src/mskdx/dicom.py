@@ -31,6 +31,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 
 from mskdx.errors import DicomError
+from mskdx.inputs import walk_tree
 from mskdx.preprocess import RegionRecord
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ _IMAGE_SOP_CLASSES = frozenset(
 )
 
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+_DICOMDIR_DETAIL = "is a DICOMDIR (media storage directory), not an image"
 
 # (words matched in the SOP class name, what to call it) for refusals; first match wins.
 _REFUSED_KINDS = (
@@ -184,9 +186,7 @@ def classify(ds: Dataset, path: str | os.PathLike[str], modalities: Sequence[str
     allowed = _modality_list(modalities)
     sop = _sop_class(ds)
     if sop == _DICOMDIR_SOP_CLASS or (not sop and "DirectoryRecordSequence" in ds):
-        raise _error(
-            path, Reason.NOT_AN_IMAGE, "is a DICOMDIR (media storage directory), not an image"
-        )
+        raise _error(path, Reason.NOT_AN_IMAGE, _DICOMDIR_DETAIL)
     if not sop:
         raise _error(
             path,
@@ -924,6 +924,22 @@ def _to_grey(arr: np.ndarray, ds: Dataset, info: _Pixels, decoded_pi: str) -> ND
     return out
 
 
+#: Plugins that check a compressed stream while decoding it, by transfer syntax: CharLS
+#: (pyjpegls) refuses a JPEG-LS scan whose bytes do not decode to exactly the declared image
+#: (it checks markers and that the decoder ends where the data ends), where libjpeg returns
+#: wrong pixels without an error. See docs/architecture.md, "Damaged compressed data".
+_CHECKING_PLUGINS = {
+    dcm_uid.JPEGLSLossless: "pyjpegls",
+    dcm_uid.JPEGLSNearLossless: "pyjpegls",
+}
+
+
+def _checking_plugin(syntax: dcm_uid.UID, decoder: Any) -> str:
+    """The plugin to decode `syntax` with alone, if a checking one is installed; else ""."""
+    plugin = _CHECKING_PLUGINS.get(syntax, "")
+    return plugin if plugin in decoder.available_plugins else ""
+
+
 def read_frames(path: str | os.PathLike[str]) -> NDArray[np.float32]:
     """Decode every frame of a DICOM file to float32 grey, shape (frames, rows, cols).
 
@@ -952,6 +968,11 @@ def _read_frames(path: Path) -> NDArray[np.float32]:
         "number_of_frames": info.frames,
         "planar_configuration": info.planar or 0,
     }
+    strict = _checking_plugin(info.syntax, decoder)
+    if strict:
+        # pydicom tries the next plugin when one fails: a stream CharLS refuses as damaged
+        # would then be decoded by libjpeg, which returns garbage without an error
+        opts["decoding_plugin"] = strict
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -1067,37 +1088,39 @@ class Refusal:
             object.__setattr__(self, "key", _path_key(self.relpath or str(self.path)))
 
 
-#: Snakemake's marker in a directory() output (the synthetic cohort); not the user's file
-SNAKEMAKE_MARKER = ".snakemake_timestamp"
+#: Names of files that exports and desktops put beside the images (a DICOMDIR index, macOS
+#: and Windows folder metadata): never images, so a walk skips and counts them (no refusal).
+NOT_IMAGE_NAMES = {
+    "dicomdir": "DICOMDIR index",
+    ".ds_store": "macOS folder metadata (.DS_Store)",
+    "thumbs.db": "Windows thumbnail cache (Thumbs.db)",
+    "ehthumbs.db": "Windows thumbnail cache (ehthumbs.db)",
+    "desktop.ini": "Windows folder settings (desktop.ini)",
+}
 
 
-def _files(root: Path) -> list[Path]:
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in filenames:
-            if name == SNAKEMAKE_MARKER and Path(dirpath) == root:
-                continue
-            p = Path(dirpath) / name
-            if p.is_file():  # regular files (and links to them); skips sockets, fifos, broken links
-                found.append(p)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+@dataclass
+class Scan:
+    """What `scan_tree` found: accepted images, refused files, and skipped non-image files."""
+
+    headers: list[DicomHeader]
+    refusals: list[Refusal]
+    skipped: Counter = field(default_factory=Counter)  # kind -> count
+
+    @property
+    def files(self) -> int:
+        return len(self.headers) + len(self.refusals) + sum(self.skipped.values())
 
 
-def walk_dicom(
-    root: str | os.PathLike[str],
-    modalities: Sequence[str],
-    on_error: Literal["stop", "skip"] = "stop",
-) -> tuple[list[DicomHeader], list[Refusal]]:
-    """Scan every regular file under `root` (any name, hidden files too), sorted by relative path.
+def scan_tree(root: str | os.PathLike[str], modalities: Sequence[str]) -> Scan:
+    """Scan every regular file under `root` (any name, hidden files too, links followed),
+    sorted by relative path; refusals are returned, never raised.
 
-    Returns (headers of accepted images, refused files). With on_error="stop" any refusal raises
-    one DicomError listing every refused file; with "skip" they are returned. A second file with
-    an already seen SOPInstanceUID is refused (duplicate_instance). Raises DicomError if `root`
-    is missing or holds no image.
+    DICOMDIR indexes and desktop metadata files (NOT_IMAGE_NAMES, or a DICOMDIR by SOP class)
+    are skipped and counted. A folder that cannot be listed is refused as `unreadable`, like a
+    file. A second file with an already seen SOPInstanceUID is refused (duplicate_instance).
+    Raises DicomError if `root` is missing or not a folder.
     """
-    if on_error not in ("stop", "skip"):
-        raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
     root = Path(root)
     if not root.exists():
         raise _error(
@@ -1109,52 +1132,103 @@ def walk_dicom(
         raise _error(
             root, Reason.MISSING_FOLDER, "is not a folder; expected the folder of DICOM studies"
         )
-
-    headers: list[DicomHeader] = []
-    refusals: list[Refusal] = []
+    tree = walk_tree(root)
+    scan = Scan([], [])
+    for rel, why in tree.unreadable:
+        scan.refusals.append(
+            Refusal(root / rel, str(Reason.UNREADABLE), f"folder cannot be listed: {why}", rel)
+        )
     seen: dict[str, str] = {}
-    for path in _files(root):
-        rel = path.relative_to(root).as_posix()
+    for rel, _ in tree.files:
+        path = root / rel
+        kind = NOT_IMAGE_NAMES.get(path.name.casefold())
+        if kind is not None:
+            scan.skipped[kind] += 1
+            continue
         try:
             header = scan_file(path, modalities)
         except DicomError as exc:
             reason = getattr(exc, "reason", Reason.BAD_HEADER)
             detail = getattr(exc, "detail", str(exc))
-            refusals.append(Refusal(path, str(reason), detail, rel))
+            if detail == _DICOMDIR_DETAIL:
+                scan.skipped[NOT_IMAGE_NAMES["dicomdir"]] += 1
+                continue
+            scan.refusals.append(Refusal(path, str(reason), detail, rel))
             continue
         first = seen.get(header.sop_instance_uid)
         if first is not None:
-            refusals.append(
+            scan.refusals.append(
                 Refusal(
                     path,
                     str(Reason.DUPLICATE_INSTANCE),
-                    f"has the same SOPInstanceUID as {first}; each image must be exported once",
+                    f"has the same SOPInstanceUID as file F-{_path_key(first)}; each image must "
+                    "be exported once",
                     rel,
                 )
             )
             continue
         seen[header.sop_instance_uid] = rel
-        headers.append(header)
-
+        scan.headers.append(header)
+    scan.refusals.sort(key=lambda r: r.relpath)
     log.info(
-        "scanned %d files: %d images accepted, %d refused",
-        len(headers) + len(refusals),
-        len(headers),
-        len(refusals),
+        "scanned %d files: %d images accepted, %d refused, %d not images skipped",
+        scan.files,
+        len(scan.headers),
+        len(scan.refusals),
+        sum(scan.skipped.values()),
     )
-    if refusals:
-        counts = Counter(r.reason for r in refusals)
+    if tree.repeated:
+        log.info("%d files or folders reached twice through links were read once", tree.repeated)
+    if scan.skipped:
+        log.info(
+            "skipped files that are not images: %s",
+            ", ".join(f"{k} {v}" for k, v in sorted(scan.skipped.items())),
+        )
+    if scan.refusals:
+        counts = Counter(r.reason for r in scan.refusals)
         log.warning(
             "refused files by reason: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
         )
+    return scan
+
+
+def refusal_listing(refusals: Sequence[Refusal]) -> str:
+    """One line per refusal, by key (F-...), reason and message: safe for logs (no paths)."""
+    return "\n".join(f"  F-{r.key}: {r.reason}: {r.message}" for r in refusals)
+
+
+def walk_dicom(
+    root: str | os.PathLike[str],
+    modalities: Sequence[str],
+    on_error: Literal["stop", "skip"] = "stop",
+) -> tuple[list[DicomHeader], list[Refusal]]:
+    """`scan_tree` with a refusal policy: returns (headers of accepted images, refused files).
+
+    With on_error="stop" any refusal raises one DicomError listing every refused file by key
+    (F-<12 hex digits>, the `Refusal.key`; never by path: folder names hold PatientIDs); its
+    `refusals` attribute holds the Refusals, real paths included, for the terminal and the
+    private file map. With "skip" they are returned. Raises DicomError if `root` is missing or
+    holds no image.
+    """
+    if on_error not in ("stop", "skip"):
+        raise ValueError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
+    scan = scan_tree(root, modalities)
+    check_scan(scan, root, on_error)
+    return scan.headers, scan.refusals
+
+
+def check_scan(scan: Scan, root: str | os.PathLike[str], on_error: str) -> None:
+    """Raise the DicomError of `walk_dicom` for refusals under "stop" or for no images."""
+    headers, refusals = scan.headers, scan.refusals
     if refusals and on_error == "stop":
-        lines = "\n".join(f"  {r.relpath}: {r.reason}: {r.message}" for r in refusals)
-        raise _error(
+        err = _error(
             root,
             Reason.REFUSED_FILES,
-            f"{len(refusals)} of {len(headers) + len(refusals)} files refused (paths relative to "
-            f"this folder; set data.on_error: skip to go on without them):\n{lines}",
+            f"{len(refusals)} of {len(headers) + len(refusals)} files refused (by file key; "
+            f"set data.on_error: skip to go on without them):\n{refusal_listing(refusals)}",
         )
+        err.refusals = list(refusals)  # type: ignore[attr-defined]
+        raise err
     if not headers:
         detail = "has no DICOM images"
         if refusals:
@@ -1164,10 +1238,13 @@ def walk_dicom(
                 + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
                 + ")"
             )
+        elif scan.skipped:
+            detail += f" (only {sum(scan.skipped.values())} files that are not images)"
         else:
             detail += " (no files)"
-        raise _error(root, Reason.NO_IMAGES, detail)
-    return headers, refusals
+        err = _error(root, Reason.NO_IMAGES, detail)
+        err.refusals = list(refusals)  # type: ignore[attr-defined]
+        raise err
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -8,6 +8,7 @@ stays in memory: the manifest holds keyed pseudonyms, never names, IDs, dates or
 from __future__ import annotations
 
 import logging
+import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -16,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mskdx import deid, dicom, preprocess
+from mskdx import deid, dicom, inputs, preprocess
 from mskdx import labels as label_sheet
-from mskdx.errors import DicomError, MskdxError, PreprocessError
+from mskdx.errors import ConfigError, DicomError, LabelError, MskdxError, PreprocessError
 from mskdx.io import save_npy, write_table
 
 log = logging.getLogger(__name__)
@@ -65,16 +66,45 @@ def extract_study(
     manifest: str | Path,
     refused: str | Path,
     threads: int = 1,
+    private_map: str | Path | None = None,
+    key_fingerprint: str = "",
 ) -> pd.DataFrame:
-    """Run the extraction stage for one study and write its cache (see docs/architecture.md)."""
+    """Run the extraction stage for one study and write its cache (see docs/architecture.md).
+
+    Logs, tables and error messages name refused files (F-...) and patients (P-...) by key
+    only. The way back to the real file or PatientID is `private_map` (outside results/; it
+    holds PHI), rewritten on every run, and the `terminal` attribute of a raised error.
+    `key_fingerprint`, when given, must be that of the key in `key_env` now (the key the
+    workflow saw when it scheduled the job).
+    """
     root = Path(dicom_dir)
+    if key_fingerprint and key_fingerprint != inputs.key_fingerprint(key_env):
+        raise ConfigError(
+            f"{key_env} is not the pseudonym key the workflow was started with; run the whole "
+            "workflow with one key"
+        )
     key = deid.get_key(key_env)
-    headers, refusals = dicom.walk_dicom(root, spec.modalities, on_error=on_error)
+    private = PrivateMap(private_map)
+    scan = dicom.scan_tree(root, spec.modalities)
+    private.add_refusals(scan.refusals)
+    private.write()
+    try:
+        dicom.check_scan(scan, root, on_error)
+    except DicomError as err:
+        raise private.attach(err) from None
+    headers, refusals = scan.headers, scan.refusals
     lab = spec.labels
     sheet = label_sheet.read_label_sheet(
         labels_path, lab["patient_column"], lab["label_column"], lab["positive"], lab["negative"]
     )
-    patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
+    unlabelled = label_sheet.unlabelled_patients(headers, sheet)
+    if unlabelled:
+        private.add_patients(unlabelled, key)
+        private.write()
+    try:
+        patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
+    except LabelError as err:
+        raise private.attach(err) from None
     truth = _load_masks(masks_path)
 
     jobs = [(h.path, spec) for h in headers]
@@ -88,11 +118,35 @@ def extract_study(
         results = [_process_file(job) for job in jobs]
 
     failed = [(h, r) for h, r in zip(headers, results, strict=True) if isinstance(r, MskdxError)]
+    decode_refusals = [_decode_refusal(h.path, err, root) for h, err in failed]
+    if decode_refusals:
+        private.add_refusals(decode_refusals)
+        private.write()
     if failed and on_error == "stop":
-        listing = "\n".join(f"  {_relative(h.path, root)}: {err}" for h, err in failed)
-        raise DicomError(f"{root}: {len(failed)} files could not be extracted:\n{listing}")
-    refusals = refusals + [_decode_refusal(h.path, err, root) for h, err in failed]
-    refusals += _flagged_regions(headers, results, root, spec)
+        err = DicomError(
+            f"{root}: {len(failed)} files could not be extracted (by file key; set "
+            f"data.on_error: skip to go on without them):\n"
+            + dicom.refusal_listing(decode_refusals)
+        )
+        raise private.attach(err, decode_refusals)
+    refusals = refusals + decode_refusals
+    flagged = _flagged_regions(headers, results, root)
+    if flagged:
+        private.add_refusals(flagged)
+        private.write()
+        policy = _on_flag(spec)
+        if policy == "stop":
+            err = PreprocessError(
+                f"{root}: {len(flagged)} images have an implausible ultrasound region (by file "
+                f"key; set studies.{spec.study}.preprocess.on_flag to skip or keep to go on):\n"
+                + dicom.refusal_listing(flagged)
+            )
+            raise private.attach(err, flagged)
+        if policy == "skip":
+            refusals = refusals + flagged
+        else:
+            for r in flagged:
+                log.warning("kept flagged image of file F-%s: %s", r.key, r.message)
     refused_rows = [
         {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message} for r in refusals
     ]
@@ -139,7 +193,9 @@ def extract_study(
             image_list.append(img)
             mask_list.append(gt if gt is not None else np.zeros_like(img))
     if not rows:
-        raise DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
+        raise private.attach(
+            DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
+        )
 
     table = pd.DataFrame(rows)
     _log_regions(table)
@@ -266,11 +322,12 @@ def _on_flag(spec: StudySpec) -> str:
     return spec.preprocess.get("on_flag", "stop")
 
 
-def _flagged_regions(headers, results, root: Path, spec: StudySpec) -> list[dicom.Refusal]:
-    """Images whose region is implausible, handled by preprocess.on_flag (docs/architecture.md).
+def _flagged_regions(headers, results, root: Path) -> list[dicom.Refusal]:
+    """Images whose region is implausible (QC flags), one Refusal each (reason flagged_region).
 
-    stop: raise, listing every flagged image; skip: leave them out and table them as refused
-    (reason flagged_region); keep: keep them with a logged warning (the manifest has the flags).
+    preprocess.on_flag decides (docs/architecture.md): stop raises listing every one by file
+    key; skip leaves them out and tables them as refused; keep keeps them with a warning (the
+    manifest has the flags).
     """
     flagged = []
     for h, result in zip(headers, results, strict=True):
@@ -278,28 +335,13 @@ def _flagged_regions(headers, results, root: Path, spec: StudySpec) -> list[dico
             continue
         for frame, view, region in zip(result.frames, result.views, result.regions, strict=True):
             if region is not None and region.flags:
-                flagged.append((h.path, frame, view, region))
-    if not flagged:
-        return []
-    policy = _on_flag(spec)
-    if policy == "stop":
-        listing = "\n".join(
-            f"  {_relative(p, root)} frame {f} region {v} ({r.method}): {', '.join(r.flags)}"
-            for p, f, v, r in flagged
-        )
-        raise PreprocessError(
-            f"{root}: {len(flagged)} images have an implausible ultrasound region (set "
-            f"studies.{spec.study}.preprocess.on_flag to skip or keep to go on):\n{listing}"
-        )
-    out = []
-    for p, f, v, r in flagged:
-        message = f"frame {f} region {v} ({r.method}): {', '.join(r.flags)}"
-        refusal = dicom.Refusal(Path(p), "flagged_region", message, _relative(p, root))
-        if policy == "skip":
-            out.append(refusal)
-        else:
-            log.warning("kept flagged image of file %s: %s", f"F-{refusal.key}", message)
-    return out
+                message = (
+                    f"frame {frame} region {view} ({region.method}): {', '.join(region.flags)}"
+                )
+                flagged.append(
+                    dicom.Refusal(Path(h.path), "flagged_region", message, _relative(h.path, root))
+                )
+    return flagged
 
 
 def _truth_mask(truth, checksum, frame, shape, box, spec) -> np.ndarray | None:
@@ -344,6 +386,66 @@ def _load_masks(path) -> dict[str, np.ndarray] | None:
         return None
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
+
+
+#: columns of the private file map
+PRIVATE_COLUMNS = ["key", "kind", "reason", "path", "patient_id", "message"]
+_TERMINAL_LINES = 20  # refused files or patients named on the terminal; the rest in the map
+
+
+class PrivateMap:
+    """The way back from keys to real files and PatientIDs: `private/<study>/file_map.csv`.
+
+    It holds PHI (paths whose folder names hold IDs and dates, PatientIDs), so it lives outside
+    results/ (git-ignored, never in the report) and is rewritten by every extraction run.
+    """
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path else None
+        self.rows: list[dict[str, str]] = []
+
+    def add_refusals(self, refusals: list[dicom.Refusal]) -> None:
+        for r in refusals:
+            self.rows.append(
+                {
+                    "key": f"F-{r.key}",
+                    "kind": "refused file",
+                    "reason": str(r.reason),
+                    "path": os.path.abspath(r.path),
+                    "patient_id": "",
+                    "message": r.message,
+                }
+            )
+
+    def add_patients(self, unlabelled: dict[str, list[dicom.DicomHeader]], key: bytes) -> None:
+        for pid, files in sorted(unlabelled.items()):
+            self.rows.append(
+                {
+                    "key": deid.patient_pseudonym(pid, key),
+                    "kind": "unlabelled patient",
+                    "reason": "no_label",
+                    "path": os.path.abspath(files[0].path.parent),
+                    "patient_id": pid,
+                    "message": f"{len(files)} files; no row in the label sheet",
+                }
+            )
+
+    def write(self) -> None:
+        if self.path is not None:
+            write_table(pd.DataFrame(self.rows, columns=PRIVATE_COLUMNS), self.path)
+
+    def attach(self, err: MskdxError, rows: list[dicom.Refusal] | None = None) -> MskdxError:
+        """Give `err` a `terminal` text: the real paths behind its keys (never logged)."""
+        wanted = {f"F-{r.key}" for r in rows} if rows is not None else None
+        shown = [r for r in self.rows if wanted is None or r["key"] in wanted]
+        if not shown:
+            return err
+        lines = [f"  {r['key']} = {r['path']}" for r in shown[:_TERMINAL_LINES]]
+        if len(shown) > _TERMINAL_LINES:
+            lines.append(f"  ... and {len(shown) - _TERMINAL_LINES} more")
+        where = f"; all of them in {self.path} (holds PHI: keep it private)" if self.path else ""
+        err.terminal = "real paths of the keys above" + where + ":\n" + "\n".join(lines)  # type: ignore[attr-defined]
+        return err
 
 
 def _relative(path: str | Path, root: Path) -> str:

@@ -104,3 +104,27 @@ def log_to(path: str | os.PathLike[str]) -> None:
         force=True,
     )
     logging.captureWarnings(True)
+
+
+def exit_on_error(err: Exception) -> None:
+    """End a rule's script on an expected (MskdxError) failure, visibly and without PHI.
+
+    The message (keys, never paths under the input folder) goes to the log; its first line,
+    prefixed "mskdx:", and the error's `terminal` text (real paths behind the keys, which must
+    not reach a log under results/) go to the terminal, where Snakemake itself shows only the
+    rule and its log file. Exit status 1 fails the job.
+    """
+    import logging
+    import sys
+
+    message = str(err)
+    logging.getLogger("mskdx").error("%s: %s", type(err).__name__, message)
+    terminal = sys.__stderr__ or sys.stderr
+    first, _, rest = message.partition("\n")
+    more = f"\n{rest}" if rest else ""
+    print(f"mskdx: {type(err).__name__}: {first}{more}", file=terminal)
+    extra = getattr(err, "terminal", "")
+    if extra:
+        print(f"mskdx: {extra}", file=terminal)
+    terminal.flush()
+    raise SystemExit(1)

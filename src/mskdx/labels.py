@@ -156,6 +156,7 @@ def read_label_sheet(
     rows_of: dict[str, list[int]] = defaultdict(list)
     empty_ids: list[str] = []
     bad: list[str] = []
+    bad_values: list[str] = []
     wanted = {positive.casefold(): 1, negative.casefold(): 0}
     for number, row in enumerate(rows[1:], start=2):  # spreadsheet numbering: header = row 1
         if not any(c.strip() for c in row):
@@ -170,6 +171,7 @@ def read_label_sheet(
         if label is None:
             shown = value if len(value) <= 40 else value[:40] + "..."
             bad.append(f"row {number}: {shown!r}" if value else f"row {number}: empty")
+            bad_values.append(value)
             continue
         labels[pid] = label
 
@@ -188,7 +190,28 @@ def read_label_sheet(
             + "; expected one row per patient"
         )
     if bad:
-        problems.append(f"{label_column!r} must be {positive!r} or {negative!r}: " + _listing(bad))
+        rows_with_label = len(bad) + len(labels)
+        not_empty = [v for v in bad_values if v]
+        # mostly not labels, and mostly different values (as IDs are, and typos are not)
+        if 2 * len(not_empty) > rows_with_label and 2 * len(set(not_empty)) > len(not_empty):
+            # most of the column is not labels: a misnamed or swapped column, whose values may
+            # be PatientIDs; name the rows, never the values
+            ids_are_labels = sum(1 for pid in rows_of if pid.casefold() in wanted)
+            swapped = (
+                f"; its {patient_column!r} column holds the label values: are the two column "
+                "names swapped?"
+                if 2 * ids_are_labels > len(rows_of)
+                else "; is it the right column (config studies.*.labels.label_column)?"
+            )
+            problems.append(
+                f"{label_column!r} must be {positive!r} or {negative!r}, but {len(bad)} of "
+                f"{rows_with_label} rows hold something else (values not shown: they may be "
+                f"IDs){swapped} Rows: " + _listing([b.split(":")[0] for b in bad])
+            )
+        else:
+            problems.append(
+                f"{label_column!r} must be {positive!r} or {negative!r}: " + _listing(bad)
+            )
     if problems:
         raise LabelError(f"{path}: " + "\n  ".join(problems))
     if not labels:
@@ -202,6 +225,19 @@ def read_label_sheet(
         negative,
     )
     return labels
+
+
+def unlabelled_patients(
+    headers: Sequence[DicomHeader], labels: dict[str, int]
+) -> dict[str, list[DicomHeader]]:
+    """{PatientID: its files} of the patients with images but no row in the label sheet."""
+    table = {str(k).strip() for k in labels}
+    out: dict[str, list[DicomHeader]] = defaultdict(list)
+    for header in headers:
+        pid = header.patient_id.strip()
+        if pid not in table:
+            out[pid].append(header)
+    return dict(out)
 
 
 def join_labels(

@@ -7,6 +7,7 @@ two subsets of one fold voids the study, so every split is checked here, in the 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +29,29 @@ def patient_labels(manifest: pd.DataFrame) -> pd.Series:
     return per_patient["min"].sort_index()
 
 
+#: the columns of a split file, and those it may have
+SPLIT_COLUMNS = ["fold", "patient", "subset"]
+SPLIT_OPTIONAL = ["label"]
+
+
 def kfold_splits(
-    labels: pd.Series, *, folds: int, validation_fraction: float, seed: int
+    labels: pd.Series,
+    *,
+    folds: int,
+    validation_fraction: float,
+    seed: int,
+    class_names: tuple[str, str] = ("0", "1"),
 ) -> pd.DataFrame:
-    """Stratified patient-level k-fold; each fold's training part loses a stratified val part."""
+    """Stratified patient-level k-fold; each fold's training part loses a stratified val part.
+
+    `class_names` (negative, positive) name the classes in errors, as the config does.
+    """
     counts = labels.value_counts()
     for cls in (0, 1):
         if counts.get(cls, 0) < folds:
             raise SplitError(
-                f"class {cls} has {counts.get(cls, 0)} patients; {folds}-fold cross-validation "
-                f"needs at least {folds} per class"
+                f"class {class_names[cls]} has {counts.get(cls, 0)} patients; {folds}-fold "
+                f"cross-validation needs at least {folds} per class"
             )
     patients = labels.index.to_numpy()
     y = labels.to_numpy()
@@ -107,22 +121,31 @@ def make_splits(
     validation_fraction: float = 0.0,
     fractions: list[float] | None = None,
     user_file: str = "",
+    class_names: tuple[str, str] = ("0", "1"),
 ) -> pd.DataFrame:
     """Build (or read the user's) split file for the manifest's patients and write it."""
     labels = patient_labels(read_table(manifest_path, "manifest"))
     if user_file:
-        splits = read_table(user_file, "splits")
-        if "label" not in splits.columns:
-            splits["label"] = splits.patient.map(labels)
+        splits = read_user_splits(user_file)
         unknown = sorted(set(splits.patient) - set(labels.index))
         if unknown:
+            pseudonyms = sum(1 for p in unknown if PSEUDONYM.fullmatch(p))
             raise SplitError(
-                f"{user_file}: {len(unknown)} patients not in the manifest, e.g. {unknown[:3]}"
+                f"{user_file}: {len(unknown)} of {splits.patient.nunique()} patients are not in "
+                f"the manifest ({len(unknown) - pseudonyms} of them are not pseudonyms; values "
+                "not shown). A split file names patients by their pseudonym (P- and 10 hex "
+                f"digits, column 'patient' of {manifest_path}), never by PatientID"
             )
+        if "label" not in splits.columns:
+            splits["label"] = splits.patient.map(labels)
         source = user_file
     elif method == "kfold":
         splits = kfold_splits(
-            labels, folds=folds, validation_fraction=validation_fraction, seed=seed
+            labels,
+            folds=folds,
+            validation_fraction=validation_fraction,
+            seed=seed,
+            class_names=class_names,
         )
         source = "kfold"
     elif method == "holdout":
@@ -135,6 +158,39 @@ def make_splits(
         log.info("fold %s %s: %d patients (%d positive)", fold, subset, len(part), part.label.sum())
     write_table(splits, output, schema="splits")
     return splits
+
+
+PSEUDONYM = re.compile(r"P-[0-9a-f]{10}")
+
+
+def read_user_splits(path: str | Path) -> pd.DataFrame:
+    """Read a user's split file; SplitError naming the file and the expected columns.
+
+    Its values are not echoed in errors: a split file written by hand may hold PatientIDs.
+    """
+    expected = f"expected a CSV with columns {SPLIT_COLUMNS} (optional {SPLIT_OPTIONAL})"
+    path = Path(path)
+    if not path.is_file():
+        raise SplitError(f"{path}: split file not found (config studies.*.splits.file); {expected}")
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SplitError(
+            f"{path}: not a readable CSV file ({type(exc).__name__}); {expected}"
+        ) from None
+    names = [str(c).strip() for c in header]
+    missing = [c for c in SPLIT_COLUMNS if c not in names]
+    if missing:
+        raise SplitError(f"{path}: missing column(s) {missing}; the header has {names}; {expected}")
+    try:
+        return read_table(path, "splits")
+    except ValueError as exc:
+        # validate_table names the row and the schema rule; the value itself is not quoted
+        where = str(exc).split(":")[1].strip() if ":" in str(exc) else "a row"
+        raise SplitError(
+            f"{path}: {where} is not valid: fold must be an integer >= 0, patient a pseudonym, "
+            f"subset one of train/val/test, label (optional) 0 or 1; {expected}"
+        ) from None
 
 
 def _carve(

@@ -99,7 +99,7 @@ def write_paper_check(csv: PathLike, md: PathLike) -> None:
 # ---- figures --------------------------------------------------------------------------------
 
 
-def test_predictions(paths: Sequence[PathLike]) -> pd.DataFrame:
+def read_test_subset(paths: Sequence[PathLike]) -> pd.DataFrame:
     """The test-subset rows of prediction tables (each image once over the folds)."""
     preds = read_predictions(paths)
     return preds[preds.subset == "test"].reset_index(drop=True)
@@ -122,7 +122,7 @@ def plot_confusion_step(
 ) -> None:
     from mskdx.figures import plot_confusion
 
-    test = test_predictions(predictions)
+    test = read_test_subset(predictions)
     pred = (test.prob > image_threshold).astype(int)  # as argmax: positive above
     plot_confusion(test.label.to_numpy(), pred.to_numpy(), class_names, title, outputs, style)
 
@@ -132,7 +132,7 @@ def plot_roc_step(
 ) -> None:
     from mskdx.figures import plot_roc
 
-    test = test_predictions(predictions)
+    test = read_test_subset(predictions)
     curves = {
         arm: (part.label.to_numpy(), part.prob.to_numpy())
         for arm, part in test.groupby("arm", sort=False)

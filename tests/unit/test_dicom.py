@@ -721,15 +721,14 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 EXPECTED_REFUSED = {
-    ".DS_Store": "not_dicom",
-    "DICOMDIR": "not_an_image",
     "PAT-1/cut.dcm": "truncated",
     "PAT-1/notes.txt": "not_dicom",
-    "PAT-2/Thumbs.db": "not_dicom",
     "PAT-2/empty.dcm": "empty_file",
     "PAT-2/report.dcm": "not_an_image",
     "labels.csv": "not_dicom",
 }
+# DICOMDIR, .DS_Store and Thumbs.db are not images: skipped and counted, not refused
+EXPECTED_SKIPPED = 3
 
 
 def test_walk_dicom_skip(tmp_path):
@@ -748,7 +747,7 @@ def test_walk_dicom_skip(tmp_path):
     assert walk_dicom(tmp_path, US, on_error="skip") == (headers, refusals)
 
 
-def test_walk_dicom_stop_lists_every_refused_file(tmp_path):
+def test_walk_dicom_stop_lists_every_refused_file_by_key(tmp_path):
     _tree(tmp_path)
     with pytest.raises(DicomError) as info:
         walk_dicom(tmp_path, US, on_error="stop")
@@ -756,8 +755,91 @@ def test_walk_dicom_stop_lists_every_refused_file(tmp_path):
     assert info.value.reason == "refused_files"
     assert message.startswith(str(tmp_path))
     assert f"{len(EXPECTED_REFUSED)} of {len(EXPECTED_REFUSED) + 3} files refused" in message
+    body = message.split("\n", 1)[1]
     for rel, reason in EXPECTED_REFUSED.items():
-        assert f"{rel}: {reason}" in message
+        key = hashlib.sha256(rel.encode()).hexdigest()[:12]
+        assert f"F-{key}: {reason}" in body
+    # folder names of real exports hold PatientIDs and dates: no path in the message
+    assert "PAT-" not in message and "cut.dcm" not in message
+    # the real paths travel with the error, for the terminal and the private map
+    assert {r.relpath for r in info.value.refusals} == set(EXPECTED_REFUSED)
+
+
+def test_desktop_and_dicomdir_files_are_skipped_and_counted_not_refused(tmp_path, caplog):
+    for i in range(2):
+        write(image_dataset(grey_image(8, 8, seed=i)), tmp_path / "PAT-1" / f"IMG{i}")
+    (tmp_path / "PAT-1" / "Thumbs.db").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1" + bytes(100))
+    (tmp_path / "DICOMDIR").write_bytes(bundled("DICOMDIR").read_bytes())
+    # a DICOMDIR under another name is known by its SOP class
+    (tmp_path / "PAT-1" / "INDEX").write_bytes(bundled("DICOMDIR").read_bytes())
+    with caplog.at_level(logging.INFO, logger="mskdx.dicom"):
+        headers, refusals = walk_dicom(tmp_path, US, on_error="stop")
+    assert len(headers) == 2 and refusals == []
+    text = caplog.text
+    assert "4 not images skipped" in text
+    assert "DICOMDIR index 2" in text and "(.DS_Store) 1" in text and "(Thumbs.db) 1" in text
+
+
+def test_walk_follows_linked_folders_once(tmp_path):
+    export = tmp_path / "export"
+    store = tmp_path / "store"
+    for i, patient in enumerate(("PAT-1", "PAT-2")):
+        write(image_dataset(grey_image(8, 8, seed=i), patient_id=patient), store / patient / "I")
+    (export / "PAT-1").mkdir(parents=True)
+    write(image_dataset(grey_image(8, 8, seed=5), patient_id="PAT-1"), export / "PAT-1" / "J")
+    # a patient folder that is a link (as exports assembled from several disks have)
+    os.symlink(store / "PAT-2", export / "PAT-2")
+    headers, _ = walk_dicom(export, US, on_error="stop")
+    assert sorted(h.patient_id for h in headers) == ["PAT-1", "PAT-2"]
+    # a second link to the same folder, a link to a file already seen, and a loop
+    os.symlink(store / "PAT-2", export / "again")
+    os.symlink(export / "PAT-1" / "J", export / "PAT-1" / "J-link")
+    os.symlink(export, export / "PAT-1" / "loop")
+    os.symlink(tmp_path / "nowhere", export / "broken")
+    headers, refusals = walk_dicom(export, US, on_error="stop")
+    assert sorted(h.patient_id for h in headers) == ["PAT-1", "PAT-2"]
+    assert refusals == []
+
+
+_UNREADABLE_CHECK = """
+import json, sys
+from mskdx.dicom import walk_dicom
+headers, refusals = walk_dicom(sys.argv[1], ["US"], on_error="skip")
+print(json.dumps([[h.patient_id for h in headers], [[r.relpath, r.reason] for r in refusals]]))
+"""
+
+
+def _without_root_powers(cmd: list[str]) -> list[str]:
+    """`cmd` run without the capabilities that let root read any folder (as a user is)."""
+    if os.geteuid() != 0:
+        return cmd
+    import shutil
+
+    if shutil.which("setpriv"):
+        return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *cmd]
+    drop = "--drop=cap_dac_override,cap_dac_read_search"
+    return ["capsh", drop, "--", "-c", " ".join(f"'{c}'" for c in cmd)]
+
+
+def test_unreadable_folder_is_refused_not_skipped(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    for i, patient in enumerate(("PAT-1", "PAT-2")):
+        write(image_dataset(grey_image(8, 8, seed=i), patient_id=patient), tmp_path / patient / "I")
+    locked = tmp_path / "PAT-2"
+    locked.chmod(0)
+    try:
+        cmd = _without_root_powers([sys.executable, "-c", _UNREADABLE_CHECK, str(tmp_path)])
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=os.environ)
+    finally:
+        locked.chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    patients, refusals = json.loads(proc.stdout)
+    assert patients == ["PAT-1"]
+    assert refusals == [["PAT-2", "unreadable"]]
 
 
 def test_walk_dicom_only_modalities_of_the_study(tmp_path):
@@ -778,7 +860,8 @@ def test_walk_dicom_duplicate_instance(tmp_path):
     headers, refusals = walk_dicom(tmp_path, US, on_error="skip")
     assert len(headers) == 1 and headers[0].path == tmp_path / "a.dcm"
     assert [(r.relpath, r.reason) for r in refusals] == [("copy/a.dcm", "duplicate_instance")]
-    assert "a.dcm" in refusals[0].message  # names the first copy (relative)
+    # names the first copy by its key: paths may hold PatientIDs
+    assert f"F-{hashlib.sha256(b'a.dcm').hexdigest()[:12]}" in refusals[0].message
     with pytest.raises(DicomError, match="duplicate_instance"):
         walk_dicom(tmp_path, US, on_error="stop")
 
@@ -867,3 +950,33 @@ def test_unforeseen_exceptions_become_dicom_errors(tmp_path, monkeypatch):
 
     monkeypatch.setattr("mskdx.dicom._orientation", broken)
     refused(path, "bad_header", fn=lambda p: scan_file(p, US), match="KeyError")
+
+
+def test_corrupted_jpeg_ls_scan_is_refused_not_decoded_to_garbage(tmp_path):
+    """Bytes flipped inside the entropy-coded scan (not truncated): CharLS flags the stream;
+    libjpeg, which pydicom falls back to, would return wrong pixels without an error."""
+    y, x = np.mgrid[0:64, 0:96]
+    pixels = ((np.sin(x / 7) + np.cos(y / 5)) * 60 + 128).astype(np.uint8)
+    pixels = (pixels + grey_image(64, 96, seed=3) % 16).astype(np.uint8)
+    ds = image_dataset(pixels)
+    ds.compress(uid.JPEGLSLossless)
+    data = bytearray(write(ds, tmp_path / "good.dcm").read_bytes())
+    frame = bytes(next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1)))
+    start = data.index(frame)
+    scan = (
+        start
+        + frame.index(b"\xff\xda")
+        + 2
+        + int.from_bytes(frame[frame.index(b"\xff\xda") + 2 :][:2])
+    )
+    for offset in (len(frame) // 3, len(frame) // 2):
+        bad = bytearray(data)
+        bad[scan + offset] ^= 0x5A
+        path = tmp_path / f"bad{offset}.dcm"
+        path.write_bytes(bytes(bad))
+        assert np.array_equal(read_frames(tmp_path / "good.dcm")[0], pixels)
+        refused(path, "undecodable", match="JPEG-LS")
+        # what the fallback decoder makes of it: the reason for decoding with CharLS alone
+        damaged = pydicom.dcmread(path)
+        arr, _ = get_decoder(uid.JPEGLSLossless).as_array(damaged, decoding_plugin="pylibjpeg")
+        assert not np.array_equal(arr, pixels)

@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from study_specs import GOUT, OLT
 
-from mskdx.errors import DicomError, LabelError, MskdxError
+from mskdx import deid
+from mskdx.errors import ConfigError, DicomError, LabelError, MskdxError
 from mskdx.extract import StudySpec, extract_study
 from mskdx.io import read_table
 from mskdx.synth import synthesize_gout, synthesize_olt
-
-GOUT = StudySpec(
-    study="gout",
-    modalities=["US", "SC", "OT"],
-    preprocess={"kind": "ultrasound", "crop_width": 700, "crop_height": 320, "scale": 1.0},
-    labels={
-        "patient_column": "patient_id",
-        "label_column": "diagnosis",
-        "positive": "gout",
-        "negative": "control",
-    },
-)
-OLT = StudySpec(
-    study="olt",
-    modalities=["MR"],
-    preprocess={"kind": "mri", "size": 64},
-    labels={
-        "patient_column": "patient_id",
-        "label_column": "diagnosis",
-        "positive": "patient",
-        "negative": "healthy",
-    },
-    sequences={"T1": "(?i)t1", "T2": "(?i)t2"},
-)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +52,14 @@ def outputs(base: Path) -> dict[str, Path]:
 
 
 def run(
-    cohort: Path, spec: StudySpec, out: Path, on_error="stop", truth=True, threads=1, dicom=None
+    cohort: Path,
+    spec: StudySpec,
+    out: Path,
+    on_error="stop",
+    truth=True,
+    threads=1,
+    dicom=None,
+    **kwargs,
 ):
     return extract_study(
         dicom or cohort / "dicom",
@@ -84,6 +70,7 @@ def run(
         key_env="MSKDX_TEST_KEY",
         threads=threads,
         **outputs(out),
+        **kwargs,
     )
 
 
@@ -130,13 +117,23 @@ def with_extra_files(cohort: Path, dest: Path, extra: dict[str, bytes]) -> Path:
     return dest
 
 
-def test_bad_files_stop_the_run_listing_each_and_leave_nothing(gout_cohort, tmp_path):
+def test_bad_files_stop_the_run_listing_each_by_key_and_leave_nothing(gout_cohort, tmp_path):
     dicom = with_extra_files(
         gout_cohort, tmp_path / "in", {"empty.dcm": b"", "notes.dcm": b"hello"}
     )
+    private = tmp_path / "private/gout/file_map.csv"
     with pytest.raises(DicomError) as err:
-        run(gout_cohort, GOUT, tmp_path / "out", dicom=dicom)
-    assert "empty.dcm" in str(err.value) and "notes.dcm" in str(err.value)
+        run(gout_cohort, GOUT, tmp_path / "out", dicom=dicom, private_map=private)
+    message = str(err.value)
+    keys = [f"F-{hashlib.sha256(n.encode()).hexdigest()[:12]}" for n in ("empty.dcm", "notes.dcm")]
+    assert all(k in message for k in keys)
+    # the message goes to logs under results/: keys only, no file names (folders hold IDs)
+    assert "empty.dcm" not in message.split("\n", 1)[1] and "notes.dcm" not in message
+    # the way back: the terminal text and the private map give the real paths
+    assert str(dicom / "empty.dcm") in err.value.terminal and str(private) in err.value.terminal
+    mapped = pd.read_csv(private, dtype=str).set_index("key")
+    assert mapped.loc[keys[1], "path"] == str(dicom / "notes.dcm")
+    assert set(mapped.kind) == {"refused file"}
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -151,14 +148,57 @@ def test_skip_policy_tables_refused_files(gout_cohort, tmp_path):
     assert "notes.dcm" not in (tmp_path / "out/refused.csv").read_text()
 
 
-def test_patient_without_label_is_refused(gout_cohort, tmp_path):
-    sheet = pd.read_csv(gout_cohort / "labels.csv", dtype=str).iloc[1:]
+def test_patient_without_label_is_refused_and_mapped_privately(gout_cohort, tmp_path):
+    full = pd.read_csv(gout_cohort / "labels.csv", dtype=str)
+    sheet = full.iloc[1:]
     cohort = tmp_path / "cohort"
     shutil.copytree(gout_cohort, cohort)
     sheet.to_csv(cohort / "labels.csv", index=False)
-    with pytest.raises(LabelError):
-        run(cohort, GOUT, tmp_path / "out")
+    private = tmp_path / "private/gout/file_map.csv"
+    with pytest.raises(LabelError) as err:
+        run(cohort, GOUT, tmp_path / "out", private_map=private)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    missing = full.patient_id.iloc[0]
+    assert missing not in str(err.value)
+    pseudonym = deid.patient_pseudonym(missing, deid.DEMO_KEY)
+    mapped = pd.read_csv(private, dtype=str)
+    assert mapped[["key", "kind", "patient_id"]].values.tolist() == [
+        [pseudonym, "unlabelled patient", missing]
+    ]
+    assert mapped.path[0].startswith(str(cohort / "dicom")) and pseudonym in err.value.terminal
+
+
+def test_private_map_is_rewritten_and_outside_the_tables(gout_cohort, tmp_path):
+    dicom = with_extra_files(gout_cohort, tmp_path / "in", {"notes.dcm": b"hello"})
+    private = tmp_path / "private/file_map.csv"
+    run(gout_cohort, GOUT, tmp_path / "out", on_error="skip", dicom=dicom, private_map=private)
+    assert len(pd.read_csv(private)) == 1
+    assert str(dicom) not in (tmp_path / "out/refused.csv").read_text()
+    (dicom / "notes.dcm").unlink()
+    run(gout_cohort, GOUT, tmp_path / "out", dicom=dicom, private_map=private)
+    assert len(pd.read_csv(private)) == 0  # no stale entries from the earlier run
+
+
+def test_desktop_files_do_not_stop_a_default_run(gout_cohort, tmp_path):
+    from dicom_factory import bundled
+
+    dicom = with_extra_files(
+        gout_cohort,
+        tmp_path / "in",
+        {".DS_Store": b"\0\0\0\1Bud1" + bytes(64), "Thumbs.db": b"\xd0\xcf\x11\xe0" + bytes(64)},
+    )
+    (dicom / "DICOMDIR").write_bytes(bundled("DICOMDIR").read_bytes())
+    table = run(gout_cohort, GOUT, tmp_path / "out", dicom=dicom)
+    assert len(table) == 30 and len(read_table(tmp_path / "out/refused.csv")) == 0
+
+
+def test_extraction_refuses_a_key_other_than_the_scheduled_one(gout_cohort, tmp_path, monkeypatch):
+    from mskdx.inputs import key_fingerprint
+
+    monkeypatch.setenv("MSKDX_TEST_KEY", "the key now")
+    with pytest.raises(ConfigError, match="MSKDX_TEST_KEY"):
+        run(gout_cohort, GOUT, tmp_path / "out", key_fingerprint=key_fingerprint("MSKDX_OTHER"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_empty_input_folder(gout_cohort, tmp_path):
@@ -214,7 +254,7 @@ def test_blank_image_is_refused_by_the_crop_and_tabled_without_its_path(gout_coh
     blank = source.with_name("BLANK.dcm")
     ds.save_as(blank)
 
-    with pytest.raises(DicomError, match="BLANK.dcm.*blank"):
+    with pytest.raises(DicomError, match="F-[0-9a-f]{12}: PreprocessError: .*blank"):
         run(gout_cohort, GOUT, tmp_path / "stop", dicom=dicom_dir)
     table = run(gout_cohort, GOUT, tmp_path / "skip", on_error="skip", dicom=dicom_dir)
     refused = read_table(tmp_path / "skip/refused.csv")
@@ -298,8 +338,12 @@ def test_implausible_region_stops_skips_or_is_kept_by_on_flag(gout_cohort, tmp_p
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.save_as(source.with_name("WRONG.dcm"))
 
-    with pytest.raises(MskdxError, match=r"1 images have an implausible.*\n.*WRONG.dcm frame 0"):
+    with pytest.raises(MskdxError, match=r"1 images have an implausible") as err:
         run(gout_cohort, GOUT, tmp_path / "stop", dicom=dicom_dir)
+    assert "frame 0 region 0 (record): " in str(err.value) and "record_mismatch" in str(err.value)
+    assert (
+        "WRONG" not in str(err.value) and "WRONG.dcm" in err.value.terminal
+    )  # path: terminal only
     assert not (tmp_path / "stop").exists() or not any((tmp_path / "stop").iterdir())
 
     skip = dataclasses.replace(GOUT, preprocess={**GOUT.preprocess, "on_flag": "skip"})

@@ -199,3 +199,14 @@ def test_join_labels_hints_at_lost_leading_zeros():
     message = str(info.value)
     assert "leading zeros" in message and "upper/lower case" in message
     assert "00123" not in message and "ABC" not in message
+
+
+def test_swapped_column_names_do_not_print_patient_ids(tmp_path):
+    """A sheet whose two header names are swapped: the label column holds the PatientIDs."""
+    ids = [f"MRN{i:08d}" for i in range(6)]
+    rows = "".join(f"{pid},{'gout' if i % 2 else 'control'}\n" for i, pid in enumerate(ids))
+    message = label_error(sheet(tmp_path, "diagnosis,patient_id\n" + rows))
+    assert "labels.csv" in message and "swapped" in message
+    assert "row 2" in message
+    for pid in ids:
+        assert pid not in message

@@ -74,9 +74,70 @@ def test_patient_in_two_subsets_is_refused():
         check_splits(leak, lab.index, "user.csv")
 
 
-def test_too_few_patients_for_the_folds():
+def test_too_few_patients_for_the_folds_names_the_class():
+    with pytest.raises(SplitError, match="class gout has 3 patients; 5-fold"):
+        kfold_splits(
+            labels(3, 20), folds=5, validation_fraction=0.1, seed=1, class_names=("control", "gout")
+        )
     with pytest.raises(SplitError, match="class 1 has 3 patients; 5-fold"):
         kfold_splits(labels(3, 20), folds=5, validation_fraction=0.1, seed=1)
+
+
+def test_make_splits_names_classes_as_the_config_does(tmp_path):
+    write_table(manifest(labels(2, 8)), tmp_path / "manifest.csv", schema="manifest")
+    with pytest.raises(SplitError, match="class gout has 2 patients"):
+        make_splits(
+            tmp_path / "manifest.csv",
+            tmp_path / "splits.csv",
+            method="kfold",
+            folds=5,
+            seed=0,
+            class_names=("control", "gout"),
+        )
+
+
+def _user_split(tmp_path, text: str):
+    lab = labels(4, 4)
+    write_table(manifest(lab), tmp_path / "manifest.csv", schema="manifest")
+    (tmp_path / "user.csv").write_text(text)
+    with pytest.raises(SplitError) as info:
+        make_splits(
+            tmp_path / "manifest.csv",
+            tmp_path / "splits.csv",
+            method="kfold",
+            seed=0,
+            user_file=str(tmp_path / "user.csv"),
+        )
+    assert not (tmp_path / "splits.csv").exists()
+    return str(info.value), lab
+
+
+def test_user_split_file_missing_names_file_and_columns(tmp_path):
+    write_table(manifest(labels(4, 4)), tmp_path / "manifest.csv", schema="manifest")
+    with pytest.raises(SplitError) as info:
+        make_splits(
+            tmp_path / "manifest.csv",
+            tmp_path / "splits.csv",
+            method="kfold",
+            seed=0,
+            user_file=str(tmp_path / "absent.csv"),
+        )
+    message = str(info.value)
+    assert "absent.csv" in message and "not found" in message
+    assert "['fold', 'patient', 'subset']" in message
+
+
+def test_user_split_file_with_other_column_names(tmp_path):
+    message, lab = _user_split(tmp_path, "Fold,patient,subset\n0,x,train\n")
+    assert "user.csv" in message and "missing column(s) ['fold']" in message
+    assert "['Fold', 'patient', 'subset']" in message
+
+
+def test_user_split_file_with_patient_ids_does_not_echo_them(tmp_path):
+    rows = "".join(f"0,MRN{i:08d},{'train' if i % 2 else 'test'}\n" for i in range(8))
+    message, _ = _user_split(tmp_path, "fold,patient,subset\n" + rows)
+    assert "8 of 8 patients are not in the manifest" in message
+    assert "pseudonym" in message and "MRN" not in message
 
 
 def test_mixed_labels_within_a_patient_are_refused():

@@ -12,7 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "src", "envs")
+# What Snakemake prints when it picks up profiles/default (beside the Snakefile) by itself
+PROFILE_LOADED = "Using workflow specific profile profiles/default"
+WORKFLOW_FILES = ("Snakefile", "workflow", "profiles", "config", "src", "envs")
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -29,12 +31,11 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True, env=None):
-    """Run snakemake with the default profile and the tiny config in `workdir`."""
+def snakemake(workdir: Path, *args: str, timeout: int = 1800, check: bool = True, env=None):
+    """Run snakemake with the tiny config in `workdir`, as a user types it: Snakemake loads
+    profiles/default by itself."""
     cmd = [
         str(SNAKEMAKE),
-        "--workflow-profile",
-        "workflow/profiles/default",
         "--configfile",
         "config/test.yaml",
         "--cores",
@@ -49,6 +50,8 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True,
         raise AssertionError(
             f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
         )
+    if check:
+        assert PROFILE_LOADED in proc.stdout + proc.stderr, f"no profile loaded:\n{proc.stderr}"
     return proc
 
 

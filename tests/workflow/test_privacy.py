@@ -111,3 +111,47 @@ def test_manifest_knows_patients_by_keyed_pseudonym_only(tiny_run):
     manifest = (tiny_run / "results/gout/cache/manifest.csv").read_text()
     assert re.search(r"\bP-[0-9a-f]{10}\b", manifest)
     assert "MRN" not in manifest
+
+
+def test_no_phi_in_results_or_logs_of_runs_with_refusals(tmp_path):
+    """A user's folder with refused files and an unlabelled patient, under stop and skip: the
+    paths (folder names are PatientIDs and dates) and IDs reach only the private file map."""
+    import pandas as pd
+
+    from .test_user_data import MANIFEST, deep_file, extract, set_on_error, user_workdir
+
+    workdir = user_workdir(tmp_path)
+    dicom = workdir / "mydata/gout/dicom"
+    phi = sorted(phi_values_of(dicom))
+    folder_names = {p.name for p in dicom.rglob("*") if p.is_dir()}
+    bad = deep_file(workdir).with_name("notes.dcm")
+    bad.write_text("not an image")
+    (bad.parent / "empty.dcm").write_bytes(b"")
+    # a patient whose row is missing from the label sheet
+    sheet = pd.read_csv(workdir / "mydata/gout/labels.csv", dtype=str)
+    sheet.iloc[1:].to_csv(workdir / "mydata/gout/labels.csv", index=False)
+    stop = extract(workdir, check=False)
+    assert stop.returncode != 0 and str(bad) in stop.stderr
+    set_on_error(workdir, "skip")
+    skip = extract(workdir, check=False)
+    assert skip.returncode != 0 and "label sheet" in skip.stderr  # unlabelled patient
+    sheet.to_csv(workdir / "mydata/gout/labels.csv", index=False)
+    extract(workdir)
+    assert (workdir / MANIFEST).exists()
+    assert len(pd.read_csv(workdir / "results/gout/extract/refused.csv")) == 2
+
+    private = (workdir / "private/gout/file_map.csv").read_text()
+    assert str(bad) in private  # the way back exists, and the scan below would see such text
+    values = phi + sorted(folder_names - {"dicom"})
+    hits = []
+    for path in scanned_files(workdir):
+        found = phi_hits(BASE64_RUN.sub(b" ", path.read_bytes()), values)
+        hits += [f"{path.relative_to(workdir)}: {v!r}" for v in found]
+    assert not hits, "PHI found in results or logs:\n" + "\n".join(hits[:20])
+
+
+def phi_values_of(folder: Path) -> set[str]:
+    values: set[str] = set()
+    for path in folder.rglob("*.dcm"):
+        values |= phi_values(path)
+    return values

@@ -30,7 +30,7 @@ def clone(run: Path, dest: Path) -> Path:
 
 
 def start(workdir: Path, *args: str) -> subprocess.Popen:
-    cmd = [str(SNAKEMAKE), "--workflow-profile", "workflow/profiles/default", "--cores", "2", *args]
+    cmd = [str(SNAKEMAKE), "--cores", "2", *args]  # profiles/default loads by itself
     env = {**os.environ, "MSKDX_PSEUDONYM_KEY": "tests-key"}
     return subprocess.Popen(
         cmd,

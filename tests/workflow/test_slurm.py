@@ -6,11 +6,11 @@ apt-installs slurm-wlm and munge when missing; root only), with two fake GPUs ba
 It stops the daemons by their saved PIDs and removes its /etc/slurm links in teardown. Where the
 daemons cannot run here, the tests skip and say why.
 
-The workflow files are copied into two temporary folders. One runs with
-workflow/profiles/slurm plus test-only overrides (faster status checks, 1 thread and 1000 MB per
-job so that every job fits the 2-CPU node, kept SLURM logs, the fake GPUs requested for the GPU
-rules), the other with workflow/profiles/default on 2 local cores. Both use config/test.yaml and
-leave out the figures; they run side by side. The tests check that every non-local job ran as a
+The workflow files are copied into two temporary folders. One runs with profiles/slurm plus
+test-only overrides (faster status checks, 1 thread and 1000 MB per job so that every job fits
+the 2-CPU node, kept SLURM logs, the fake GPUs requested for the GPU rules), the other with
+profiles/default (loaded by itself) on 2 local cores. Both use config/test.yaml and leave out
+the figures; they run side by side. The tests check that every non-local job ran as a
 COMPLETED SLURM job and that the tables and predictions of both runs are byte-identical
 (training is deterministic on CPU).
 
@@ -36,11 +36,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 # The workflow under test; pointing this at a toy workflow (Snakefile, config/test.yaml,
-# workflow/profiles/) is a way to debug the harness alone.
+# profiles/) is a way to debug the harness alone.
 WORKFLOW_DIR = Path(os.environ.get("MSKDX_SLURM_TEST_WORKFLOW", REPO))
 SCRIPT = REPO / "tests" / "slurm" / "local-slurm.sh"
 BIN = Path(sys.executable).parent  # the venv's bin: snakemake, and python for the jobs
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs", "src")
+WORKFLOW_FILES = ("Snakefile", "workflow", "profiles", "config", "envs", "src")
 CONFIG = "config/test.yaml"
 GPU_RULES = ("train_fold", "compute_gradcam")
 FAKE_GPUS = 2
@@ -184,8 +184,8 @@ def _list_rules(workdir: Path, env: dict[str, str]) -> list[str]:
 
 
 def _test_profile(workdir: Path, rules: list[str]) -> Path:
-    """workflow/profiles/slurm plus what only this 2-CPU test cluster needs."""
-    profile = yaml.safe_load((workdir / "workflow/profiles/slurm/config.yaml").read_text())
+    """profiles/slurm plus what only this 2-CPU test cluster needs."""
+    profile = yaml.safe_load((workdir / "profiles/slurm/config.yaml").read_text())
     profile.update(
         {
             "slurm-init-seconds-before-status-checks": 5,  # default 40 s before the 1st check
@@ -285,8 +285,6 @@ def runs(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     local = _start(
         local_dir,
         [
-            "--workflow-profile",
-            "workflow/profiles/default",
             "--cores",
             "2",
             "--max-threads",
@@ -428,20 +426,17 @@ def test_slurm_outputs_match_local_run(runs: Runs):
     assert not differ, f"differ between the SLURM and the local run: {differ}"
 
 
-@pytest.mark.parametrize("profile", ["default", "slurm"])
-def test_profile_dry_run(profile: str):
-    """Snakemake accepts every key of the profile (no cluster needed for a dry run)."""
+@pytest.mark.parametrize(
+    ("profile", "args"),
+    [("default", []), ("slurm", ["--workflow-profile", "profiles/slurm"])],
+)
+def test_profile_dry_run(profile: str, args: list[str]):
+    """Snakemake accepts every key of the profile (no cluster needed for a dry run), and loads
+    profiles/default by itself when no profile is named, as in the README's commands."""
     if not (WORKFLOW_DIR / "Snakefile").is_file():
         pytest.skip(f"no Snakefile in {WORKFLOW_DIR}")
     proc = subprocess.run(
-        [
-            str(BIN / "snakemake"),
-            "--dry-run",
-            "--workflow-profile",
-            f"workflow/profiles/{profile}",
-            "--configfile",
-            CONFIG,
-        ],
+        [str(BIN / "snakemake"), "--dry-run", *args, "--configfile", CONFIG],
         cwd=WORKFLOW_DIR,
         env=_clean_env(),
         capture_output=True,
@@ -450,5 +445,5 @@ def test_profile_dry_run(profile: str):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert f"workflow specific profile workflow/profiles/{profile}" in out, out
+    assert f"Using workflow specific profile profiles/{profile}" in out, out
     assert "This was a dry-run" in out, out

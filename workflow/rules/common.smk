@@ -1,10 +1,22 @@
 import csv
 import os
+import sys
+from functools import cache
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+# the checkout's library, installed in this environment or not
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from mskdx import inputs  # standard library only
+
+KEY_ENV = config["data"]["pseudonym_key_env"]
+if inputs.demo_key_warning(KEY_ENV):
+    # on the terminal, at every start: the job logs under results/ are not where users look
+    print(inputs.demo_key_warning(KEY_ENV), file=sys.stderr)
 
 STUDIES = ["gout", "olt"]
 # report category of each study: its tables and figures are found together under this title
@@ -51,11 +63,52 @@ def arms(study):
 def folds(study):
     splits = study_config(study)["splits"]
     if splits.get("file"):
-        with open(splits["file"]) as fh:
-            return sorted({int(row["fold"]) for row in csv.DictReader(fh)})
+        return user_split_folds(splits["file"], study)
     if splits["method"] == "kfold":
         return list(range(splits["folds"]))
     return [0]
+
+
+@cache
+def user_split_folds(path, study):
+    """The folds of a user's split file; a clear error for a missing file or column."""
+    expected = "expected a CSV with columns fold,patient,subset (optional label)"
+    key = f"studies.{study}.splits.file"
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise WorkflowError(
+            f"{path} ({key}): split file cannot be read ({exc.strerror}); {expected}"
+        ) from None
+    columns = list(rows[0]) if rows else []
+    if "fold" not in columns:
+        raise WorkflowError(
+            f"{path} ({key}): no column 'fold' (the header has {columns}); {expected}"
+        )
+    try:
+        return sorted({int(row["fold"]) for row in rows})
+    except (TypeError, ValueError):
+        raise WorkflowError(
+            f"{path} ({key}): column 'fold' must hold integers; {expected}"
+        ) from None
+
+
+def study_input_paths(study):
+    """{dicom, labels[, truth]} of a study's own data; names a config key left unset."""
+    given = study_config(study).get("input") or {}
+    missing = [k for k in ("dicom_dir", "labels") if not given.get(k)]
+    if missing:
+        keys = ", ".join(f"studies.{study}.input.{k}" for k in missing)
+        raise WorkflowError(
+            f"data.source is dicom but {keys} {'is' if len(missing) == 1 else 'are'} not set: give the study's DICOM folder and "
+            f"label sheet, or leave {study} out of the run by asking for the other study's "
+            "results only (see README, Your own data)"
+        )
+    paths = {"dicom": given["dicom_dir"], "labels": given["labels"]}
+    if given.get("masks"):
+        paths["truth"] = given["masks"]
+    return paths
 
 
 def get_study_input(wildcards):
@@ -68,11 +121,32 @@ def get_study_input(wildcards):
             "labels": f"{base}/labels.csv",
             "truth": f"{base}/masks.npz",
         }
-    given = study_config(study)["input"]
-    paths = {"dicom": given["dicom_dir"], "labels": given["labels"]}
-    if given.get("masks"):
-        paths["truth"] = given["masks"]
-    return paths
+    return study_input_paths(study)
+
+
+@cache
+def dicom_inventory(study):
+    """A digest of every path, size and mtime under a user's DICOM folder: a file changed deep
+    in the tree reruns the extraction (a directory input alone tracks only its own mtime).
+    The synthetic tree is a Snakemake output, tracked as such."""
+    if config["data"]["source"] == "synthetic":
+        return "synthetic"
+    return inputs.tree_digest(study_input_paths(study)["dicom"])
+
+
+def get_dicom_inventory(wildcards):
+    return dicom_inventory(wildcards.study)
+
+
+def get_key_fingerprint(wildcards):
+    """A fingerprint of the pseudonym key (never the key): a new key reruns the extraction."""
+    return inputs.key_fingerprint(KEY_ENV)
+
+
+def get_private_map(wildcards):
+    """Where the real paths and PatientIDs behind refused files' and patients' keys go (PHI:
+    outside results/, git-ignored)."""
+    return f"private/{wildcards.study}/file_map.csv"
 
 
 def get_user_splits(wildcards):

@@ -1,7 +1,9 @@
 rule extract_images:
     input:
         unpack(get_study_input),
-        code=library_sources("extract", "dicom", "deid", "labels", "preprocess"),
+        code=library_sources(
+            "extract", "dicom", "deid", "labels", "preprocess", "inputs"
+        ),
     output:
         images="results/{study}/cache/images.npy",
         masks="results/{study}/cache/masks.npy",
@@ -20,5 +22,8 @@ rule extract_images:
         spec=get_extract_spec,
         on_error=lookup(dpath="data/on_error", within=config),
         key_env=lookup(dpath="data/pseudonym_key_env", within=config),
+        key_fingerprint=get_key_fingerprint,
+        inventory=get_dicom_inventory,
+        private_map=get_private_map,
     script:
         "../scripts/extract_images.py"

@@ -13,6 +13,7 @@ rule plot_training_curves:
         extra=figure_extra("results/{study}/figures/curves_{arm}_fold{fold}"),
     log:
         "results/logs/plot_training_curves/{study}/{arm}/{fold}.log",
+    localrule: True
     conda:
         "../../envs/figures.yaml"
     params:
@@ -36,6 +37,7 @@ rule plot_confusion:
         extra=figure_extra("results/{study}/figures/confusion_{arm}"),
     log:
         "results/logs/plot_confusion/{study}/{arm}.log",
+    localrule: True
     conda:
         "../../envs/figures.yaml"
     params:
@@ -63,6 +65,7 @@ rule plot_roc:
         extra=figure_extra("results/{study}/figures/roc"),
     log:
         "results/logs/plot_roc/{study}.log",
+    localrule: True
     conda:
         "../../envs/figures.yaml"
     params:
@@ -89,6 +92,7 @@ rule plot_threshold:
         "results/logs/plot_threshold/{study}/{arm}.log",
     wildcard_constraints:
         study="gout",
+    localrule: True
     conda:
         "../../envs/figures.yaml"
     params:
@@ -114,6 +118,7 @@ rule plot_montage:
         extra=figure_extra("results/{study}/figures/montage_{arm}"),
     log:
         "results/logs/plot_montage/{study}/{arm}.log",
+    localrule: True
     conda:
         "../../envs/figures.yaml"
     params:
@@ -143,6 +148,7 @@ rule plot_crop_qc:
         "results/logs/plot_crop_qc/{study}.log",
     wildcard_constraints:
         study="gout",
+    localrule: True
     conda:
         "../../envs/figures.yaml"
     params:
@@ -151,32 +157,6 @@ rule plot_crop_qc:
         seed=lookup(dpath="seed", within=config),
     script:
         "../scripts/plot_crop_qc.py"
-
-
-rule compute_gradcam:
-    input:
-        checkpoint="results/{study}/models/{arm}/fold_{fold}/checkpoint_final.pt",
-        predictions="results/{study}/models/{arm}/fold_{fold}/predictions.csv",
-        images="results/{study}/cache/images.npy",
-        masks="results/{study}/cache/masks.npy",
-        manifest="results/{study}/cache/manifest.csv",
-        code=library_sources("steps", "gradcam", "models", "train", "augment"),
-    output:
-        cams="results/{study}/gradcam/{arm}_fold{fold}.npz",
-        scores="results/{study}/gradcam/{arm}_fold{fold}_scores.csv",
-    log:
-        "results/logs/compute_gradcam/{study}/{arm}/{fold}.log",
-    benchmark:
-        "results/benchmarks/compute_gradcam/{study}/{arm}/{fold}.tsv"
-    conda:
-        "../../envs/torch.yaml"
-    resources:
-        gpu=gpu_wanted,
-    params:
-        samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
-        seed=lookup(dpath="seed", within=config),
-    script:
-        "../scripts/compute_gradcam.py"
 
 
 rule plot_gradcam:
@@ -194,6 +174,7 @@ rule plot_gradcam:
         extra=figure_extra("results/{study}/figures/gradcam_{arm}"),
     log:
         "results/logs/plot_gradcam/{study}/{arm}.log",
+    localrule: True
     conda:
         "../../envs/figures.yaml"
     params:
@@ -201,28 +182,6 @@ rule plot_gradcam:
         montage=lookup(dpath="figures/montage", within=config),
     script:
         "../scripts/plot_gradcam.py"
-
-
-rule summarise_localisation:
-    input:
-        scores=get_gradcam_scores,
-        code=library_sources("steps", "gradcam", "stats"),
-    output:
-        csv=report(
-            "results/{study}/tables/localisation.csv",
-            caption="../report/localisation_table.rst",
-            category=study_category,
-            subcategory="Grad-CAM",
-            labels={"table": "localisation score"},
-        ),
-        md="results/{study}/tables/localisation.md",
-        all_scores="results/{study}/tables/localisation_scores.csv",
-    log:
-        "results/logs/summarise_localisation/{study}.log",
-    conda:
-        "../../envs/stats.yaml"
-    script:
-        "../scripts/summarise_localisation.py"
 
 
 rule plot_localisation:
@@ -240,6 +199,7 @@ rule plot_localisation:
         extra=figure_extra("results/{study}/figures/localisation"),
     log:
         "results/logs/plot_localisation/{study}.log",
+    localrule: True
     conda:
         "../../envs/figures.yaml"
     params:

@@ -7,10 +7,12 @@ rule make_splits:
         "results/{study}/splits/splits.csv",
     log:
         "results/logs/make_splits/{study}.log",
+    localrule: True
     conda:
         "../../envs/stats.yaml"
     params:
         splits=lookup(dpath="studies/{study}/splits", within=config),
         seed=lookup(dpath="seed", within=config),
+        class_names=class_names,
     script:
         "../scripts/make_splits.py"

@@ -25,29 +25,3 @@ rule train_fold:
         seed=lookup(dpath="seed", within=config),
     script:
         "../scripts/train_fold.py"
-
-
-rule tabulate_complexity:
-    input:
-        code=library_sources("models", "papers"),
-    output:
-        csv=report(
-            "results/{study}/tables/table2_complexity.csv",
-            caption="../report/table2_complexity.rst",
-            category=study_category,
-            subcategory="Tables",
-            labels={"table": "Table II: FLOPs and parameters"},
-        ),
-        md="results/{study}/tables/table2_complexity.md",
-    log:
-        "results/logs/tabulate_complexity/{study}.log",
-    wildcard_constraints:
-        study="gout",
-    conda:
-        "../../envs/torch.yaml"
-    params:
-        arms=get_model_specs,
-        width=lookup(dpath="studies/{study}/preprocess/crop_width", within=config),
-        height=lookup(dpath="studies/{study}/preprocess/crop_height", within=config),
-    script:
-        "../scripts/tabulate_complexity.py"

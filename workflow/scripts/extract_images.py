@@ -1,16 +1,22 @@
 """Extract, de-identify and preprocess a study's DICOM images (rule extract_images)."""
 
+from mskdx.errors import MskdxError
 from mskdx.extract import StudySpec, extract_study
-from mskdx.io import log_to
+from mskdx.io import exit_on_error, log_to
 
 log_to(snakemake.log[0])
-extract_study(
-    snakemake.input.dicom,
-    snakemake.input.labels,
-    spec=StudySpec(**snakemake.params.spec),
-    masks_path=snakemake.input.get("truth"),
-    on_error=snakemake.params.on_error,
-    key_env=snakemake.params.key_env,
-    threads=snakemake.threads,
-    **snakemake.output,
-)
+try:
+    extract_study(
+        snakemake.input.dicom,
+        snakemake.input.labels,
+        spec=StudySpec(**snakemake.params.spec),
+        masks_path=snakemake.input.get("truth"),
+        on_error=snakemake.params.on_error,
+        key_env=snakemake.params.key_env,
+        key_fingerprint=snakemake.params.key_fingerprint,
+        private_map=snakemake.params.private_map,
+        threads=snakemake.threads,
+        **snakemake.output,
+    )
+except MskdxError as err:
+    exit_on_error(err)

@@ -15,6 +15,7 @@ rule tabulate_image_level:
         "results/logs/tabulate_image_level/{study}.log",
     wildcard_constraints:
         study="gout",
+    localrule: True
     conda:
         "../../envs/stats.yaml"
     params:
@@ -24,6 +25,33 @@ rule tabulate_image_level:
         ),
     script:
         "../scripts/tabulate_image_level.py"
+
+
+rule tabulate_complexity:
+    input:
+        code=library_sources("models", "papers"),
+    output:
+        csv=report(
+            "results/{study}/tables/table2_complexity.csv",
+            caption="../report/table2_complexity.rst",
+            category=study_category,
+            subcategory="Tables",
+            labels={"table": "Table II: FLOPs and parameters"},
+        ),
+        md="results/{study}/tables/table2_complexity.md",
+    log:
+        "results/logs/tabulate_complexity/{study}.log",
+    wildcard_constraints:
+        study="gout",
+    localrule: True
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        arms=get_model_specs,
+        width=lookup(dpath="studies/{study}/preprocess/crop_width", within=config),
+        height=lookup(dpath="studies/{study}/preprocess/crop_height", within=config),
+    script:
+        "../scripts/tabulate_complexity.py"
 
 
 rule tabulate_patient_level:
@@ -44,6 +72,7 @@ rule tabulate_patient_level:
         "results/logs/tabulate_patient_level/{study}/{arm}.log",
     wildcard_constraints:
         study="gout",
+    localrule: True
     conda:
         "../../envs/stats.yaml"
     params:
@@ -72,6 +101,7 @@ rule tabulate_sequences:
         "results/logs/tabulate_sequences/{study}.log",
     wildcard_constraints:
         study="olt",
+    localrule: True
     conda:
         "../../envs/stats.yaml"
     params:
@@ -95,6 +125,7 @@ rule check_papers:
         md="results/paper_check.md",
     log:
         "results/logs/check_papers/all.log",
+    localrule: True
     conda:
         "../../envs/stats.yaml"
     script:

@@ -1,0 +1,47 @@
+rule compute_gradcam:
+    input:
+        checkpoint="results/{study}/models/{arm}/fold_{fold}/checkpoint_final.pt",
+        predictions="results/{study}/models/{arm}/fold_{fold}/predictions.csv",
+        images="results/{study}/cache/images.npy",
+        masks="results/{study}/cache/masks.npy",
+        manifest="results/{study}/cache/manifest.csv",
+        code=library_sources("steps", "gradcam", "models", "train", "augment"),
+    output:
+        cams="results/{study}/gradcam/{arm}_fold{fold}.npz",
+        scores="results/{study}/gradcam/{arm}_fold{fold}_scores.csv",
+    log:
+        "results/logs/compute_gradcam/{study}/{arm}/{fold}.log",
+    benchmark:
+        "results/benchmarks/compute_gradcam/{study}/{arm}/{fold}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    resources:
+        gpu=gpu_wanted,
+    params:
+        samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
+        seed=lookup(dpath="seed", within=config),
+    script:
+        "../scripts/compute_gradcam.py"
+
+
+rule summarise_localisation:
+    input:
+        scores=get_gradcam_scores,
+        code=library_sources("steps", "gradcam", "stats"),
+    output:
+        csv=report(
+            "results/{study}/tables/localisation.csv",
+            caption="../report/localisation_table.rst",
+            category=study_category,
+            subcategory="Grad-CAM",
+            labels={"table": "localisation score"},
+        ),
+        md="results/{study}/tables/localisation.md",
+        all_scores="results/{study}/tables/localisation_scores.csv",
+    log:
+        "results/logs/summarise_localisation/{study}.log",
+    localrule: True
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/summarise_localisation.py"
