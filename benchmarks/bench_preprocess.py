@@ -1,8 +1,10 @@
 """Preprocessing throughput: our ultrasound crop against a straightforward per-image reference.
 
-Both crop the same decoded synthetic screen captures to 700x320; the reference segments at full
-resolution (what one writes first), ours on a 4x downsampled frame
-with the same operations. Prints images/s per core and the ratio, side by side in one run.
+Both crop the same decoded 1024x768 synthetic screen captures to 700x320; the reference segments
+at full resolution (what one writes first: Otsu, opening, closing, largest component), ours works
+on 8x8 block statistics (texture) with the same kind of operations. "ours" is the image finder
+alone; "ours+record" is what extraction runs (region record read and checked, finder run for the
+IoU and inside the record, flags). Prints images/s per core and the ratio, side by side in one run.
 With --paper it also times the whole extraction stage (decode + de-identify + crop + cache) of the
 paper-preset gout cohort (2,401 images) on all cores. Not a test: numbers depend on the machine.
 
@@ -24,7 +26,7 @@ from skimage import filters, measure, morphology
 
 from mskdx import dicom
 from mskdx.extract import extract_study
-from mskdx.preprocess import crop_ultrasound
+from mskdx.preprocess import crop_regions, crop_ultrasound
 from mskdx.synth import synthesize_gout
 
 # the gout spec the extraction tests use, shared with them
@@ -46,10 +48,14 @@ def reference_crop(frame: np.ndarray, width: int = 700, height: int = 320) -> np
 
 
 def rate(fn, frames) -> float:
-    start = time.perf_counter()
+    """Images per second of this process's CPU time (per core: the loop is single-threaded), so
+    that other load on the machine does not count; wall-clock rates are printed beside."""
+    start, wall = time.process_time(), time.perf_counter()
     for frame in frames:
         fn(frame)
-    return len(frames) / (time.perf_counter() - start)
+    cpu, wall = time.process_time() - start, time.perf_counter() - wall
+    print(f"  ({len(frames)} images: {cpu:.2f} s CPU, {wall:.2f} s wall)")
+    return len(frames) / cpu
 
 
 def main() -> None:
@@ -62,15 +68,24 @@ def main() -> None:
         cohort = Path(tmp) / "gout"
         synthesize_gout(cohort, patients_gout=6, patients_control=6, images=args.images, seed=5)
         files = sorted((cohort / "dicom").rglob("*.dcm"))
-        frames = [f for path in files for f in dicom.read_frames(path)]
+        pairs = [
+            (f, records)
+            for path in files
+            for records in [dicom.read_ultrasound_regions(path)]
+            for f in dicom.read_frames(path)
+            if f.shape == (768, 1024)  # the target is at 1024x768 (the cohort has 640x480 too)
+        ]
+        frames = [f for f, _ in pairs]
         ours = rate(lambda f: crop_ultrasound(f, width=700, height=320), frames)
+        full = rate(lambda p: crop_regions(p[0], width=700, height=320, records=p[1]), pairs)
         ref = rate(reference_crop, frames)
         print(f"{'method':<12}{'images':>8}{'img/s/core':>12}")
         print(f"{'reference':<12}{len(frames):>8}{ref:>12.1f}")
         print(f"{'ours':<12}{len(frames):>8}{ours:>12.1f}")
+        print(f"{'ours+record':<12}{len(frames):>8}{full:>12.1f}")
         print(
-            f"ratio ours/reference: {ours / ref:.1f}x  (target >= 50 img/s/core: "
-            f"{'ok' if ours >= 50 else 'MISS'})"
+            f"ratio ours/reference: {ours / ref:.1f}x, ours+record/reference: {full / ref:.1f}x "
+            f"(target >= 50 img/s/core: {'ok' if min(ours, full) >= 50 else 'MISS'})"
         )
         if args.paper:
             paper = Path(tmp) / "paper"

@@ -32,6 +32,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 
 from mskdx.errors import DicomError
 from mskdx.inputs import walk_tree
+from mskdx.preprocess import RegionRecord
 
 log = logging.getLogger(__name__)
 
@@ -632,6 +633,18 @@ def _check_native_length(ds: Dataset, path: Path, info: _Pixels) -> None:
     actual = _pixel_length(ds)
     if actual == expected or (expected % 2 == 1 and actual == expected + 1):
         return
+    frame_bytes = expected // max(info.frames, 1)
+    if expected < actual < expected + frame_bytes:
+        # trailing padding shorter than one frame (pydicom's MR_small_padded.dcm): the frames
+        # are all there and decode correctly; a frame or more of surplus stays a refusal below
+        log.warning(
+            "Pixel Data holds %d bytes after the %d expected (less than one frame of %d bytes): "
+            "trailing padding ignored",
+            actual - expected,
+            expected,
+            frame_bytes,
+        )
+        return
     formula = (
         f"Rows {info.rows} x Columns {info.columns} x SamplesPerPixel {info.samples} x "
         f"BitsAllocated {info.bits_allocated}/8 x NumberOfFrames {info.frames}"
@@ -1007,6 +1020,43 @@ def _read_frames(path: Path) -> NDArray[np.float32]:
             "pixel values are not finite after the modality LUT (check RescaleSlope/Intercept)",
         )
     return out
+
+
+def read_ultrasound_regions(path: str | os.PathLike[str]) -> list[RegionRecord]:
+    """The items of the file's SequenceOfUltrasoundRegions (0018,6011), [] if it has none.
+
+    Values are returned as written; whether they are usable for the pixels is decided by
+    `mskdx.preprocess.record_regions`. An item missing a location is left out.
+    """
+    path = Path(path)
+    with _quiet_pydicom(), _no_bare_errors(path):
+        ds, _ = _read_dataset(path)
+        out = []
+        for item in ds.get("SequenceOfUltrasoundRegions") or []:
+            try:
+                x0, y0, x1, y1 = (
+                    int(item[k].value)
+                    for k in (
+                        "RegionLocationMinX0",
+                        "RegionLocationMinY0",
+                        "RegionLocationMaxX1",
+                        "RegionLocationMaxY1",
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+            fmt, kind = item.get("RegionSpatialFormat"), item.get("RegionDataType")
+            out.append(
+                RegionRecord(
+                    None if fmt is None else int(fmt),
+                    None if kind is None else int(kind),
+                    x0,
+                    y0,
+                    x1,
+                    y1,
+                )
+            )
+        return out
 
 
 # --------------------------------------------------------------------------------------------

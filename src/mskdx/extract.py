@@ -48,6 +48,9 @@ class FileResult:
     frames: list[int]
     images: list[np.ndarray]
     boxes: list[preprocess.Box | None]
+    regions: list[preprocess.Region | None] = field(default_factory=list)
+    views: list[int] = field(default_factory=list)  # index of the region within the frame
+    fitted: list[bool] = field(default_factory=list)
 
 
 def extract_study(
@@ -137,6 +140,23 @@ def extract_study(
         )
         raise private.attach(err, decode_refusals)
     refusals = refusals + decode_refusals
+    flagged = _flagged_regions(headers, results, root)
+    if flagged:
+        private.add_refusals(flagged)
+        private.write()
+        policy = _on_flag(spec)
+        if policy == "stop":
+            err = PreprocessError(
+                f"{root}: {len(flagged)} images have an implausible ultrasound region (by file "
+                f"key; set studies.{spec.study}.preprocess.on_flag to skip or keep to go on):\n"
+                + dicom.refusal_listing(flagged)
+            )
+            raise private.attach(err, flagged)
+        if policy == "skip":
+            refusals = refusals + flagged
+        else:
+            for r in flagged:
+                log.warning("kept flagged image of file F-%s: %s", r.key, r.message)
     refused_rows = [
         {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message} for r in refusals
     ]
@@ -146,7 +166,13 @@ def extract_study(
         if isinstance(result, MskdxError):
             continue
         series = _series(h, spec)
-        for frame, img, box in zip(result.frames, result.images, result.boxes, strict=True):
+        for i, (frame, img, box) in enumerate(
+            zip(result.frames, result.images, result.boxes, strict=True)
+        ):
+            region = result.regions[i] if result.regions else None
+            view = result.views[i] if result.views else 0
+            if region is not None and region.flags and _on_flag(spec) == "skip":
+                continue
             gt = (
                 _truth_mask(truth, result.checksum, frame, img.shape, box, spec)
                 if truth is not None
@@ -155,7 +181,9 @@ def extract_study(
             rows.append(
                 {
                     "index": len(rows),
-                    "image_id": deid.image_pseudonym(h.sop_instance_uid, frame, key),
+                    "image_id": deid.image_pseudonym(
+                        h.sop_instance_uid + (f".{view}" if view else ""), frame, key
+                    ),
                     "patient": deid.patient_pseudonym(h.patient_id, key),
                     "study": spec.study,
                     "series": series,
@@ -167,6 +195,7 @@ def extract_study(
                     "crop_y0": box.y0 if box else None,
                     "crop_x1": box.x1 if box else None,
                     "crop_y1": box.y1 if box else None,
+                    **_region_columns(region, view, result.fitted[i] if result.fitted else False),
                     "has_mask": gt is not None,
                     "lesion": bool(gt.any()) if gt is not None else None,
                 }
@@ -179,7 +208,16 @@ def extract_study(
         )
 
     table = pd.DataFrame(rows)
-    for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1"):
+    _log_regions(table)
+    unmatched = int((table.series == "unknown").sum())
+    if spec.sequences and unmatched:
+        log.warning(
+            "%d images match none of the sequence patterns %s: series 'unknown', cached but "
+            "used by no arm",
+            unmatched,
+            sorted(spec.sequences),
+        )
+    for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1", *_REGION_INT_COLUMNS):
         table[col] = table[col].astype("Int64")
     refused_table = pd.DataFrame(refused_rows, columns=["file_key", "reason", "message"])
     for row in refused_rows:
@@ -206,27 +244,114 @@ def _process_file(job: tuple[str, StudySpec]) -> FileResult | MskdxError:
         frames = dicom.read_frames(path)
         keep = _frame_choice(frames.shape[0], spec.frames)
         result = FileResult(dicom.file_sha256(path), [], [], [])
+        if spec.preprocess["kind"] != "ultrasound":
+            for i in keep:
+                img = preprocess.resize_mri(frames[i], spec.preprocess["size"], f"{path} frame {i}")
+                result.frames.append(i)
+                result.images.append(img)
+                result.boxes.append(None)
+            return result
+        records = dicom.read_ultrasound_regions(path)
         for i in keep:
-            img, box = _preprocess_frame(frames[i], spec, f"{path} frame {i}")
-            result.frames.append(i)
-            result.images.append(img)
-            result.boxes.append(box)
+            for view, crop in enumerate(_crop_frame(frames[i], records, spec, f"{path} frame {i}")):
+                result.frames.append(i)
+                result.images.append(crop.image)
+                result.boxes.append(crop.box)
+                result.regions.append(crop.region)
+                result.views.append(view)
+                result.fitted.append(crop.fitted)
         return result
     except (DicomError, PreprocessError) as err:
         return err
 
 
-def _preprocess_frame(frame: np.ndarray, spec: StudySpec, source: str):
+def _crop_frame(frame, records, spec: StudySpec, source: str) -> list[preprocess.Crop]:
     pp = spec.preprocess
-    if pp["kind"] == "ultrasound":
-        return preprocess.crop_ultrasound(
-            frame,
-            width=pp["crop_width"],
-            height=pp["crop_height"],
-            scale=pp.get("scale", 1.0),
-            source=source,
+    return preprocess.crop_regions(
+        frame,
+        width=pp["crop_width"],
+        height=pp["crop_height"],
+        scale=pp.get("scale", 1.0),
+        records=records,
+        region=pp.get("region", "auto"),
+        multi=pp.get("multi_region", "largest"),
+        small_capture=pp.get("small_capture", "fit"),
+        source=source,
+    )
+
+
+_REGION_INT_COLUMNS = ("region_x0", "region_y0", "region_x1", "region_y1")
+
+
+def _region_columns(region: preprocess.Region | None, view: int, fitted: bool) -> dict:
+    """Manifest columns of an image's region: which method gave it, agreement, QC flags."""
+    if region is None:
+        return {
+            "region": None,
+            "region_method": None,
+            **dict.fromkeys(_REGION_INT_COLUMNS),
+            "region_iou": None,
+            "region_flags": None,
+            "region_note": None,
+            "crop_fitted": None,
+        }
+    b = region.box
+    return {
+        "region": view,
+        "region_method": region.method,
+        "region_x0": b.x0,
+        "region_y0": b.y0,
+        "region_x1": b.x1,
+        "region_y1": b.y1,
+        "region_iou": region.iou,
+        "region_flags": ";".join(region.flags),
+        "region_note": region.note or None,
+        "crop_fitted": fitted,
+    }
+
+
+def _log_regions(table: pd.DataFrame) -> None:
+    """Which method gave the regions, and why records were not used (no paths: counts)."""
+    if "region_method" not in table or table.region_method.isna().all():
+        return
+    for method, count in table.region_method.value_counts().items():
+        log.info("%d images: region from the %s", count, method)
+    reasons = table.region_note.dropna().str.replace(
+        r" ?\([-0-9,]+\)(-\([-0-9,]+\))?", "", regex=True
+    )
+    for reason, count in reasons.value_counts().items():
+        log.info("%d images: region record not used: %s", count, reason)
+    if table.crop_fitted.fillna(False).astype(bool).any():
+        log.info(
+            "%d images smaller than the crop: box of the crop's aspect resized (small_capture fit)",
+            int(table.crop_fitted.fillna(False).astype(bool).sum()),
         )
-    return preprocess.resize_mri(frame, pp["size"], source), None
+
+
+def _on_flag(spec: StudySpec) -> str:
+    return spec.preprocess.get("on_flag", "stop")
+
+
+def _flagged_regions(headers, results, root: Path) -> list[dicom.Refusal]:
+    """Images whose region is implausible (QC flags), one Refusal each (reason flagged_region).
+
+    preprocess.on_flag decides (docs/architecture.md): stop raises listing every one by file
+    key; skip leaves them out and tables them as refused; keep keeps them with a warning (the
+    manifest has the flags).
+    """
+    flagged = []
+    for h, result in zip(headers, results, strict=True):
+        if isinstance(result, MskdxError) or not result.regions:
+            continue
+        for frame, view, region in zip(result.frames, result.views, result.regions, strict=True):
+            if region is not None and region.flags:
+                message = (
+                    f"frame {frame} region {view} ({region.method}): {', '.join(region.flags)}"
+                )
+                flagged.append(
+                    dicom.Refusal(Path(h.path), "flagged_region", message, _relative(h.path, root))
+                )
+    return flagged
 
 
 def _truth_mask(truth, checksum, frame, shape, box, spec) -> np.ndarray | None:

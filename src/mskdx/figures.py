@@ -552,11 +552,14 @@ def plot_crop_qc(
     seed: int,
     *,
     title: str | None = None,
+    flags: Sequence[str | None] | None = None,
 ) -> None:
     """Show a seeded random sample of ultrasound crops, one row per view (series).
 
     Each row holds up to `style.montage.columns` crops of one view (`select_qc`), labelled with
-    the view and its image count; each crop is captioned with its pseudonymous id.
+    the view and its image count; each crop is captioned with its pseudonymous id. `flags` (the
+    manifest's region_flags, one per image): flagged crops (on_flag keep) are shown first in
+    their view's row, captioned with their flags in red, and counted in the title.
     """
     paths = _paths(outputs)
     images = _check_images(images)
@@ -567,7 +570,13 @@ def plot_crop_qc(
         raise ValueError("no images for the crop QC; expected at least one")
     ids = _check_ids(image_ids, n)
     columns = max(1, int(_style(style, "montage", "columns")))
+    marks = [str(f) if isinstance(f, str) and f else "" for f in (flags or [""] * n)]
+    if len(marks) != n:
+        raise ValueError(f"{len(marks)} flags for {n} images; expected one per image")
     chosen = select_qc(series, columns, seed)
+    for view, members in chosen.items():  # flagged crops first: they must be seen
+        flagged = [i for i in range(n) if marks[i] and str(series[i]) == view][:columns]
+        chosen[view] = (flagged + [i for i in members if i not in flagged])[:columns]
     counts = pd.Series([str(s) for s in series]).value_counts()
     height, width = images.shape[1:]
     dpi = int(_style(style, "dpi"))
@@ -589,8 +598,18 @@ def plot_crop_qc(
                     ax.set_frame_on(False)
                     continue
                 ax.imshow(images[members[c]], cmap="gray", vmin=0, vmax=255)
-                ax.set_title(ids[members[c]], fontsize=7)
-        fig.suptitle(title or f"Crop QC: {n} images of {height} × {width} px, seed {seed}")
+                if marks[members[c]]:
+                    ax.set_title(
+                        f"{ids[members[c]]}\n{marks[members[c]]}", fontsize=7, color="#c0392b"
+                    )
+                else:
+                    ax.set_title(ids[members[c]], fontsize=7)
+        flagged_n = sum(bool(m) for m in marks)
+        fig.suptitle(
+            title
+            or f"Crop QC: {n} images of {height} × {width} px, seed {seed}"
+            + (f"; {flagged_n} with an implausible region (flagged)" if flagged_n else "")
+        )
         _save(fig, paths, dpi)
 
 

@@ -1,28 +1,58 @@
-"""Image preprocessing: ultrasound B-mode crop (gout) and MRI resize (OLT).
+"""Image preprocessing: ultrasound region and crop (gout) and MRI resize (OLT).
 
 Both produce uint8 grey images for the tensor cache; intensity normalization (per-image z-score,
 training-fold statistics or ImageNet) happens at training time, so that statistics can be taken
 from the training fold only.
+
+Ultrasound region (docs/architecture.md, "Ultrasound region"): the scanner's own record
+(SequenceOfUltrasoundRegions) when it is usable, else the image finder; every region is checked
+for plausibility and flagged, so that a wrong crop never passes silently.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
-from skimage import filters, measure, morphology, transform
+from skimage import transform
 
 from mskdx.errors import PreprocessError
 
-#: segmentation runs on the image downsampled by this factor (speed; the box is scaled back)
-SEGMENT_FACTOR = 4
+log = logging.getLogger(__name__)
+
+#: the image finder works on BLOCK x BLOCK pixel blocks (their mean and speckle spread)
+BLOCK = 8
+#: kept for callers of the earlier finder: boxes are multiples of the block size
+SEGMENT_FACTOR = BLOCK
+#: a block is textured (speckle, not flat surround or bar) above this spread, in 1/255 of the
+#: frame's bright level (99.5th percentile)
+TEXTURE_LEVEL = 1.5
+#: ... and at most this coefficient of variation: speckle spreads around its mean (CV 0.2-0.8 on
+#: real captures), burned-in text is a few bright strokes on black (CV mostly above 1.2)
+MAX_CV = 1.0
+
+REGION_MODES = ("auto", "record", "image")
+MULTI_REGION = ("largest", "each", "first")
+SMALL_CAPTURE = ("refuse", "fit")
+FLAG_POLICIES = ("stop", "skip", "keep")
+
+#: plausibility limits of a region (see `region_flags`)
+MIN_SHARE = 0.03  # region area / frame area
+ASPECT_RANGE = (0.4, 6.0)  # width / height
+MIN_TEXTURED = 0.2  # share of textured blocks inside the region
+MIN_INSIDE_RECORD = 0.5  # share of the image finder's box inside the record's box
+
+# DICOM PS3.3 C.8.5.5.1: RegionSpatialFormat 1 = 2D, RegionDataType 1 = tissue
+SPATIAL_2D = 1
+DATA_TISSUE = 1
 
 
 @dataclass(frozen=True)
 class Box:
-    """A crop box in pixel coordinates of the source frame: [x0, x1) x [y0, y1)."""
+    """A box in pixel coordinates of the source frame: [x0, x1) x [y0, y1)."""
 
     x0: int
     y0: int
@@ -37,49 +67,350 @@ class Box:
     def height(self) -> int:
         return self.y1 - self.y0
 
+    @property
+    def area(self) -> int:
+        return max(0, self.width) * max(0, self.height)
+
+    def intersection(self, other: Box) -> int:
+        w = min(self.x1, other.x1) - max(self.x0, other.x0)
+        h = min(self.y1, other.y1) - max(self.y0, other.y0)
+        return max(0, w) * max(0, h)
+
+    def iou(self, other: Box) -> float:
+        inter = self.intersection(other)
+        union = self.area + other.area - inter
+        return inter / union if union else 0.0
+
+
+@dataclass(frozen=True)
+class RegionRecord:
+    """One item of the scanner's SequenceOfUltrasoundRegions (0018,6011).
+
+    x1/y1 are RegionLocationMaxX1/MaxY1 as written: inclusive pixel coordinates.
+    """
+
+    spatial_format: int | None
+    data_type: int | None
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def box(self) -> Box:
+        return Box(self.x0, self.y0, self.x1 + 1, self.y1 + 1)
+
+
+@dataclass(frozen=True)
+class Region:
+    """The tissue region of one frame (or of one view of a dual view) and how it was found.
+
+    method: "record" (the scanner's region, tightened to the speckled field inside it) or "image"
+    (the image finder). iou: agreement of the image finder with the record where both exist.
+    flags: plausibility flags (`region_flags`); note: why a record was not used, if one existed.
+    """
+
+    box: Box
+    method: str
+    iou: float | None
+    flags: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A cropped (and scaled) uint8 image, its box in the source frame and its region."""
+
+    image: NDArray[np.uint8]
+    box: Box
+    region: Region
+    fitted: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# The scanner's region record
+# --------------------------------------------------------------------------------------------
+
+
+def record_regions(records: list[RegionRecord], shape: tuple[int, int]) -> tuple[list[Box], str]:
+    """The usable 2D tissue regions of a record, in its order, or ([], why none is usable).
+
+    Usable: spatial format 2D and data type tissue (colour flow, Doppler, grey bars and text
+    areas are not), inside the frame and at least 16 x 16 pixels. Any tissue region outside
+    the frame makes the whole record unusable: it was not written for these pixels (a resized
+    or cropped copy whose record was not updated).
+    """
+    if not records:
+        return [], "no SequenceOfUltrasoundRegions"
+    rows, cols = shape
+    tissue = [r for r in records if r.spatial_format == SPATIAL_2D and r.data_type == DATA_TISSUE]
+    if not tissue:
+        return [], f"none of its {len(records)} regions is a 2D tissue region"
+    boxes = []
+    for r in tissue:
+        # scanners often write MaxX1/MaxY1 one past the last pixel: one pixel is tolerated
+        if r.x0 < 0 or r.y0 < 0 or r.x1 > cols or r.y1 > rows:
+            return [], (
+                f"its tissue region ({r.x0},{r.y0})-({r.x1},{r.y1}) lies outside the "
+                f"{cols}x{rows} frame (stale record of a resized or cropped image)"
+            )
+        if r.x1 - r.x0 < 16 or r.y1 - r.y0 < 16:
+            return [], f"its tissue region ({r.x0},{r.y0})-({r.x1},{r.y1}) is degenerate"
+        box = r.box
+        boxes.append(Box(box.x0, box.y0, min(box.x1, cols), min(box.y1, rows)))
+    return boxes, ""
+
+
+# --------------------------------------------------------------------------------------------
+# The image finder
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Texture:
+    """Block statistics of a frame: mean and spread per BLOCK x BLOCK block, in 0..255."""
+
+    mean: NDArray[np.float32]
+    spread: NDArray[np.float32]
+    shape: tuple[int, int]
+
+    @property
+    def textured(self) -> NDArray[np.bool_]:
+        return (self.spread > TEXTURE_LEVEL) & (self.spread <= MAX_CV * self.mean)
+
+
+def _texture(frame: NDArray, source: str) -> _Texture:
+    rows, cols = (s // BLOCK * BLOCK for s in frame.shape)
+    if rows < 4 * BLOCK or cols < 4 * BLOCK:
+        raise PreprocessError(f"{source}: image of {frame.shape[1]}x{frame.shape[0]} is too small")
+    view = np.asarray(frame[:rows, :cols], dtype=np.float32)
+    if not np.isfinite(view).all():
+        raise PreprocessError(f"{source}: image has non-finite pixels")
+    mean = _block_mean(view)
+    square = _block_mean(np.square(view))
+    bright = float(np.percentile(mean, 99.5))
+    low = float(mean.min())
+    if bright - low < 1e-6:
+        raise PreprocessError(f"{source}: image is blank (constant intensity); no B-mode region")
+    gain = 255.0 / (bright - low)
+    spread = np.sqrt(np.maximum(square - np.square(mean), 0.0)) * gain
+    return _Texture(
+        ((mean - low) * gain).astype(np.float32), spread.astype(np.float32), frame.shape[:2]
+    )
+
+
+def _block_mean(view: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Mean of each BLOCK x BLOCK block (rows summed first: contiguous adds, the fast order)."""
+    rows, cols = view.shape
+    summed = view.reshape(rows // BLOCK, BLOCK, cols).sum(axis=1)
+    return summed.reshape(rows // BLOCK, cols // BLOCK, BLOCK).sum(axis=2) / (BLOCK * BLOCK)
+
+
+def _field_mask(tex: _Texture, within: Box | None = None) -> NDArray[np.bool_]:
+    """Blocks of the speckled field: textured, joined, without thin text, bars and rulers."""
+    mask = tex.textured & ~_bars(tex)
+    if within is None:
+        return _join_and_open(mask)
+    # the same as zeroing the mask outside `within`, on a window 4 blocks wider (the reach of
+    # the closing and opening): faster than the whole frame
+    rows, cols = _block_slices(within)
+    keep = np.zeros_like(mask)
+    keep[rows, cols] = True
+    pad_r = slice(max(rows.start - 4, 0), rows.stop + 4)
+    pad_c = slice(max(cols.start - 4, 0), cols.stop + 4)
+    out = np.zeros_like(mask)
+    out[pad_r, pad_c] = _join_and_open(mask[pad_r, pad_c] & keep[pad_r, pad_c])
+    return out
+
+
+def _join_and_open(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    # speckle holes and dim patches join; thin strokes (text, ticks, rulers) then open away
+    mask = ndi.binary_closing(mask, _DISK1, border_value=0)
+    mask = ndi.binary_opening(mask, _DISK3)
+    return ndi.binary_fill_holes(mask)
+
+
+def _bars(tex: _Texture) -> NDArray[np.bool_]:
+    """Header and footer bars (and side panels): block rows (columns) that are mostly flat grey.
+
+    A bar is uniform, not black and spans the frame; the text written on it is textured but
+    belongs to the bar. Rows and columns of such blocks are excluded.
+    """
+    flat = ~tex.textured & (tex.mean > 8.0)
+    rows = flat.mean(axis=1) >= 0.5
+    cols = flat.mean(axis=0) >= 0.5
+    return rows[:, None] | cols[None, :]
+
+
+def _block_slices(box: Box) -> tuple[slice, slice]:
+    return (
+        slice(-(-box.y0 // BLOCK), box.y1 // BLOCK),
+        slice(-(-box.x0 // BLOCK), box.x1 // BLOCK),
+    )
+
+
+_DISK1 = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
+_DISK3 = np.hypot(*np.mgrid[-3:4, -3:4]) <= 3.0
+
+
+def _pick_field(tex: _Texture, mask: NDArray[np.bool_]) -> Box | None:
+    """The speckled field among the mask's components, as a box in frame pixels.
+
+    Components are scored by their textured area (textured blocks before the closing): a text
+    panel closed into a blob has few, a uniform bar none. Components below the best that lie in
+    the same columns (the field split by an anechoic band or shadow) or the same rows (views
+    side by side) and are themselves large are joined.
+    """
+    labels, n = ndi.label(mask, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return None
+    textured = tex.textured
+    score = ndi.sum_labels(textured, labels, index=np.arange(1, n + 1))
+    best = int(np.argmax(score))
+    if score[best] < 24:  # fewer than 24 blocks (about 40 x 40 px at BLOCK 8): no field
+        return None
+    slices = ndi.find_objects(labels)
+    part = labels == best + 1
+    r, c = slices[best]
+    for k in np.argsort(score)[::-1]:
+        if k == best or score[k] < 0.25 * score[best]:
+            continue
+        rk, ck = slices[k]
+        cols = min(c.stop, ck.stop) - max(c.start, ck.start)
+        rows = min(r.stop, rk.stop) - max(r.start, rk.start)
+        if cols >= 0.8 * (ck.stop - ck.start) or rows >= 0.8 * (rk.stop - rk.start):
+            part |= labels == k + 1
+    # a bar or text block that the closing joined to the field is separated from it by a
+    # column (row) without any textured block: keep the run of columns (rows) with most texture
+    raw = textured & part
+    part &= _main_run(raw.sum(axis=0))[None, :]
+    part &= _main_run(raw.sum(axis=1))[:, None]
+    r0, r1 = _trim(part.sum(axis=1), 0.05)
+    c0, c1 = _trim(part.sum(axis=0), 0.03)
+    rows_px, cols_px = tex.shape
+    return Box(c0 * BLOCK, r0 * BLOCK, min(c1 * BLOCK, cols_px), min(r1 * BLOCK, rows_px))
+
+
+def _main_run(count: NDArray) -> NDArray[np.bool_]:
+    """The run of consecutive non-zero entries of `count` with the largest sum, as a mask."""
+    runs, n = ndi.label(count > 0)
+    if n <= 1:
+        return count > 0 if n else np.ones(count.shape, bool)
+    sums = ndi.sum_labels(count, runs, index=np.arange(1, n + 1))
+    return runs == 1 + int(np.argmax(sums))
+
 
 def find_bmode_region(frame: NDArray, source: str = "") -> Box:
-    """Find the B-mode image region of an ultrasound screen capture.
+    """Find the B-mode (tissue) field of an ultrasound screen capture by image analysis.
 
-    Thresholding (Otsu on the downsampled frame) separates the speckled image region from the
-    black surround; an opening removes burned-in text, ruler ticks and thin bars; closing and hole
-    filling join the region across dark (anechoic, shadowed) areas; the largest connected component
-    is the B-mode region. Returns its bounding box in full-resolution pixels.
+    The paper's thresholding + morphology, on texture rather than brightness: the frame is cut
+    into BLOCK x BLOCK blocks and a block is tissue-like when its pixels spread (speckle) above a
+    low threshold; a closing joins speckle, dim and anechoic patches, an opening (disk of 3
+    blocks) removes burned-in text, ruler ticks, colour and grey bars and thin lines; uniform
+    header and footer bars have no spread at all. Of the remaining components the one with the
+    most textured blocks is the field (`_pick_field`). Linear, curvilinear and sector fields,
+    dim images and large anechoic areas are found alike. Returns its bounding box.
     """
-    small = _downsample(frame.astype(np.float32), SEGMENT_FACTOR)
-    if not np.isfinite(small).all() or small.max() - small.min() < 1e-6:
-        raise PreprocessError(f"{source}: image is blank (constant intensity); no B-mode region")
-    level = filters.threshold_otsu(small)
-    # speckle has dark pixels inside the region: threshold a smoothed copy
-    smooth = ndi.uniform_filter(small, size=3)
-    mask = smooth > 0.5 * level
-    # the opening removes what is thinner than ~40 px: burned-in text lines, ruler ticks, bars
-    mask = ndi.binary_opening(mask, morphology.disk(5))
-    mask = ndi.binary_closing(mask, morphology.disk(4), border_value=0)
-    mask = ndi.binary_fill_holes(mask)
-    labels = measure.label(mask, connectivity=2)
-    if labels.max() == 0:
-        raise PreprocessError(f"{source}: no B-mode region found (nothing above the background)")
-    regions = sorted(measure.regionprops(labels), key=lambda r: r.area, reverse=True)
-    region = regions[0]
-    if region.area < 0.05 * mask.size:
+    tex = _texture(frame, source)
+    box = _pick_field(tex, _field_mask(tex))
+    if box is None or box.area < 0.02 * frame.shape[0] * frame.shape[1]:
         raise PreprocessError(
-            f"{source}: no B-mode region found (largest bright region covers "
-            f"{region.area / mask.size:.1%} of the image; expected >= 5%)"
+            f"{source}: no B-mode region found (no speckled field of at least 2% of the image)"
         )
-    # an anechoic band or an acoustic shadow across the whole width splits the region in two:
-    # join the large parts that lie in the same columns
-    part = labels == region.label
-    for other in regions[1:]:
-        o0, oc0, o1, oc1 = other.bbox
-        r0, c0, r1, c1 = region.bbox
-        overlap = min(c1, oc1) - max(c0, oc0)
-        if other.area >= 0.1 * region.area and overlap >= 0.8 * (oc1 - oc0):
-            part |= labels == other.label
-    r0, r1 = _trim(part.sum(axis=1), 0.5)  # rows: a text block joined at the top is narrow
-    c0, c1 = _trim(part.sum(axis=0), 0.25)  # columns: a bar or ruler joined at a side is short
-    f = SEGMENT_FACTOR
-    return Box(x0=c0 * f, y0=r0 * f, x1=min(c1 * f, frame.shape[1]), y1=min(r1 * f, frame.shape[0]))
+    return box
+
+
+# --------------------------------------------------------------------------------------------
+# Region choice and plausibility
+# --------------------------------------------------------------------------------------------
+
+
+def region_flags(tex: _Texture, box: Box, finder: Box | None, record: Box | None) -> list[str]:
+    """Plausibility flags of a region (empty when plausible).
+
+    small_region: it covers less than MIN_SHARE of the frame; extreme_aspect: width/height
+    outside ASPECT_RANGE; uniform: fewer than MIN_TEXTURED of its blocks have speckle;
+    record_mismatch: the image finder's field lies mostly (more than half) outside the record.
+    """
+    rows, cols = tex.shape
+    flags = []
+    if box.area < MIN_SHARE * rows * cols:
+        flags.append("small_region")
+    aspect = box.width / max(box.height, 1)
+    if not ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]:
+        flags.append("extreme_aspect")
+    inside = tex.textured[_block_slices(box)]
+    if inside.size == 0 or inside.mean() < MIN_TEXTURED:
+        flags.append("uniform")
+    if finder is not None and record is not None:
+        if finder.intersection(record) < MIN_INSIDE_RECORD * finder.area:
+            flags.append("record_mismatch")
+    return flags
+
+
+def find_regions(
+    frame: NDArray,
+    records: list[RegionRecord] | None = None,
+    *,
+    mode: str = "auto",
+    multi: str = "largest",
+    source: str = "",
+) -> list[Region]:
+    """The tissue region(s) of one frame: from the record, the image finder or both.
+
+    mode: "auto" = the record when usable, else the image finder; "record" = the record only
+    (an unusable or missing record is an error); "image" = the image finder only (the record,
+    if usable, is still compared). A record region is tightened to the speckled field inside it
+    (the scanner's region often holds its own overlay text); where none is found there, the
+    record's box is used as written. multi (several 2D tissue regions: dual or quad views):
+    "largest" one, "each" as separate images, or the "first" as listed.
+    """
+    if mode not in REGION_MODES or multi not in MULTI_REGION:
+        raise PreprocessError(f"{source}: region mode {mode!r} / multi-region {multi!r} unknown")
+    tex = _texture(frame, source)
+    boxes, why = record_regions(records or [], tex.shape)
+    if mode == "record" and not boxes:
+        raise PreprocessError(f"{source}: preprocess.region is 'record' but {why}")
+    finder = _pick_field(tex, _field_mask(tex))
+    if finder is not None and finder.area < 0.02 * tex.shape[0] * tex.shape[1]:
+        finder = None
+    record_box = _union(boxes) if boxes else None
+    iou = round(finder.iou(record_box), 3) if finder and record_box else None
+    if mode == "image" or not boxes:
+        if finder is None:
+            raise PreprocessError(
+                f"{source}: no B-mode region found (no speckled field of at least 2% of the "
+                "image" + (f"; region record not used: {why})" if records else ")")
+            )
+        flags = region_flags(tex, finder, finder, record_box)
+        return [Region(finder, "image", iou, tuple(flags), why if records else "")]
+    if multi == "largest":
+        boxes = [max(boxes, key=lambda b: b.area)]
+    elif multi == "first":
+        boxes = boxes[:1]
+    regions = []
+    for rec in boxes:
+        inner = _pick_field(tex, _field_mask(tex, within=rec))
+        box = (
+            inner if inner is not None and inner.area >= 0.02 * tex.shape[0] * tex.shape[1] else rec
+        )
+        flags = region_flags(tex, box, finder, record_box)
+        regions.append(Region(box, "record", iou, tuple(flags)))
+    return regions
+
+
+def _union(boxes: list[Box]) -> Box:
+    return Box(
+        min(b.x0 for b in boxes),
+        min(b.y0 for b in boxes),
+        max(b.x1 for b in boxes),
+        max(b.y1 for b in boxes),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Crops
+# --------------------------------------------------------------------------------------------
 
 
 def crop_box(
@@ -99,10 +430,63 @@ def crop_box(
     return Box(x0=x0, y0=y0, x1=x0 + width, y1=y0 + height)
 
 
+def fit_box(region: Box, frame_shape: tuple[int, int], width: int, height: int) -> Box:
+    """A box of the crop's aspect (width:height) around the region, inside a smaller frame.
+
+    For captures smaller than the crop (policy small_capture: fit): the box spans the region's
+    width (or the height-matched width, whichever is larger) up to the frame's width, starts at
+    the region's top like `crop_box`, and is later resized to width x height.
+    """
+    rows, cols = frame_shape
+    w = min(cols, max(region.width, round(region.height * width / height)))
+    h = round(w * height / width)
+    if h > rows:
+        h = rows
+        w = min(cols, round(h * width / height))
+    cx = (region.x0 + region.x1) // 2
+    x0 = int(np.clip(cx - w // 2, 0, cols - w))
+    y0 = int(np.clip(region.y0, 0, rows - h))
+    return Box(x0, y0, x0 + w, y0 + h)
+
+
+def crop_regions(
+    frame: NDArray,
+    *,
+    width: int,
+    height: int,
+    scale: float = 1.0,
+    records: list[RegionRecord] | None = None,
+    region: str = "auto",
+    multi: str = "largest",
+    small_capture: str = "refuse",
+    source: str = "",
+) -> list[Crop]:
+    """Find the region(s) of one frame and crop each (see `find_regions`, `crop_box`).
+
+    A frame smaller than width x height is refused (small_capture "refuse") or cropped with
+    `fit_box` and resized to width x height ("fit").
+    """
+    if small_capture not in SMALL_CAPTURE:
+        raise PreprocessError(f"{source}: small_capture {small_capture!r} unknown")
+    small = frame.shape[1] < width or frame.shape[0] < height
+    if small and small_capture == "refuse":
+        _check_size(frame.shape, width, height, source)
+    out = []
+    for found in find_regions(frame, records, mode=region, multi=multi, source=source):
+        if small:
+            box = fit_box(found.box, frame.shape[:2], width, height)
+        else:
+            box = crop_box(found.box, frame.shape[:2], width, height, source)
+        crop = frame[box.y0 : box.y1, box.x0 : box.x1]
+        image = to_uint8(resize(crop, scale_shape(width, height, scale)))
+        out.append(Crop(image, box, found, fitted=small))
+    return out
+
+
 def crop_ultrasound(
     frame: NDArray, *, width: int, height: int, scale: float = 1.0, source: str = ""
 ) -> tuple[NDArray[np.uint8], Box]:
-    """Crop the width x height box of the B-mode region and resize it by `scale` (uint8)."""
+    """Crop the width x height box of the image finder's region, resized by `scale` (uint8)."""
     _check_size(frame.shape, width, height, source)
     box = crop_box(find_bmode_region(frame, source), frame.shape, width, height, source)
     crop = frame[box.y0 : box.y1, box.x0 : box.x1]
@@ -145,14 +529,6 @@ def resize(image: NDArray, shape: tuple[int, int]) -> NDArray[np.float32]:
 
 def to_uint8(image: NDArray) -> NDArray[np.uint8]:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
-
-
-def _downsample(image: NDArray[np.float32], factor: int) -> NDArray[np.float32]:
-    rows, cols = (s // factor * factor for s in image.shape)
-    if rows == 0 or cols == 0:
-        return image
-    view = image[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
-    return view.mean(axis=(1, 3))
 
 
 def _check_size(shape: tuple[int, ...], width: int, height: int, source: str) -> None:

@@ -188,7 +188,8 @@ def plot_crop_qc_step(
 
     table = read_table(manifest, "manifest")
     bank = np.load(images, mmap_mode="r")
-    plot_crop_qc(bank, list(table.series), list(table.image_id), outputs, style, seed)
+    flags = list(table.region_flags) if "region_flags" in table else None
+    plot_crop_qc(bank, list(table.series), list(table.image_id), outputs, style, seed, flags=flags)
 
 
 def plot_localisation_step(scores: PathLike, *, outputs: list, style: dict) -> None:

@@ -181,7 +181,7 @@ def test_no_pixel_data(tmp_path):
     refused(path, "no_pixel_data", fn=lambda p: scan_file(p, US))
 
 
-@pytest.mark.parametrize("delta", [-7, -2, 2, 40])
+@pytest.mark.parametrize("delta", [-7, -2, 640, 680])
 def test_pixel_length_mismatch(tmp_path, delta):
     ds = image_dataset(grey_image(16, 20, dtype=np.uint16), bits_stored=12)
     data = bytes(ds.PixelData)
@@ -190,6 +190,18 @@ def test_pixel_length_mismatch(tmp_path, delta):
     err = refused(path, "pixel_length_mismatch", match="640 bytes are expected")
     assert f"holds {640 + delta + (delta % 2)} bytes" in str(err)  # pydicom pads odd values
     refused(path, "pixel_length_mismatch", fn=lambda p: scan_file(p, US))
+
+
+@pytest.mark.parametrize("delta", [2, 40, 638])
+def test_trailing_padding_shorter_than_a_frame_is_read_with_a_warning(tmp_path, caplog, delta):
+    image = grey_image(16, 20, dtype=np.uint16)
+    ds = image_dataset(image, bits_stored=12)
+    ds.PixelData = bytes(ds.PixelData) + bytes(delta)
+    path = write(ds, tmp_path / "padded.dcm")
+    with caplog.at_level("WARNING", logger="mskdx.dicom"):
+        frames = read_frames(path)
+    assert np.array_equal(frames[0], image.astype(np.float32))
+    assert "trailing padding ignored" in caplog.text and str(path) not in caplog.text
 
 
 def test_pixel_length_mismatch_too_many_frames_declared(tmp_path):

@@ -326,3 +326,22 @@ def test_confusion_rejects_unknown_labels(tmp_path) -> None:
 def test_style_defaults_fill_missing_keys(tmp_path) -> None:
     figures.plot_training_curves(_history(), "x", [tmp_path / "c.png"], {})
     assert _png_size(tmp_path / "c.png") == (1500, 600)  # dpi 150 of config.yaml
+
+
+def test_crop_qc_shows_flagged_crops_first_with_their_flags(tmp_path, monkeypatch) -> None:
+    shown = []
+    monkeypatch.setattr(figures, "_save", lambda fig, paths, dpi: shown.append(fig))
+    images = np.random.default_rng(0).integers(0, 255, (12, 24, 40), dtype=np.uint8)
+    series = ["dorsal"] * 12
+    ids = [f"I-{i:012x}" for i in range(12)]
+    columns = int(STYLE["montage"]["columns"])
+    sample = figures.select_qc(series, columns, 3)["dorsal"]
+    outside = next(i for i in range(12) if i not in sample)  # not in the seeded sample
+    flags = [""] * 12
+    flags[outside] = "uniform;small_region"
+    figures.plot_crop_qc(images, series, ids, [tmp_path / "q.png"], STYLE, 3, flags=flags)
+    titles = [ax.get_title() for ax in shown[0].axes if ax.get_title()]
+    assert titles[0] == f"{ids[outside]}\nuniform;small_region"
+    assert "1 with an implausible region" in shown[0]._suptitle.get_text()
+    with pytest.raises(ValueError, match="flags for 12 images"):
+        figures.plot_crop_qc(images, series, ids, [tmp_path / "q.png"], STYLE, 3, flags=[""])

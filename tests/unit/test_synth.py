@@ -203,7 +203,9 @@ def test_gout_files_decode_with_realistic_headers(gout, tiny):
     assert sum(f["frames"] for f in gout["files"]) == g["images"]
     for f in gout["files"]:
         ds = f["ds"]
-        assert f["pixels"].shape == (f["frames"], g["height"], g["width"], 3)
+        full = (f["frames"], g["height"], g["width"], 3)
+        small = (f["frames"], round(g["height"] * 0.625), round(g["width"] * 0.625), 3)
+        assert f["pixels"].shape in (full, small)  # the smaller device: 640x480 from 1024x768
         assert f["pixels"].dtype == np.uint8
         assert ds.Modality in ("US", "OT")
         for key in (
@@ -342,7 +344,7 @@ def _bmode_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
     return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
 
 
-def test_gout_lesions_only_in_gout_inside_the_bmode_crop(gout):
+def test_gout_lesions_only_in_gout_inside_the_bmode_crop(gout, tiny):
     diagnosis = dict(zip(gout["labels"].patient_id, gout["labels"].diagnosis, strict=True))
     lesion_patients = set()
     for f in gout["files"]:
@@ -358,12 +360,14 @@ def test_gout_lesions_only_in_gout_inside_the_bmode_crop(gout):
             rgb = f["pixels"][k]
             assert (rgb.max(axis=-1)[mask] > 0).all()  # lesions are drawn, not in the black
             y0, y1, x0, x1 = _bmode_box(rgb)
-            assert x1 - x0 >= CROP_W and y1 - y0 >= CROP_H
+            z = rgb.shape[1] / tiny["gout"]["width"]  # the smaller device's screen: 0.625
+            w, h = round(CROP_W * z), round(CROP_H * z)
+            assert x1 - x0 >= w and y1 - y0 >= h
             cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
             ys, xs = np.nonzero(mask)
-            assert ys.min() >= cy - CROP_H // 2 and ys.max() < cy + CROP_H // 2
-            assert xs.min() >= cx - CROP_W // 2 and xs.max() < cx + CROP_W // 2
-            assert ys.max() < cy + CROP_H // 2 - 20  # upper-middle part of the crop
+            assert ys.min() >= cy - h // 2 - 1 and ys.max() < cy + h // 2 + 1
+            assert xs.min() >= cx - w // 2 - 1 and xs.max() < cx + w // 2 + 1
+            assert ys.max() < cy + h // 2 - 20 * z  # upper-middle part of the crop
     assert lesion_patients == {p for p, d in diagnosis.items() if d == "gout"}
 
 
@@ -371,12 +375,49 @@ def test_gout_bmode_region_header_matches_pixels(gout):
     for f in gout["files"]:
         ds = f["ds"]
         if "SequenceOfUltrasoundRegions" not in ds:
-            assert ds.Modality == "OT"
-            continue
+            continue  # secondary capture, or a device that writes no record
         region = ds.SequenceOfUltrasoundRegions[0]
-        y0, y1, x0, x1 = _bmode_box(f["pixels"][0])
-        assert (region.RegionLocationMinX0, region.RegionLocationMinY0) == (x0, y0)
-        assert (region.RegionLocationMaxX1, region.RegionLocationMaxY1) == (x1 - 1, y1 - 1)
+        pixels = f["pixels"][0]
+        y0, y1, x0, x1 = _bmode_box(pixels)
+        if region.RegionLocationMaxX1 >= pixels.shape[1]:
+            continue  # stale record of the smaller device (tested below)
+        tol = 2  # resized screen, curvilinear top: edges within 2 px
+        assert abs(region.RegionLocationMinX0 - x0) <= tol
+        assert abs(region.RegionLocationMinY0 - y0) <= tol
+        assert abs(region.RegionLocationMaxX1 - (x1 - 1)) <= tol
+        assert abs(region.RegionLocationMaxY1 - (y1 - 1)) <= tol
+
+
+def test_gout_devices_vary_size_region_record_and_overlays(gout, tiny):
+    """Every capture variant the extraction must handle is in the tiny cohort: 640x480, region
+    record present (inside the frame), absent, stale (outside the frame), header/footer bars."""
+    g = tiny["gout"]
+    kinds = set()
+    for f in gout["files"]:
+        ds, pixels = f["ds"], f["pixels"]
+        rows, cols = pixels.shape[1:3]
+        regions = ds.get("SequenceOfUltrasoundRegions")
+        if ds.Modality == "OT":
+            assert regions is None  # secondary captures carry no record
+            continue
+        if not regions:
+            kinds.add("absent")
+            continue
+        r = regions[0]
+        inside = r.RegionLocationMaxX1 < cols and r.RegionLocationMaxY1 < rows
+        kinds.add("present" if inside else "stale")
+        if inside:  # the record frames the field: speckle inside, black just outside
+            grey = pixels[0, ..., 0].astype(float)
+            field = grey[
+                r.RegionLocationMinY0 : r.RegionLocationMaxY1,
+                r.RegionLocationMinX0 : r.RegionLocationMaxX1,
+            ]
+            assert field.std() > 10
+        if rows < g["height"]:
+            kinds.add("small")
+        if (pixels[0, :20, :, 0] > 40).mean() > 0.5:
+            kinds.add("header bar")
+    assert kinds == {"present", "absent", "stale", "small", "header bar"}
 
 
 def test_gout_is_deterministic_and_seeded(gout_dir, tiny, tmp_path):

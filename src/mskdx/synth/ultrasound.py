@@ -28,6 +28,7 @@ from pydicom.pixels import convert_color_space
 from pydicom.tag import Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian
 from scipy import ndimage
+from skimage import transform
 
 from mskdx.errors import ConfigError
 from mskdx.synth import glyphs
@@ -930,9 +931,13 @@ def _us_dataset(
     ds.SeriesNumber = series_number
     ds.InstanceNumber = instance
     ds.FrameOfReferenceUID = make_uid(seed, "gout", "for", patient.index)
+    device = device_of(patient)
+    scale = device["scale"] if device["record"] == "present" else 1.0
     if gf.secondary_capture:
         ds.ConversionType = "WSD"
         ds.SecondaryCaptureDeviceManufacturer = "mskdx"
+    elif device["record"] == "absent":
+        ds.TransducerData = "L55"
     else:
         ds.TransducerData = "L55"
         item = Dataset()
@@ -940,20 +945,20 @@ def _us_dataset(
         item.RegionSpatialFormat = 1
         item.RegionDataType = 1
         item.RegionFlags = 0
-        item.RegionLocationMinX0 = scene.x0
-        item.RegionLocationMinY0 = scene.y0
-        item.RegionLocationMaxX1 = scene.x0 + scene.bw - 1
-        item.RegionLocationMaxY1 = scene.y0 + scene.bh - 1
+        item.RegionLocationMinX0 = int(scene.x0 * scale)
+        item.RegionLocationMinY0 = int(scene.y0 * scale)
+        item.RegionLocationMaxX1 = int((scene.x0 + scene.bw) * scale) - 1
+        item.RegionLocationMaxY1 = int((scene.y0 + scene.bh) * scale) - 1
         item.PhysicalUnitsXDirection = 3
         item.PhysicalUnitsYDirection = 3
-        item.PhysicalDeltaX = round(scene.mm_per_px / 10, 6)
-        item.PhysicalDeltaY = round(scene.mm_per_px / 10, 6)
-        item.ReferencePixelX0 = scene.bw // 2
+        item.PhysicalDeltaX = round(scene.mm_per_px / 10 / scale, 6)
+        item.PhysicalDeltaY = round(scene.mm_per_px / 10 / scale, 6)
+        item.ReferencePixelX0 = int(scene.bw * scale) // 2
         item.ReferencePixelY0 = 0
     ds.BurnedInAnnotation = "YES"
     ds.LossyImageCompression = "00"
-    ds.Rows = scene.height
-    ds.Columns = scene.width
+    ds.Rows = frames.shape[1]
+    ds.Columns = frames.shape[2]
     ds.SamplesPerPixel = 3
     ds.PlanarConfiguration = 0
     ds.BitsAllocated = 8
@@ -968,7 +973,7 @@ def _us_dataset(
         ds.RecommendedDisplayFrameRate = 30
     pixels = frames if gf.frames > 1 else frames[0]
     photometric = gf.photometric
-    if photometric == "YBR_FULL_422" and scene.width % 2:
+    if photometric == "YBR_FULL_422" and frames.shape[2] % 2:
         photometric = "YBR_FULL"
     ds.PhotometricInterpretation = photometric
     if photometric == "RGB":
@@ -1004,6 +1009,62 @@ def _patient_anatomy(patient: GoutPatient, seed: int) -> dict:
     )
 
 
+#: capture devices, cycled over the patients so that every small cohort has each: the image
+#: size (1.0 = the cohort's width x height; 0.625 = 640x480 from 1024x768, a smaller screen),
+#: what the region record holds (present, absent, stale = written for the full-size screen and
+#: not updated, as in pydicom's resized copies), header/footer bars, a colour bar
+DEVICES = (
+    dict(name="main", scale=1.0, record="present", bars=True, colour_bar=False),
+    dict(name="no-record", scale=1.0, record="absent", bars=False, colour_bar=True),
+    dict(name="small", scale=0.625, record="present", bars=True, colour_bar=False),
+    dict(name="main-colour", scale=1.0, record="present", bars=False, colour_bar=True),
+    dict(name="small-stale", scale=0.625, record="stale", bars=True, colour_bar=True),
+)
+#: share of files with a curvilinear field (convex top edge) instead of a linear one
+CURVILINEAR_SHARE = 0.3
+
+
+def device_of(patient: GoutPatient) -> dict:
+    """The capture device of a patient's files (cycled by patient index: deterministic)."""
+    return DEVICES[patient.index % len(DEVICES)]
+
+
+def _add_bars(canvas: NDArray[np.uint8], s: _Scene, rng) -> None:
+    """Flat grey header and footer bars where the margins leave room (text is drawn on top)."""
+    grey = int(rng.integers(55, 95))
+    top = s.y0 - 6
+    if top >= 20:
+        canvas[: min(top, 40)] = grey
+    bottom = s.height - (s.y0 + s.bh) - 6
+    if bottom >= 18:
+        canvas[s.height - min(bottom, 30) :] = grey
+        glyphs.draw_text(canvas, "GEN  2D  MSK  PAGE 1/2", 12, s.height - 14, 1, (220, 220, 220))
+
+
+def _add_colour_bar(canvas: NDArray[np.uint8], s: _Scene) -> None:
+    """A colour-flow scale bar (red to blue) in the margin left of the field."""
+    x = max(2, s.x0 - 30)
+    y = s.y0 + 20
+    n = min(160, s.bh - 40)
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    bar = np.concatenate([255 * (1 - t), 60 + 0 * t, 255 * t], axis=1).astype(np.uint8)
+    canvas[y : y + n, x : x + 12] = bar[:, None, :]
+
+
+def _curvilinear_cut(s: _Scene) -> NDArray[np.bool_]:
+    """Pixels of the region above a convex top arc (blank in a curvilinear field).
+
+    The arc's radius keeps its sag above the lesion window (_Scene.window), so no finding is
+    cut; the field's corners at the top are black, as on a convex probe.
+    """
+    xlo, xhi, ylo, _ = s.window
+    half = max(s.bw / 2 - xlo, xhi - s.bw / 2, 1.0)
+    sag = max(6.0, ylo - 6.0)  # sag at the window's edges
+    radius = (half**2 + sag**2) / (2 * sag)
+    yy, xx = np.mgrid[0 : s.bh, 0 : s.bw].astype(np.float32)
+    return np.hypot(xx - s.bw / 2, yy - radius) > radius
+
+
 def render_gout_file(
     gf: GoutFile,
     patient: GoutPatient,
@@ -1028,6 +1089,15 @@ def render_gout_file(
         rng_for(seed, "gout", "overlay", patient.index, file_index),
         time,
     )
+    device = device_of(patient)
+    look = rng_for(seed, "gout", "device", patient.index, file_index)
+    if device["bars"]:
+        bars = np.zeros_like(overlay)
+        _add_bars(bars, scene, look)
+        overlay = np.where(overlay.any(axis=2, keepdims=True), overlay, bars)
+    if device["colour_bar"]:
+        _add_colour_bar(overlay, scene)
+    cut = _curvilinear_cut(scene) if look.random() < CURVILINEAR_SHARE else None
     frames = np.zeros((gf.frames, height, width, 3), dtype=np.uint8)
     masks = np.zeros((gf.frames, height, width), dtype=np.uint8)
     speckle = None
@@ -1038,9 +1108,39 @@ def render_gout_file(
         grey, mask, speckle = _render_region(scene, shift, rng, speckle, moved)
         frames[f] = overlay
         sl = (slice(scene.y0, scene.y0 + scene.bh), slice(scene.x0, scene.x0 + scene.bw))
+        if cut is not None:
+            grey = np.where(cut, 0, grey)
+            mask = np.where(cut, 0, mask)
         frames[f][sl] = grey[:, :, None]
         masks[f][sl] = mask
+    if device["scale"] != 1.0:
+        frames, masks = _shrink(frames, masks, device["scale"])
     return frames, masks, scene
+
+
+def _shrink(frames, masks, scale: float):
+    """The smaller device's screen: frames and masks resized by `scale` (area-averaged)."""
+    rows, cols = round(frames.shape[1] * scale), round(frames.shape[2] * scale)
+    small = np.empty((frames.shape[0], rows, cols, 3), np.uint8)
+    small_masks = np.empty((frames.shape[0], rows, cols), np.uint8)
+    for f in range(frames.shape[0]):
+        out = transform.resize(
+            frames[f].astype(np.float32),
+            (rows, cols),
+            order=1,
+            anti_aliasing=True,
+            preserve_range=True,
+        )
+        small[f] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        mask = transform.resize(
+            masks[f].astype(np.float32),
+            (rows, cols),
+            order=1,
+            anti_aliasing=False,
+            preserve_range=True,
+        )
+        small_masks[f] = (mask > 0.25).astype(np.uint8)
+    return small, small_masks
 
 
 def synthesize_gout(
