@@ -286,18 +286,23 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         sys.stdout.flush()
-    if args.json:
-        meta = {
-            "device": name_of(device),
-            "torch": str(torch.__version__),
-            "batch_size": args.batch_size,
-            "steps": args.steps,
-            "warmup": args.warmup,
-            "scale": args.scale,
-        }
-        with open(args.json, "w") as fh:
-            json.dump({"meta": meta, "rows": rows}, fh, indent=1)
+        if args.json:
+            write_json(args.json, args, device, rows)
     return 0
+
+
+def write_json(path: str, args, device: torch.device, rows: list[dict]) -> None:
+    """The rows so far (rewritten after each case: a time-boxed run keeps what it measured)."""
+    meta = {
+        "device": name_of(device),
+        "torch": str(torch.__version__),
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "scale": args.scale,
+    }
+    with open(path, "w") as fh:
+        json.dump({"meta": meta, "rows": rows}, fh, indent=1)
 
 
 def name_of(device: torch.device) -> str:
