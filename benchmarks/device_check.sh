@@ -79,13 +79,14 @@ if [ "$CPU" = 1 ]; then
     DEVICE=cpu
     TRAIN_ARGS=(--device cpu --scale 0.1 --images 32 --batch-size 4 --steps 2 --warmup 1
         --threads 2 --loops naive fast fast+compile --cases gout_blocks3)
-    PAPER_ARGS=(--device cpu --scale 0.1 --images-scale 0.03 --epochs 2 --threads 2)
-    LIMITS=(install=30 smi=10 tests=240 train=420 paper=420)
+    PAPER_ARGS=(--device cpu --scale 0.1 --images-scale 0.03 --epochs 2 --threads 2
+        --only gout/blocks3 olt/T2)
+    LIMITS=(install=30 smi=60 tests=240 train=420 paper=420)
 else
     DEVICE=cuda
     TRAIN_ARGS=(--device cuda --batch-size 128 --steps 15 --warmup 3)
     PAPER_ARGS=(--device cuda --epochs 3)
-    LIMITS=(install=60 smi=10 tests=150 train=130 paper=120)
+    LIMITS=(install=60 smi=30 tests=140 train=130 paper=110)
 fi
 limit() { local kv; for kv in "${LIMITS[@]}"; do [ "${kv%%=*}" = "$1" ] && echo "${kv#*=}"; done; }
 
