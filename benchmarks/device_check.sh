@@ -35,7 +35,7 @@ WHEELS="jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37
 
 if [ "${DEVICE_CHECK_FETCH:-0}" = 1 ]; then
     mkdir -p .whl
-    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >>.git/info/exclude
+    git check-ignore -q .whl/x.whl || echo '/.whl/' >>"$(git rev-parse --git-path info/exclude)"
     # shellcheck disable=SC2086
     "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
