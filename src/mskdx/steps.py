@@ -236,21 +236,25 @@ def compute_gradcam_step(
     batch = train.prepare_images(imgs, state["normalization"], device)
     maps = gradcam.compute_cams(model, batch, models.cam_layer(model))
     image_ids = list(rows.image_id)
+    tolerance = gradcam.pointing_tolerance(imgs.shape[1])
     score_table = gradcam.localisation_scores(
         maps,
         [m if h else None for m, h in zip(lesion_masks, has_mask, strict=True)],
         image_ids=image_ids,
+        tolerance_px=tolerance,
     )
     score_table.insert(0, "fold", fold)
     score_table.insert(0, "arm", arm)
     score_table.insert(0, "study", study)
     log.info(
-        "%s %s fold %s: Grad-CAM of %d images, %d scored against masks",
+        "%s %s fold %s: Grad-CAM of %d images, %d scored against masks "
+        "(pointing game within %.1f px)",
         study,
         arm,
         fold,
         len(rows),
         len(score_table),
+        tolerance,
     )
     with atomic_path(cams) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(

@@ -2,13 +2,19 @@
 
 The job's images (uint8, from the cache) are held on the training device once; each batch is
 gathered, augmented and normalised there by `mskdx.augment.make_batch` (the same code on CPU and
-GPU). On CUDA the forward/backward pass runs under bf16 autocast in channels_last layout, optionally
-through `torch.compile`; on the CPU it runs in fp32 with deterministic algorithms, so the same seed
-gives byte-identical outputs.
+GPU). How the device is used (bf16 autocast, channels_last, fused optimizer, torch.compile, pinned
+transfers, determinism, RNG state of every device) is decided in one place, `DevicePlan`: on CUDA
+the fast path by default, on the CPU fp32 with deterministic algorithms, so the same seed gives
+byte-identical outputs. A plan can switch the fast-path pieces on for the CPU too (the tests do),
+so the code the GPU runs is exercised without one.
 
 The random numbers of epoch e (shuffling, augmentation, anything drawn from torch's global RNG)
 come from generators seeded with (seed, fold, e), so a run resumed from `checkpoint_last.pt`
 replays exactly the epochs an uninterrupted run would have.
+
+The job reads like torchvision's reference training script: set up, resume, then per epoch train
+one epoch, evaluate, select, save the last checkpoint; then restore the selected epoch and write
+the outputs (`_train_fold`).
 """
 
 from __future__ import annotations
@@ -131,18 +137,147 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(settings: TrainSettings, params, device: torch.device) -> torch.optim.Optimizer:
-    """Adam, AdamW or SGD (momentum 0.9) with the configured lr and weight decay."""
-    fused = {"fused": True} if device.type == "cuda" else {}
+def make_optimizer(
+    settings: TrainSettings, params, device: torch.device, *, fused: bool | None = None
+) -> torch.optim.Optimizer:
+    """Adam, AdamW or SGD (momentum 0.9) with the configured lr and weight decay.
+
+    `fused` (default: on CUDA) runs the update as one fused kernel; torch offers it on the CPU too.
+    """
+    fused = device.type == "cuda" if fused is None else fused
+    extra = {"fused": True} if fused else {}
     if settings.optimizer == "adam":
-        return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, **fused)
+        return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, **extra)
     if settings.optimizer == "adamw":
         return torch.optim.AdamW(
-            params, lr=settings.lr, weight_decay=settings.weight_decay, **fused
+            params, lr=settings.lr, weight_decay=settings.weight_decay, **extra
         )
     return torch.optim.SGD(
-        params, lr=settings.lr, momentum=0.9, weight_decay=settings.weight_decay, **fused
+        params, lr=settings.lr, momentum=0.9, weight_decay=settings.weight_decay, **extra
     )
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """How a job uses its device: every CUDA-specific choice of the training code, in one place.
+
+    `for_settings` gives the fast path on CUDA (bf16 autocast if `train.amp`, channels_last, fused
+    optimizer, torch.compile if `train.compile`, pinned host-to-device copies, cuDNN autotuning)
+    and the plain deterministic fp32 path on the CPU. Any field may be set by hand: with
+    device=cpu, bf16 autocast, channels_last, the fused optimizer and torch.compile (inductor) all
+    run on the CPU as well, which is how the tests exercise the GPU's code without a GPU. Pinned
+    memory needs CUDA and is refused on the CPU.
+    """
+
+    device: torch.device
+    amp: bool = False  # bf16 autocast of forward passes
+    channels_last: bool = False  # NHWC batches and weights
+    fused: bool = False  # fused optimizer step
+    compile: bool = False  # torch.compile (inductor) of the model
+    pin_memory: bool = False  # page-locked staging for host->device copies
+    deterministic: bool = True  # deterministic algorithms (else cuDNN autotuning and TF32)
+
+    def __post_init__(self) -> None:
+        if self.pin_memory and self.device.type != "cuda":
+            raise ConfigError(f"DevicePlan: pinned transfers need CUDA, not {self.device}")
+
+    @classmethod
+    def for_settings(
+        cls, settings: TrainSettings, device: torch.device | None = None
+    ) -> DevicePlan:
+        device = resolve_device(settings.device) if device is None else torch.device(device)
+        if device.type != "cuda":
+            return cls(device)
+        return cls(
+            device,
+            amp=settings.amp,
+            channels_last=True,
+            fused=True,
+            compile=settings.compile,
+            pin_memory=True,
+            deterministic=False,
+        )
+
+    @property
+    def batch_dtype(self) -> torch.dtype:
+        """dtype of the augmented batches: bf16 under autocast (halves their memory traffic)."""
+        return torch.bfloat16 if self.amp else torch.float32
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def describe(self) -> str:
+        flags = [
+            name
+            for name, on in (
+                ("bf16", self.amp),
+                ("channels_last", self.channels_last),
+                ("fused", self.fused),
+                ("compiled", self.compile),
+                ("pinned", self.pin_memory),
+                ("deterministic", self.deterministic),
+            )
+            if on
+        ]
+        return ", ".join([self.device.type, *flags])
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return _autocast(self.device, self.amp)
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Copy a host tensor to the device, through page-locked memory if the plan says so."""
+        if self.pin_memory:
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+    def place(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """Move `model` to the device in the plan's layout; return it and the module to call.
+
+        The second is `torch.compile(model)` when compiling (sharing its parameters), else the
+        model itself; state dicts are read from and loaded into the first.
+        """
+        model = model.to(self.device, memory_format=self.memory_format)
+        return model, torch.compile(model) if self.compile else model
+
+    def optimizer(self, settings: TrainSettings, params) -> torch.optim.Optimizer:
+        return make_optimizer(settings, params, self.device, fused=self.fused)
+
+    @contextlib.contextmanager
+    def runtime(self, threads: int | None = None) -> Iterator[None]:
+        """Threads and determinism for the job; restored afterwards."""
+        saved = (
+            torch.get_num_threads(),
+            torch.are_deterministic_algorithms_enabled(),
+            torch.backends.cudnn.benchmark,
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+        )
+        try:
+            if threads:
+                torch.set_num_threads(int(threads))
+            if self.deterministic:
+                torch.use_deterministic_algorithms(True)
+            else:  # speed over bitwise reproducibility
+                torch.backends.cudnn.benchmark = True
+                torch.backends.cuda.matmul.allow_tf32 = True
+                torch.backends.cudnn.allow_tf32 = True
+            yield
+        finally:
+            torch.set_num_threads(saved[0])
+            torch.use_deterministic_algorithms(saved[1])
+            torch.backends.cudnn.benchmark = saved[2]
+            torch.backends.cuda.matmul.allow_tf32 = saved[3]
+            torch.backends.cudnn.allow_tf32 = saved[4]
+
+    @staticmethod
+    def rng_state() -> dict:
+        """The global RNG state: torch (CPU), NumPy, Python and every CUDA device there is."""
+        return _rng_state()
+
+    @staticmethod
+    def set_rng_state(state: dict) -> None:
+        _set_rng_state(state)
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,15 +404,42 @@ class DeviceImages:
         *,
         dtype: torch.dtype = torch.float32,
         channels_last: bool = False,
+        pin_memory: bool = False,
     ) -> DeviceImages:
+        """Copy the bank to `device` once (through page-locked memory with `pin_memory`)."""
         scale, shift = augment.coefficients(norm, images)
+
+        def put(t: torch.Tensor) -> torch.Tensor:
+            if pin_memory:
+                return t.pin_memory().to(device, non_blocking=True)
+            return t.to(device)
+
         return cls(
-            torch.from_numpy(np.ascontiguousarray(images)).to(device),
-            torch.tensor(np.asarray(labels), dtype=torch.int64).to(device),
-            scale.to(device),
-            shift.to(device),
+            put(torch.from_numpy(np.ascontiguousarray(images))),
+            put(torch.tensor(np.asarray(labels), dtype=torch.int64)),
+            put(scale),
+            put(shift),
             dtype,
             channels_last,
+        )
+
+    @classmethod
+    def for_plan(
+        cls,
+        images: NDArray[np.uint8],
+        labels: NDArray[np.integer],
+        norm: Normalization,
+        plan: DevicePlan,
+    ) -> DeviceImages:
+        """The bank as `plan` wants it: its device, batch dtype, layout and transfers."""
+        return cls.create(
+            images,
+            labels,
+            norm,
+            plan.device,
+            dtype=plan.batch_dtype,
+            channels_last=plan.channels_last,
+            pin_memory=plan.pin_memory,
         )
 
     @property
@@ -319,8 +481,9 @@ def auc_or_none(labels: NDArray, probs: NDArray) -> float | None:
 
 
 def _autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast on `device` (CUDA or CPU) when `amp`, else nothing."""
+    if amp:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -536,34 +699,6 @@ def _load_last(path: Path, args: dict) -> dict | None:
     return state
 
 
-@contextlib.contextmanager
-def _torch_runtime(device: torch.device, threads: int | None) -> Iterator[None]:
-    """Threads and determinism for the job; restored afterwards."""
-    saved = (
-        torch.get_num_threads(),
-        torch.are_deterministic_algorithms_enabled(),
-        torch.backends.cudnn.benchmark,
-        torch.backends.cuda.matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
-    )
-    try:
-        if threads:
-            torch.set_num_threads(int(threads))
-        if device.type == "cpu":
-            torch.use_deterministic_algorithms(True)
-        else:  # speed over bitwise reproducibility on the GPU
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        yield
-    finally:
-        torch.set_num_threads(saved[0])
-        torch.use_deterministic_algorithms(saved[1])
-        torch.backends.cudnn.benchmark = saved[2]
-        torch.backends.cuda.matmul.allow_tf32 = saved[3]
-        torch.backends.cudnn.allow_tf32 = saved[4]
-
-
 # --------------------------------------------------------------------------------------------
 # the job
 
@@ -584,6 +719,7 @@ def train_fold(
     predictions: str | os.PathLike[str],
     last_checkpoint: str | os.PathLike[str] | None = None,
     threads: int | None = None,
+    plan: DevicePlan | None = None,
 ) -> None:
     """Train one fold of one arm; write checkpoint_final.pt, history.csv and predictions.csv.
 
@@ -594,6 +730,9 @@ def train_fold(
     `last_checkpoint` (default: checkpoint_last.pt beside `checkpoint`, rewritten after every
     epoch) when it was written for the same settings, data and code, and deletes it once the
     outputs are written. On the CPU the same seed gives byte-identical predictions.csv.
+
+    `plan` (default `DevicePlan.for_settings(train_spec)`) says how the device is used; it
+    changes how fast, not what is computed, so a run may resume under another plan.
     """
     arm_spec, train_spec = _plain(arm_spec), _plain(train_spec)
     settings = TrainSettings.from_config(train_spec)
@@ -606,13 +745,13 @@ def train_fold(
         arm_spec=arm_spec,
         train_spec=train_spec,
         settings=settings,
-        device=resolve_device(settings.device),
+        plan=plan or DevicePlan.for_settings(settings),
         checkpoint=checkpoint,
         last=Path(last_checkpoint) if last_checkpoint else checkpoint.parent / "checkpoint_last.pt",
         history=Path(history),
         predictions=Path(predictions),
     )
-    with _torch_runtime(job.device, threads):
+    with job.plan.runtime(threads):
         _train_fold(job, images, manifest, splits)
 
 
@@ -625,219 +764,299 @@ class _Job:
     arm_spec: dict
     train_spec: dict
     settings: TrainSettings
-    device: torch.device
+    plan: DevicePlan
     checkpoint: Path
     last: Path
     history: Path
     predictions: Path
 
+    @property
+    def tag(self) -> str:
+        return f"{self.study}/{self.arm} fold {self.fold}"
+
+
+@dataclass
+class _Fit:
+    """What one job trains with, and where it stands (the state a checkpoint_last.pt holds)."""
+
+    data: JobData
+    norm: Normalization
+    weights: NDArray | None  # class weights (host), for the final checkpoint
+    bank: DeviceImages
+    rows: dict[str, NDArray[np.int64]]  # bank rows of each subset
+    idx: dict[str, torch.Tensor]  # the same, on the device
+    weight: torch.Tensor | None  # class weights on the device
+    model: nn.Module  # its state dict is what is saved
+    net: nn.Module  # what is called: the model, or its compiled form
+    optimizer: torch.optim.Optimizer
+    select: str
+    args: dict  # what the run computes (resume key)
+    best: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    start: int = 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.data.images.shape[1:])
+
 
 def _train_fold(job: _Job, images, manifest, splits) -> None:
-    study, arm, fold, seed = job.study, job.arm, job.fold, job.seed
-    arm_spec, train_spec, settings, device = job.arm_spec, job.train_spec, job.settings, job.device
-    last = job.last
-    tag = f"{study}/{arm} fold {fold}"
-    data = load_job_data(images, manifest, splits, fold=fold, sequence=arm_spec.get("sequence"))
-    table = data.table
+    """Set up, resume, train epoch by epoch (train, evaluate, select, save), write outputs."""
+    fit = _setup(job, images, manifest, splits)
+    _resume(job, fit)
+    _log_start(job, fit)
+    for epoch in range(fit.start, job.settings.epochs + 1):
+        t0 = time.perf_counter()
+        tr = _train_epoch(job, fit, epoch)
+        va = _evaluate_val(job, fit)
+        _select(fit, epoch, va)
+        fit.history.append(_history_row(fit, epoch, tr, va, time.perf_counter() - t0))
+        _save_last(job, fit, epoch)
+        _log_epoch(job, fit, tr, va)
+    selected, val_auc = _restore_selected(job, fit)
+    _write_outputs(job, fit, selected, val_auc)
+    job.last.unlink(missing_ok=True)  # a later rerun (e.g. new code) must not resume a finished run
+
+
+def _setup(job: _Job, images, manifest, splits) -> _Fit:
+    """Read the fold's images, put them on the device, build model and optimizer."""
+    settings, plan = job.settings, job.plan
+    data = load_job_data(
+        images, manifest, splits, fold=job.fold, sequence=job.arm_spec.get("sequence")
+    )
     rows = {s: data.rows(s) for s in SUBSETS}
-    labels = table["label"].to_numpy(np.int64)
+    labels = data.table["label"].to_numpy(np.int64)
     norm = augment.make_normalization(settings.normalization, data.images, rows["train"])
     weights = (
-        class_weights(labels[rows["train"]], f"{splits}: fold {fold} training subset")
+        class_weights(labels[rows["train"]], f"{splits}: fold {job.fold} training subset")
         if settings.class_weights
         else None
     )
-    cuda = device.type == "cuda"
-    amp = settings.amp and cuda
-    bank = DeviceImages.create(
-        data.images,
-        labels,
-        norm,
-        device,
-        dtype=torch.bfloat16 if amp else torch.float32,
-        channels_last=cuda,
-    )
-    height, width = data.images.shape[1:]
     select = settings.select
     if select == "best_val_auc" and len(rows["val"]) == 0:
-        log.warning("%s: select best_val_auc but no validation images; keeping the last epoch", tag)
+        log.warning(
+            "%s: select best_val_auc but no validation images; keeping the last epoch", job.tag
+        )
         select = "last"
-
     args = {
-        "study": study,
-        "arm": arm,
-        "fold": fold,
-        "seed": seed,
-        "arm_spec": arm_spec,
-        "train_spec": train_spec,
+        "study": job.study,
+        "arm": job.arm,
+        "fold": job.fold,
+        "seed": job.seed,
+        "arm_spec": job.arm_spec,
+        "train_spec": job.train_spec,
         "data": _data_hash(data),
         "code": _code_hash(),
         "versions": {"torch": str(torch.__version__), "numpy": str(np.__version__)},
     }
-
-    _seed_everything(seed)
-    torch.manual_seed(derive_seed(seed, fold, 0, STREAM_INIT))
-    model = models.build(arm_spec).to(device)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(settings, model.parameters(), device)
-    net = torch.compile(model) if settings.compile and cuda else model
-    weight = (
-        torch.tensor(weights, dtype=torch.float32, device=device) if weights is not None else None
+    _seed_everything(job.seed)
+    torch.manual_seed(derive_seed(job.seed, job.fold, 0, STREAM_INIT))
+    model, net = plan.place(models.build(job.arm_spec))
+    return _Fit(
+        data=data,
+        norm=norm,
+        weights=weights,
+        bank=DeviceImages.for_plan(data.images, labels, norm, plan),
+        rows=rows,
+        idx={s: plan.to_device(torch.as_tensor(r)) for s, r in rows.items()},
+        weight=(
+            None if weights is None else plan.to_device(torch.tensor(weights, dtype=torch.float32))
+        ),
+        model=model,
+        net=net,
+        optimizer=plan.optimizer(settings, model.parameters()),
+        select=select,
+        args=args,
     )
 
-    history_rows: list[dict] = []
-    best: dict | None = None
-    start = 1
-    state = _load_last(last, args)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"])
-        best, history_rows, start = state["best"], list(state["history"]), state["epoch"] + 1
-        log.info("%s: resuming from %s after epoch %d", tag, last, state["epoch"])
-        del state
 
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info(
-        "%s: %d train / %d val / %d test images of %d patients, 3x%dx%d, %.2fM params, %s%s%s, "
-        "%d epochs of batch %d",
-        tag,
-        len(rows["train"]),
-        len(rows["val"]),
-        len(rows["test"]),
-        table["patient"].nunique(),
-        height,
-        width,
-        n_params / 1e6,
-        device.type,
-        ", bf16" if amp else "",
-        ", compiled" if net is not model else "",
-        settings.epochs,
-        settings.batch_size,
+def _resume(job: _Job, fit: _Fit) -> None:
+    """Continue from checkpoint_last.pt if it was written for the same run."""
+    state = _load_last(job.last, fit.args)
+    if state is None:
+        return
+    fit.model.load_state_dict(state["model"])
+    fit.optimizer.load_state_dict(state["optimizer"])
+    DevicePlan.set_rng_state(state["rng"])
+    fit.best, fit.history, fit.start = state["best"], list(state["history"]), state["epoch"] + 1
+    log.info("%s: resuming from %s after epoch %d", job.tag, job.last, state["epoch"])
+
+
+def _train_epoch(job: _Job, fit: _Fit, epoch: int) -> EpochResult:
+    """One pass over the shuffled training images with this epoch's augmentations."""
+    settings, plan = job.settings, job.plan
+    gen = epoch_generator(job.seed, job.fold, epoch)
+    torch.manual_seed(derive_seed(job.seed, job.fold, epoch, STREAM_GLOBAL))
+    train_rows = torch.as_tensor(fit.rows["train"])
+    order = train_rows[torch.randperm(len(train_rows), generator=gen)]
+    params = (
+        augment.sample_params(len(train_rows), settings.augment, *fit.shape, gen)
+        if settings.augment.active
+        else None
     )
-    idx = {s: torch.as_tensor(r, device=device) for s, r in rows.items()}
-    train_rows = torch.as_tensor(rows["train"])
-    progress = sys.stderr.isatty()
-    for epoch in range(start, settings.epochs + 1):
-        t0 = time.perf_counter()
-        gen = epoch_generator(seed, fold, epoch)
-        torch.manual_seed(derive_seed(seed, fold, epoch, STREAM_GLOBAL))
-        order = train_rows[torch.randperm(len(train_rows), generator=gen)].to(device)
-        params = (
-            augment.sample_params(len(train_rows), settings.augment, height, width, gen).to(device)
-            if settings.augment.active
-            else None
+    tr = train_one_epoch(
+        fit.net,
+        fit.optimizer,
+        fit.bank,
+        plan.to_device(order),
+        None if params is None else plan.to_device(params),
+        batch_size=settings.batch_size,
+        weight=fit.weight,
+        amp=plan.amp,
+        progress=sys.stderr.isatty(),
+    )
+    if not math.isfinite(tr.loss):
+        raise FloatingPointError(
+            f"{job.tag}: training loss {tr.loss} at epoch {epoch}; "
+            f"expected a finite loss (lower train.lr={settings.lr}?)"
         )
-        tr = train_one_epoch(
-            net,
-            optimizer,
-            bank,
-            order,
-            params,
-            batch_size=settings.batch_size,
-            weight=weight,
-            amp=amp,
-            progress=progress,
-        )
-        if not math.isfinite(tr.loss):
-            raise FloatingPointError(
-                f"{tag}: training loss {tr.loss} at epoch {epoch}; "
-                f"expected a finite loss (lower train.lr={settings.lr}?)"
-            )
-        va = (
-            evaluate(net, bank, idx["val"], batch_size=settings.batch_size, weight=weight, amp=amp)
-            if len(rows["val"])
-            else None
-        )
-        if (
-            select == "best_val_auc"
-            and va is not None
-            and va.auc is not None
-            and (best is None or va.auc > best["val_auc"])
-        ):
-            best = {"epoch": epoch, "val_auc": va.auc, "model": _cpu_state(model)}
-        seconds = time.perf_counter() - t0
-        history_rows.append(
+    return tr
+
+
+def _evaluate_val(job: _Job, fit: _Fit) -> EpochResult | None:
+    if fit.idx["val"].numel() == 0:
+        return None
+    return evaluate(
+        fit.net,
+        fit.bank,
+        fit.idx["val"],
+        batch_size=job.settings.batch_size,
+        weight=fit.weight,
+        amp=job.plan.amp,
+    )
+
+
+def _select(fit: _Fit, epoch: int, va: EpochResult | None) -> None:
+    """Keep the weights of the best validation AUC so far (ties: the earlier epoch)."""
+    if (
+        fit.select == "best_val_auc"
+        and va is not None
+        and va.auc is not None
+        and (fit.best is None or va.auc > fit.best["val_auc"])
+    ):
+        fit.best = {"epoch": epoch, "val_auc": va.auc, "model": _cpu_state(fit.model)}
+
+
+def _history_row(
+    fit: _Fit, epoch: int, tr: EpochResult, va: EpochResult | None, seconds: float
+) -> dict:
+    return {
+        "epoch": epoch,
+        "train_loss": round(tr.loss, 6),
+        "train_acc": round(tr.acc, 6),
+        "train_auc": None if tr.auc is None else round(tr.auc, 6),
+        "val_loss": None if va is None else round(va.loss, 6),
+        "val_acc": None if va is None else round(va.acc, 6),
+        "val_auc": None if va is None or va.auc is None else round(va.auc, 6),
+        "lr": fit.optimizer.param_groups[0]["lr"],
+        "seconds": round(seconds, 3),
+    }
+
+
+def _save_last(job: _Job, fit: _Fit, epoch: int) -> None:
+    """checkpoint_last.pt: everything a killed run needs to go on after `epoch`."""
+    with atomic_path(job.last) as tmp:
+        torch.save(
             {
+                "format": "mskdx.checkpoint_last/1",
+                "model": fit.model.state_dict(),
+                "optimizer": fit.optimizer.state_dict(),
+                "scheduler": None,
                 "epoch": epoch,
-                "train_loss": round(tr.loss, 6),
-                "train_acc": round(tr.acc, 6),
-                "train_auc": None if tr.auc is None else round(tr.auc, 6),
-                "val_loss": None if va is None else round(va.loss, 6),
-                "val_acc": None if va is None else round(va.acc, 6),
-                "val_auc": None if va is None or va.auc is None else round(va.auc, 6),
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": round(seconds, 3),
-            }
-        )
-        with atomic_path(last) as tmp:
-            torch.save(
-                {
-                    "format": "mskdx.checkpoint_last/1",
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": None,
-                    "epoch": epoch,
-                    "args": args,
-                    "rng": _rng_state(),
-                    "best": best,
-                    "history": history_rows,
-                },
-                tmp,
-            )
-        log.info(
-            "%s epoch %d/%d: train loss %.4f acc %.3f auc %s | val loss %s acc %s auc %s | "
-            "lr %.2g | %.1f s, %.0f img/s",
-            tag,
-            epoch,
-            settings.epochs,
-            tr.loss,
-            tr.acc,
-            _fmt(tr.auc),
-            _fmt(va and va.loss),
-            _fmt(va and va.acc),
-            _fmt(va and va.auc),
-            optimizer.param_groups[0]["lr"],
-            seconds,
-            tr.images / max(seconds, 1e-9),
+                "args": fit.args,
+                "rng": DevicePlan.rng_state(),
+                "best": fit.best,
+                "history": fit.history,
+            },
+            tmp,
         )
 
-    if select == "best_val_auc" and best is not None:
-        model.load_state_dict(best["model"])
-        selected, val_auc = best["epoch"], best["val_auc"]
+
+def _restore_selected(job: _Job, fit: _Fit) -> tuple[int, float | None]:
+    """Load the weights `train.select` keeps; return their epoch and validation AUC."""
+    if fit.select == "best_val_auc" and fit.best is not None:
+        fit.model.load_state_dict(fit.best["model"])
+        selected, val_auc = fit.best["epoch"], fit.best["val_auc"]
     else:
-        if select == "best_val_auc":
+        if fit.select == "best_val_auc":
             log.warning(
                 "%s: validation AUC undefined in every epoch (one class); keeping the last epoch",
-                tag,
+                job.tag,
             )
-        selected, val_auc = settings.epochs, history_rows[-1]["val_auc"]
-    log.info("%s: selected epoch %d (%s, val AUC %s)", tag, selected, select, _fmt(val_auc))
+        selected, val_auc = job.settings.epochs, fit.history[-1]["val_auc"]
+    log.info("%s: selected epoch %d (%s, val AUC %s)", job.tag, selected, fit.select, _fmt(val_auc))
+    return selected, val_auc
 
-    all_rows = torch.arange(len(table), device=device)
-    prob = predict(net, bank, all_rows, batch_size=settings.batch_size, amp=amp)
-    out = table.assign(study=study, arm=arm, fold=fold, prob=np.round(prob, PROB_DECIMALS))
+
+def _write_outputs(job: _Job, fit: _Fit, selected: int, val_auc: float | None) -> None:
+    """predictions.csv (every image, selected weights), history.csv, checkpoint_final.pt."""
+    table = fit.data.table
+    all_rows = job.plan.to_device(torch.arange(len(table)))
+    prob = predict(
+        fit.net, fit.bank, all_rows, batch_size=job.settings.batch_size, amp=job.plan.amp
+    )
+    out = table.assign(
+        study=job.study, arm=job.arm, fold=job.fold, prob=np.round(prob, PROB_DECIMALS)
+    )
     write_table(out[PREDICTION_COLUMNS], job.predictions, schema="predictions")
-    write_table(pd.DataFrame(history_rows, columns=HISTORY_COLUMNS), job.history, schema="history")
+    history = pd.DataFrame(fit.history).reindex(columns=HISTORY_COLUMNS)
+    write_table(history, job.history, schema="history")
+    height, width = fit.shape
     with atomic_path(job.checkpoint) as tmp:
         torch.save(
             {
                 "format": "mskdx.checkpoint_final/1",
-                "model": _cpu_state(model),
+                "model": _cpu_state(fit.model),
                 "epoch": selected,
-                "epochs": settings.epochs,
-                "select": select,
+                "epochs": job.settings.epochs,
+                "select": fit.select,
                 "val_auc": val_auc,
-                "args": args,
-                "arm_spec": arm_spec,
-                "normalization": norm.to_dict(),
-                "class_weights": None if weights is None else [float(w) for w in weights],
+                "args": fit.args,
+                "arm_spec": job.arm_spec,
+                "normalization": fit.norm.to_dict(),
+                "class_weights": None if fit.weights is None else [float(w) for w in fit.weights],
                 "input_shape": [3, int(height), int(width)],
             },
             tmp,
         )
-    last.unlink(missing_ok=True)  # a later rerun (e.g. new code) must not resume a finished run
+
+
+def _log_start(job: _Job, fit: _Fit) -> None:
+    table = fit.data.table
+    log.info(
+        "%s: %d train / %d val / %d test images of %d patients, 3x%dx%d, %.2fM params, %s, "
+        "%d epochs of batch %d",
+        job.tag,
+        fit.idx["train"].numel(),
+        fit.idx["val"].numel(),
+        fit.idx["test"].numel(),
+        table["patient"].nunique(),
+        *fit.shape,
+        sum(p.numel() for p in fit.model.parameters()) / 1e6,
+        job.plan.describe(),
+        job.settings.epochs,
+        job.settings.batch_size,
+    )
+
+
+def _log_epoch(job: _Job, fit: _Fit, tr: EpochResult, va: EpochResult | None) -> None:
+    row = fit.history[-1]
+    log.info(
+        "%s epoch %d/%d: train loss %.4f acc %.3f auc %s | val loss %s acc %s auc %s | "
+        "lr %.2g | %.1f s, %.0f img/s",
+        job.tag,
+        row["epoch"],
+        job.settings.epochs,
+        tr.loss,
+        tr.acc,
+        _fmt(tr.auc),
+        _fmt(va and va.loss),
+        _fmt(va and va.acc),
+        _fmt(va and va.auc),
+        row["lr"],
+        row["seconds"],
+        tr.images / max(row["seconds"], 1e-9),
+    )
 
 
 def _fmt(value: float | None) -> str:

@@ -301,3 +301,17 @@ def test_summarise_localisation_known_values() -> None:
     assert (b["pointing_ci_low"], b["pointing_ci_high"]) == pytest.approx(_wilson(2, 2))
     single = summarise_localisation(scores.drop(columns="arm"))
     assert single["arm"].tolist() == ["all"] and single.loc[0, "n"] == 6
+
+
+def test_pointing_tolerance_is_15_px_at_the_paper_input() -> None:
+    from mskdx.gradcam import pointing_tolerance
+
+    assert pointing_tolerance(320) == 15.0  # the gout paper's 700x320 network input
+    assert pointing_tolerance(64) == pytest.approx(3.0)  # the quick overlay's 140x64 crops
+    cams = np.zeros((1, 64, 64))
+    cams[0, 10, 13] = 1.0  # the peak 3 px right of the lesion
+    masks = np.zeros((1, 64, 64), dtype=np.uint8)
+    masks[0, 8:12, 5:11] = 1
+    strict = localisation_scores(cams, masks)
+    tolerant = localisation_scores(cams, masks, tolerance_px=pointing_tolerance(64))
+    assert not strict["pointing_hit"][0] and tolerant["pointing_hit"][0]

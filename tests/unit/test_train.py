@@ -1,4 +1,5 @@
-"""Training job: outputs, determinism, resume after SIGKILL, leakage, OLT settings, stats."""
+"""Training job: outputs, determinism, resume after SIGKILL, leakage, OLT settings, stats; the fast
+(GPU) path on the CPU through DevicePlan, and on CUDA (tests marked gpu)."""
 
 import json
 import logging
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from mskdx import augment, train
-from mskdx.errors import SplitError
+from mskdx.errors import ConfigError, SplitError
 from mskdx.io import read_table, save_npy, write_table
 
 torch.set_num_threads(2)
@@ -193,11 +194,8 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_resume_after_sigkill(cohort, tmp_path, caplog):
-    spec = {**GOUT_TRAIN, "epochs": 3, "augment": {"translate": 0.1, "hflip": True, "rotate": 5}}
-    reference = run(cohort, tmp_path / "whole", train_spec=spec)
-
-    folder = tmp_path / "killed"
+def kill_after_epoch_1(cohort, folder: Path, spec: dict) -> None:
+    """Run the job in a subprocess and SIGKILL it during epoch 2, after epoch 1 was saved."""
     out = outputs(folder)
     kwargs = {
         "images": str(cohort["images"]),
@@ -233,6 +231,15 @@ def test_resume_after_sigkill(cohort, tmp_path, caplog):
     assert torch.load(last, weights_only=True)["epoch"] == 1
     assert not out["predictions"].exists()
 
+
+def test_resume_after_sigkill(cohort, tmp_path, caplog):
+    spec = {**GOUT_TRAIN, "epochs": 3, "augment": {"translate": 0.1, "hflip": True, "rotate": 5}}
+    reference = run(cohort, tmp_path / "whole", train_spec=spec)
+
+    folder = tmp_path / "killed"
+    out = outputs(folder)
+    kill_after_epoch_1(cohort, folder, spec)
+
     caplog.set_level(logging.INFO, logger="mskdx.train")
     run(cohort, folder, train_spec=spec)  # resumes at epoch 2
     assert "after epoch 1" in caplog.text
@@ -243,7 +250,7 @@ def test_resume_after_sigkill(cohort, tmp_path, caplog):
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     hist_a, hist_b = (read_table(p["history"]).drop(columns="seconds") for p in (reference, out))
     pd.testing.assert_frame_equal(hist_a, hist_b)
-    assert not last.exists()
+    assert not (folder / "checkpoint_last.pt").exists()
 
 
 @pytest.mark.parametrize("content", ["garbage", "other_args"])
@@ -400,3 +407,152 @@ def test_sample_params_and_make_batch():
     x = augment.make_batch(bank, torch.arange(4), scale, shift)
     assert x.mean(dim=(1, 2, 3)).abs().max() < 1e-4
     assert (x.std(dim=(2, 3), unbiased=False) - 1).abs().max() < 1e-3
+
+
+# --------------------------------------------------------------------------------------------
+# the fast (GPU) path, exercised on the CPU through DevicePlan
+
+CPU = torch.device("cpu")
+# batch 6: the 12 training, 6 validation and 24 predicted images come in one batch shape, so a
+# compiled model is traced once for training and once for evaluation
+FAST_TRAIN = {**GOUT_TRAIN, "batch_size": 6}
+# stated tolerances on P(positive) after 2 epochs of the tiny cohort, against the plain fp32 path:
+LAYOUT_ATOL = 1e-3  # channels_last, fused Adam, torch.compile: fp32, only the summation order moves
+BF16_ATOL = 0.05  # bf16 autocast: 8-bit mantissa in the forward pass (measured max 0.01)
+
+
+def test_cpu_plan_is_the_plain_deterministic_path():
+    plan = train.DevicePlan.for_settings(train.TrainSettings.from_config(GOUT_TRAIN))
+    assert plan == train.DevicePlan(CPU)
+    assert plan.batch_dtype == torch.float32 and plan.deterministic
+    assert plan.describe() == "cpu, deterministic"
+    with pytest.raises(ConfigError, match="pinned"):
+        train.DevicePlan(CPU, pin_memory=True)
+    model, net = train.DevicePlan(CPU, channels_last=True).place(train.models.build(GOUT_ARM))
+    assert net is model and model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_fast_path_pieces_on_cpu_agree_with_plain(cohort, tmp_path):
+    plans = {
+        "plain": train.DevicePlan(CPU),
+        "layout": train.DevicePlan(CPU, channels_last=True, fused=True),
+        "bf16": train.DevicePlan(CPU, amp=True, channels_last=True, fused=True),
+    }
+    prob = {}
+    for name, plan in plans.items():
+        out = run(cohort, tmp_path / name, train_spec=FAST_TRAIN, plan=plan)
+        prob[name] = read_table(out["predictions"])["prob"].to_numpy()
+    layout = np.abs(prob["layout"] - prob["plain"]).max()
+    bf16 = np.abs(prob["bf16"] - prob["plain"]).max()
+    assert layout <= LAYOUT_ATOL
+    assert 0 < bf16 <= BF16_ATOL  # > 0: autocast did run in bf16
+
+
+def test_compile_on_cpu_agrees_with_eager(cohort):
+    # inductor on the CPU (a C++ compiler): the compiled module trains and predicts like the eager
+    # one; a small stem keeps the compile time down
+    data = train.load_job_data(cohort["images"], cohort["manifest"], cohort["splits"], fold=0)
+    labels = data.table["label"].to_numpy()
+    norm = augment.make_normalization("image_zscore", data.images, data.rows("train"))
+    settings = train.TrainSettings.from_config(FAST_TRAIN)
+    order = torch.as_tensor(data.rows("train"))
+    params = augment.sample_params(len(order), settings.augment, H, W, torch.Generator())
+    out = {}
+    for compiled in (False, True):
+        plan = train.DevicePlan(CPU, channels_last=True, fused=True, compile=compiled)
+        torch.manual_seed(0)
+        model, net = plan.place(train.models.ResidualNet((0, 0, 0, 1), stem_width=8))
+        assert (net is not model) == compiled
+        bank = train.DeviceImages.for_plan(data.images, labels, norm, plan)
+        optimizer = plan.optimizer(settings, model.parameters())
+        result = train.train_one_epoch(net, optimizer, bank, order, params, batch_size=6)
+        prob = train.predict(net, bank, torch.arange(24), batch_size=6)
+        out[compiled] = (result.loss, prob)
+    assert out[True][0] == pytest.approx(out[False][0], abs=1e-4)
+    np.testing.assert_allclose(out[True][1], out[False][1], atol=LAYOUT_ATOL)
+
+
+def test_rng_state_round_trips_through_a_checkpoint(tmp_path):
+    import random
+
+    path = tmp_path / "rng.pt"
+    torch.save({"rng": train.DevicePlan.rng_state()}, path)
+
+    def draw():
+        return torch.rand(3), np.random.rand(3), random.random()
+
+    first = draw()
+    train.DevicePlan.set_rng_state(torch.load(path, weights_only=True)["rng"])
+    again = draw()
+    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert first[2] == again[2]
+
+
+# --------------------------------------------------------------------------------------------
+# CUDA (benchmarks/device_check.sh runs these on a GPU machine)
+
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)"
+)
+CUDA_TRAIN = {**FAST_TRAIN, "device": "cuda", "amp": True}
+# bf16 autocast, cuDNN autotuning and TF32 are not bitwise reproducible: two CUDA runs of the same
+# seed, a resumed and an uninterrupted one, and compile on/off agree on P(positive) within this
+CUDA_ATOL = 0.05
+
+
+def cuda_probs(cohort, folder, **kw) -> np.ndarray:
+    out = run(cohort, folder, **kw)
+    return read_table(out["predictions"])["prob"].to_numpy()
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_plan_is_the_fast_path():
+    plan = train.DevicePlan.for_settings(train.TrainSettings.from_config(CUDA_TRAIN))
+    assert plan.device.type == "cuda" and plan.amp and plan.channels_last and plan.fused
+    assert plan.pin_memory and not plan.deterministic and not plan.compile
+    assert plan.batch_dtype == torch.bfloat16
+    compiled = train.TrainSettings.from_config({**CUDA_TRAIN, "compile": True})
+    assert train.DevicePlan.for_settings(compiled).compile
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_deterministic_within_tolerance(cohort, tmp_path):
+    a = cuda_probs(cohort, tmp_path / "a", train_spec=CUDA_TRAIN)
+    b = cuda_probs(cohort, tmp_path / "b", train_spec=CUDA_TRAIN)
+    cpu = cuda_probs(cohort, tmp_path / "cpu", train_spec=FAST_TRAIN)
+    assert np.abs(a - b).max() <= CUDA_ATOL
+    assert np.abs(a - cpu).max() <= 2 * CUDA_ATOL  # and the GPU computes what the CPU does
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_compile_on_off_agree(cohort, tmp_path):
+    eager = cuda_probs(cohort, tmp_path / "eager", train_spec=CUDA_TRAIN)
+    compiled = cuda_probs(cohort, tmp_path / "compiled", train_spec={**CUDA_TRAIN, "compile": True})
+    assert np.abs(eager - compiled).max() <= CUDA_ATOL
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_rng_state_of_every_device_round_trips():
+    state = train.DevicePlan.rng_state()
+    assert len(state["cuda"]) == torch.cuda.device_count()
+    first = torch.rand(4, device="cuda")
+    train.DevicePlan.set_rng_state(state)
+    assert torch.equal(first, torch.rand(4, device="cuda"))
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_resume_after_sigkill(cohort, tmp_path, caplog):
+    spec = {**CUDA_TRAIN, "epochs": 3, "augment": {"translate": 0.1, "hflip": True, "rotate": 5}}
+    reference = cuda_probs(cohort, tmp_path / "whole", train_spec=spec)
+    folder = tmp_path / "killed"
+    kill_after_epoch_1(cohort, folder, spec)
+    caplog.set_level(logging.INFO, logger="mskdx.train")
+    resumed = cuda_probs(cohort, folder, train_spec=spec)
+    assert "after epoch 1" in caplog.text
+    assert np.abs(resumed - reference).max() <= CUDA_ATOL
+    assert not (folder / "checkpoint_last.pt").exists()
