@@ -30,7 +30,7 @@ rule predict_folder:
     benchmark:
         "results/benchmarks/predict_folder/{study}/{arm}.tsv"
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/predict.yaml"
     threads: 2
     resources:
         mem_mb=8000,
