@@ -134,6 +134,15 @@ def _check_images(images: ArrayLike) -> NDArray[np.uint8]:
     return array
 
 
+def _check_table(df: pd.DataFrame, needed: list[str], lacks: str, empty: str) -> None:
+    """Raise unless `df` has the `needed` columns ("<lacks> [...]; expected [...]") and rows."""
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise ValueError(f"{lacks} {missing}; expected {needed}")
+    if df.empty:
+        raise ValueError(empty)
+
+
 def _grid(n: int, style: Mapping[str, Any] | None) -> tuple[int, int]:
     columns = max(1, min(int(_style(style, "montage", "columns")), n))
     return math.ceil(n / columns), columns
@@ -161,12 +170,12 @@ def plot_training_curves(
     is drawn as a thin line in the same colours. Missing validation values are left out.
     """
     paths = _paths(outputs)
-    needed = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
-    missing = [c for c in needed if c not in history.columns]
-    if missing:
-        raise ValueError(f"history lacks columns {missing}; expected {needed}")
-    if history.empty:
-        raise ValueError("history has no rows; expected one per epoch")
+    _check_table(
+        history,
+        ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"],
+        "history lacks columns",
+        "history has no rows; expected one per epoch",
+    )
     if "fold" in history.columns and history["fold"].nunique() > 1:
         groups = [part for _, part in history.groupby("fold", sort=True)]
     else:
@@ -408,12 +417,12 @@ def plot_threshold_curve(
     training patients (marked with a dot and a dotted vertical line).
     """
     paths = _paths(outputs)
-    needed = ["fold", "threshold", "train_accuracy"]
-    missing = [c for c in needed if c not in curves.columns]
-    if missing:
-        raise ValueError(f"threshold curves lack columns {missing}; expected {needed}")
-    if curves.empty:
-        raise ValueError("threshold curves have no rows; expected fold x threshold")
+    _check_table(
+        curves,
+        ["fold", "threshold", "train_accuracy"],
+        "threshold curves lack columns",
+        "threshold curves have no rows; expected fold x threshold",
+    )
     folds = sorted(int(f) for f in curves["fold"].unique())
     unknown = sorted(set(int(f) for f in chosen) - set(folds))
     if unknown:
@@ -800,12 +809,12 @@ def plot_calibration(
     LOWESS curve (sorted probabilities, smoothed event rate). Marker area follows the bin count.
     """
     paths = _paths(outputs)
-    needed = ["cohort", "predicted", "observed", "observed_low", "observed_high", "n"]
-    missing = [c for c in needed if c not in bins.columns]
-    if missing:
-        raise ValueError(f"reliability bins lack columns {missing}; expected {needed}")
-    if bins.empty:
-        raise ValueError("reliability bins have no rows; expected at least one non-empty bin")
+    _check_table(
+        bins,
+        ["cohort", "predicted", "observed", "observed_low", "observed_high", "n"],
+        "reliability bins lack columns",
+        "reliability bins have no rows; expected at least one non-empty bin",
+    )
     dpi = int(_style(style, "dpi"))
     with _rc():
         fig = Figure(figsize=(5.8, 5.8), layout="constrained")
@@ -847,12 +856,12 @@ def plot_decision_curve(
     (`mskdx.clinical.decision_curve_table`); one panel per cohort.
     """
     paths = _paths(outputs)
-    needed = ["cohort", "arm", "threshold", "net_benefit", "treat_all"]
-    missing = [c for c in needed if c not in curves.columns]
-    if missing:
-        raise ValueError(f"decision curves lack columns {missing}; expected {needed}")
-    if curves.empty:
-        raise ValueError("decision curves have no rows")
+    _check_table(
+        curves,
+        ["cohort", "arm", "threshold", "net_benefit", "treat_all"],
+        "decision curves lack columns",
+        "decision curves have no rows",
+    )
     cohorts = list(dict.fromkeys(curves["cohort"]))
     dpi = int(_style(style, "dpi"))
     with _rc():
