@@ -104,6 +104,51 @@ def log_to(path: str | os.PathLike[str]) -> None:
         force=True,
     )
     logging.captureWarnings(True)
+    sys.excepthook = _report_uncaught(str(path))
+
+
+def _tell_terminal(err: BaseException) -> None:
+    """First line of an expected failure and its `terminal` text (real paths) on the terminal."""
+    import sys
+
+    terminal = sys.__stderr__ or sys.stderr
+    first, _, rest = str(err).partition("\n")
+    more = f"\n{rest}" if rest else ""
+    print(f"mskdx: {type(err).__name__}: {first}{more}", file=terminal)
+    extra = getattr(err, "terminal", "")
+    if extra:
+        print(f"mskdx: {extra}", file=terminal)
+    terminal.flush()
+
+
+def _report_uncaught(log: str):
+    """An excepthook for a rule's script: traceback to the log, the cause to the terminal.
+
+    Snakemake shows a failed job as its rule and log file only ("message: None"). An expected
+    failure (MskdxError, PHI-safe by design) prints its message; any other exception prints its
+    type and where it was raised, not its text, which may name input files.
+    """
+    import sys
+    import traceback
+
+    def hook(kind, err, tb) -> None:
+        traceback.print_exception(kind, err, tb)  # sys.stderr: the job's log
+        sys.stderr.flush()
+        from mskdx.errors import MskdxError
+
+        if isinstance(err, MskdxError):
+            _tell_terminal(err)
+            return
+        frames = traceback.extract_tb(tb)
+        where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+        terminal = sys.__stderr__ or sys.stderr
+        print(
+            f"mskdx: {kind.__name__}{where} (its message is in {log}: it may name input files)",
+            file=terminal,
+        )
+        terminal.flush()
+
+    return hook
 
 
 def exit_on_error(err: Exception) -> None:
@@ -115,16 +160,7 @@ def exit_on_error(err: Exception) -> None:
     rule and its log file. Exit status 1 fails the job.
     """
     import logging
-    import sys
 
-    message = str(err)
-    logging.getLogger("mskdx").error("%s: %s", type(err).__name__, message)
-    terminal = sys.__stderr__ or sys.stderr
-    first, _, rest = message.partition("\n")
-    more = f"\n{rest}" if rest else ""
-    print(f"mskdx: {type(err).__name__}: {first}{more}", file=terminal)
-    extra = getattr(err, "terminal", "")
-    if extra:
-        print(f"mskdx: {extra}", file=terminal)
-    terminal.flush()
+    logging.getLogger("mskdx").error("%s: %s", type(err).__name__, err)
+    _tell_terminal(err)
     raise SystemExit(1)
