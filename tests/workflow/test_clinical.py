@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -127,12 +128,12 @@ def test_predict_refuses_images_the_model_was_not_trained_for(tiny_run, tmp_path
     assert missing.returncode == 2 and "is not an arm of gout" in missing.stderr
 
 
-def test_predict_as_a_workflow_target(tiny_run):
+def test_predict_as_a_workflow_target(tiny_run, tmp_path):
+    # a copy with the run's metadata: the shared tiny run must not gain outputs
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run", symlinks=True))
     target = "results/olt/predict/T2/images.csv"
-    proc = snakemake(
-        tiny_run, target, "--config", "predict={'dicom_dir': 'data/synthetic/olt/dicom'}"
-    )
-    assert proc.returncode == 0
-    table = pd.read_csv(tiny_run / target)
-    workflow = read_table(tiny_run / "results/olt/models/T2/fold_0/predictions.csv", "predictions")
+    proc = snakemake(run, target, "--config", "predict={'dicom_dir': 'data/synthetic/olt/dicom'}")
+    assert "rule train_fold" not in proc.stdout  # the trained models are reused
+    table = pd.read_csv(run / target)
+    workflow = read_table(run / "results/olt/models/T2/fold_0/predictions.csv", "predictions")
     assert set(table["image_id"]) == set(workflow["image_id"])

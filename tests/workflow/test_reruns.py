@@ -50,7 +50,8 @@ def test_noop_rerun_has_nothing_to_do_quickly(tiny_run):
 def test_figure_setting_reruns_only_that_figure(tiny_run):
     extra = overlay(tiny_run, "roc_width.yaml", "figures:\n  roc:\n    linewidth: 2.75\n")
     jobs = planned_jobs(tiny_run, extra)
-    assert Counter(rule for rule, _ in jobs) == {"plot_roc": 2}
+    # the ROC figures of both studies: the papers' and development vs external cohorts
+    assert Counter(rule for rule, _ in jobs) == {"plot_roc": 2, "plot_roc_external": 2}
 
 
 def test_montage_setting_reruns_only_montages(tiny_run):

@@ -31,7 +31,7 @@ rule tabulate_calibration:
 
 rule plot_calibration:
     input:
-        predictions=get_predictions,
+        predictions=get_arm_predictions,
         external=get_arm_external_ensembles,
         code=library_sources("clinical", "stats", "figures"),
     output:
@@ -93,8 +93,6 @@ rule tabulate_checklist:
         manifest="results/{study}/cache/manifest.csv",
         refused="results/{study}/extract/refused.csv",
         splits="results/{study}/splits/splits.csv",
-        # the items the checklist calls reported point to these: they must exist
-        evidence=get_checklist_evidence,
         code=library_sources("checklist", "tables"),
     output:
         csv=report(

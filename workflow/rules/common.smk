@@ -414,16 +414,3 @@ def get_checklist_settings(wildcards):
         "train": cfg["train"],
         "external": external_cohorts(wildcards.study),
     }
-
-
-def get_checklist_evidence(wildcards):
-    study = wildcards.study
-    files = [
-        f"results/{study}/tables/calibration.csv",
-        f"results/{study}/tables/decision_curve.csv",
-        f"results/{study}/tables/localisation.csv",
-    ]
-    files += [
-        f"results/{study}/tables/external_{c}.csv" for c in external_cohorts(study)
-    ]
-    return files
