@@ -219,10 +219,10 @@ def test_found_region_leaves_out_text_rulers_and_bars(gout_cohort):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         if "SequenceOfUltrasoundRegions" not in ds:
             continue
-        r = ds.SequenceOfUltrasoundRegions[0]
+        r = ds.SequenceOfUltrasoundRegions[0]  # the first (of a dual view: left) tissue region
         if r.RegionLocationMaxX1 >= ds.Columns:
             continue  # the stale record of the smaller device
-        box = find_bmode_region(dicom.read_frames(path)[0], path.name)
+        box = find_bmode_region(dicom.read_frames(path)[0], path.name)  # the largest view
         checked += 1
         # above the region lies burned-in text, beside it the ruler and grey bar
         if (

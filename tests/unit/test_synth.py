@@ -205,7 +205,9 @@ def test_gout_files_decode_with_realistic_headers(gout, tiny):
         ds = f["ds"]
         full = (f["frames"], g["height"], g["width"], 3)
         small = (f["frames"], round(g["height"] * 0.625), round(g["width"] * 0.625), 3)
-        assert f["pixels"].shape in (full, small)  # the smaller device: 640x480 from 1024x768
+        dual = (f["frames"], g["height"], 2 * g["width"], 3)  # two views side by side
+        # the smaller device: 640x480 from 1024x768
+        assert f["pixels"].shape in (full, small, dual)
         assert f["pixels"].dtype == np.uint8
         assert ds.Modality in ("US", "OT")
         for key in (
@@ -359,65 +361,106 @@ def test_gout_lesions_only_in_gout_inside_the_bmode_crop(gout, tiny):
             lesion_patients.add(pid)
             rgb = f["pixels"][k]
             assert (rgb.max(axis=-1)[mask] > 0).all()  # lesions are drawn, not in the black
-            y0, y1, x0, x1 = _bmode_box(rgb)
-            z = rgb.shape[1] / tiny["gout"]["width"]  # the smaller device's screen: 0.625
-            w, h = round(CROP_W * z), round(CROP_H * z)
-            assert x1 - x0 >= w and y1 - y0 >= h
-            cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
-            ys, xs = np.nonzero(mask)
-            assert ys.min() >= cy - h // 2 - 1 and ys.max() < cy + h // 2 + 1
-            assert xs.min() >= cx - w // 2 - 1 and xs.max() < cx + w // 2 + 1
-            assert ys.max() < cy + h // 2 - 20 * z  # upper-middle part of the crop
+            z = rgb.shape[0] / tiny["gout"]["height"]  # the smaller device's screen: 0.625
+            views = round(rgb.shape[1] / (z * tiny["gout"]["width"]))  # 2: a dual view
+            panes = np.split(np.arange(rgb.shape[1]), views)
+            for pane in panes:  # each view shows the scene with its lesions
+                y0, y1, x0, x1 = _bmode_box(rgb[:, pane])
+                w, h = round(CROP_W * z), round(CROP_H * z)
+                assert x1 - x0 >= w and y1 - y0 >= h
+                cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+                ys, xs = np.nonzero(mask[:, pane])
+                assert ys.min() >= cy - h // 2 - 1 and ys.max() < cy + h // 2 + 1
+                assert xs.min() >= cx - w // 2 - 1 and xs.max() < cx + w // 2 + 1
+                assert ys.max() < cy + h // 2 - 20 * z  # upper-middle part of the crop
     assert lesion_patients == {p for p, d in diagnosis.items() if d == "gout"}
+
+
+def _tissue_and_flow(ds) -> tuple[list, list]:
+    regions = ds.get("SequenceOfUltrasoundRegions") or []
+    return (
+        [r for r in regions if r.RegionDataType == 1],
+        [r for r in regions if r.RegionDataType == 2],
+    )
 
 
 def test_gout_bmode_region_header_matches_pixels(gout):
     for f in gout["files"]:
         ds = f["ds"]
-        if "SequenceOfUltrasoundRegions" not in ds:
-            continue  # secondary capture, or a device that writes no record
-        region = ds.SequenceOfUltrasoundRegions[0]
+        tissue, flow = _tissue_and_flow(ds)
         pixels = f["pixels"][0]
-        y0, y1, x0, x1 = _bmode_box(pixels)
-        if region.RegionLocationMaxX1 >= pixels.shape[1]:
-            continue  # stale record of the smaller device (tested below)
-        tol = 2  # resized screen, curvilinear top: edges within 2 px
-        assert abs(region.RegionLocationMinX0 - x0) <= tol
-        assert abs(region.RegionLocationMinY0 - y0) <= tol
-        assert abs(region.RegionLocationMaxX1 - (x1 - 1)) <= tol
-        assert abs(region.RegionLocationMaxY1 - (y1 - 1)) <= tol
+        if not tissue or tissue[0].RegionLocationMaxX1 >= pixels.shape[1]:
+            continue  # no record, or the stale record of the smaller device (tested below)
+        panes = np.split(np.arange(pixels.shape[1]), len(tissue))  # one pane per view
+        for region, pane in zip(tissue, panes, strict=True):
+            y0, y1, x0, x1 = _bmode_box(pixels[:, pane])
+            x0, x1 = x0 + pane[0], x1 + pane[0]
+            tol = 2  # resized screen, curvilinear top, sector sides: edges within 2 px
+            assert abs(region.RegionLocationMinX0 - x0) <= tol
+            assert abs(region.RegionLocationMinY0 - y0) <= tol
+            assert abs(region.RegionLocationMaxX1 - (x1 - 1)) <= tol
+            assert abs(region.RegionLocationMaxY1 - (y1 - 1)) <= tol
+        for region in flow:  # a colour-flow box inside the first view, coloured pixels in it
+            box = pixels[
+                region.RegionLocationMinY0 : region.RegionLocationMaxY1 + 1,
+                region.RegionLocationMinX0 : region.RegionLocationMaxX1 + 1,
+            ].astype(int)
+            assert region.RegionLocationMinX0 > tissue[0].RegionLocationMinX0
+            assert region.RegionLocationMaxY1 < tissue[0].RegionLocationMaxY1
+            assert (np.abs(box[..., 0] - box[..., 2]) > 100).mean() > 0.05
 
 
 def test_gout_devices_vary_size_region_record_and_overlays(gout, tiny):
     """Every capture variant the extraction must handle is in the tiny cohort: 640x480, region
-    record present (inside the frame), absent, stale (outside the frame), header/footer bars."""
+    record present (inside the frame), absent, stale (outside the frame), header/footer bars,
+    a dual view (two tissue regions), a colour-flow box in the field, a sector fan."""
     g = tiny["gout"]
     kinds = set()
     for f in gout["files"]:
         ds, pixels = f["ds"], f["pixels"]
         rows, cols = pixels.shape[1:3]
-        regions = ds.get("SequenceOfUltrasoundRegions")
+        tissue, flow = _tissue_and_flow(ds)
         if ds.Modality == "OT":
-            assert regions is None  # secondary captures carry no record
+            assert "SequenceOfUltrasoundRegions" not in ds  # secondary captures: no record
             continue
-        if not regions:
+        grey = pixels[0, ..., 0].astype(float)
+        if ds.TransducerData == "P42":  # sector: the field's top corners are black
+            y0, y1, x0, x1 = _bmode_box(pixels[0])
+            assert grey[y0 + 2, x0 + 2] == 0 and grey[y0 + 2, x1 - 3] == 0
+            assert grey[y0 + 2, (x0 + x1) // 2] > 0
+            kinds.add("sector")
+        if not tissue:
             kinds.add("absent")
             continue
-        r = regions[0]
+        r = tissue[0]
         inside = r.RegionLocationMaxX1 < cols and r.RegionLocationMaxY1 < rows
         kinds.add("present" if inside else "stale")
         if inside:  # the record frames the field: speckle inside, black just outside
-            grey = pixels[0, ..., 0].astype(float)
-            field = grey[
-                r.RegionLocationMinY0 : r.RegionLocationMaxY1,
-                r.RegionLocationMinX0 : r.RegionLocationMaxX1,
-            ]
-            assert field.std() > 10
+            for r in tissue:
+                field = grey[
+                    r.RegionLocationMinY0 : r.RegionLocationMaxY1,
+                    r.RegionLocationMinX0 : r.RegionLocationMaxX1,
+                ]
+                assert field.std() > 10
+        if len(tissue) == 2:
+            assert cols == 2 * g["width"]
+            kinds.add("dual view")
+        if flow:
+            kinds.add("colour flow")
         if rows < g["height"]:
             kinds.add("small")
         if (pixels[0, :20, :, 0] > 40).mean() > 0.5:
             kinds.add("header bar")
-    assert kinds == {"present", "absent", "stale", "small", "header bar"}
+    assert kinds == {
+        "present",
+        "absent",
+        "stale",
+        "small",
+        "header bar",
+        "dual view",
+        "colour flow",
+        "sector",
+    }
 
 
 def test_gout_is_deterministic_and_seeded(gout_dir, tiny, tmp_path):

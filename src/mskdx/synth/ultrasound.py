@@ -292,6 +292,8 @@ class _Scene:
     speckle_sigma: tuple[float, float]
     lesions: list[_Lesion] = field(default_factory=list)
     confounders: list[_Lesion] = field(default_factory=list)
+    #: a colour-flow box (x0, y0, x1, y1) in region pixels, on devices that show one
+    flow_box: tuple[int, int, int, int] | None = None
 
     @property
     def window(self) -> tuple[int, int, int, int]:
@@ -936,25 +938,19 @@ def _us_dataset(
     if gf.secondary_capture:
         ds.ConversionType = "WSD"
         ds.SecondaryCaptureDeviceManufacturer = "mskdx"
-    elif device["record"] == "absent":
-        ds.TransducerData = "L55"
     else:
-        ds.TransducerData = "L55"
-        item = Dataset()
-        ds.SequenceOfUltrasoundRegions = [item]
-        item.RegionSpatialFormat = 1
-        item.RegionDataType = 1
-        item.RegionFlags = 0
-        item.RegionLocationMinX0 = int(scene.x0 * scale)
-        item.RegionLocationMinY0 = int(scene.y0 * scale)
-        item.RegionLocationMaxX1 = int((scene.x0 + scene.bw) * scale) - 1
-        item.RegionLocationMaxY1 = int((scene.y0 + scene.bh) * scale) - 1
-        item.PhysicalUnitsXDirection = 3
-        item.PhysicalUnitsYDirection = 3
-        item.PhysicalDeltaX = round(scene.mm_per_px / 10 / scale, 6)
-        item.PhysicalDeltaY = round(scene.mm_per_px / 10 / scale, 6)
-        item.ReferencePixelX0 = int(scene.bw * scale) // 2
-        item.ReferencePixelY0 = 0
+        ds.TransducerData = "P42" if device.get("field") == "sector" else "L55"
+    if not gf.secondary_capture and device["record"] != "absent":
+        ds.SequenceOfUltrasoundRegions = [
+            _region_item(scene, scale, scene.x0 + v * scene.width, scene.y0, scene.bw, scene.bh)
+            for v in range(device.get("views", 1))
+        ]
+        if scene.flow_box is not None:
+            bx0, by0, bx1, by1 = scene.flow_box
+            item = _region_item(
+                scene, scale, scene.x0 + bx0, scene.y0 + by0, bx1 - bx0, by1 - by0, data_type=2
+            )
+            ds.SequenceOfUltrasoundRegions.append(item)
     ds.BurnedInAnnotation = "YES"
     ds.LossyImageCompression = "00"
     ds.Rows = frames.shape[1]
@@ -988,6 +984,27 @@ def _us_dataset(
     return ds, expected
 
 
+def _region_item(
+    scene: _Scene, scale: float, x0: int, y0: int, w: int, h: int, data_type: int = 1
+) -> Dataset:
+    """One SequenceOfUltrasoundRegions item: 2D, tissue (1) or colour flow (2), in cm."""
+    item = Dataset()
+    item.RegionSpatialFormat = 1
+    item.RegionDataType = data_type
+    item.RegionFlags = 0
+    item.RegionLocationMinX0 = int(x0 * scale)
+    item.RegionLocationMinY0 = int(y0 * scale)
+    item.RegionLocationMaxX1 = int((x0 + w) * scale) - 1
+    item.RegionLocationMaxY1 = int((y0 + h) * scale) - 1
+    item.PhysicalUnitsXDirection = 3
+    item.PhysicalUnitsYDirection = 3
+    item.PhysicalDeltaX = round(scene.mm_per_px / 10 / scale, 6)
+    item.PhysicalDeltaY = round(scene.mm_per_px / 10 / scale, 6)
+    item.ReferencePixelX0 = int(w * scale) // 2
+    item.ReferencePixelY0 = 0
+    return item
+
+
 # --------------------------------------------------------------------------------------------
 # Cohort
 # --------------------------------------------------------------------------------------------
@@ -1012,15 +1029,28 @@ def _patient_anatomy(patient: GoutPatient, seed: int) -> dict:
 #: capture devices, cycled over the patients so that every small cohort has each: the image
 #: size (1.0 = the cohort's width x height; 0.625 = 640x480 from 1024x768, a smaller screen),
 #: what the region record holds (present, absent, stale = written for the full-size screen and
-#: not updated, as in pydicom's resized copies), header/footer bars, a colour bar
+#: not updated, as in pydicom's resized copies), header/footer bars, a colour bar beside the
+#: field, a colour-flow box inside it (listed in the record as a colour-flow region), the field's
+#: shape (linear, a share of them curvilinear; or a sector fan) and the views per capture (2 = a
+#: dual view: two views of the same scene side by side on a screen twice as wide, each with its
+#: own tissue region in the record)
 DEVICES = (
     dict(name="main", scale=1.0, record="present", bars=True, colour_bar=False),
     dict(name="no-record", scale=1.0, record="absent", bars=False, colour_bar=True),
     dict(name="small", scale=0.625, record="present", bars=True, colour_bar=False),
-    dict(name="main-colour", scale=1.0, record="present", bars=False, colour_bar=True),
+    dict(
+        name="main-colour",
+        scale=1.0,
+        record="present",
+        bars=False,
+        colour_bar=True,
+        colour_box=True,
+    ),
     dict(name="small-stale", scale=0.625, record="stale", bars=True, colour_bar=True),
+    dict(name="sector", scale=1.0, record="absent", bars=True, colour_bar=False, field="sector"),
+    dict(name="dual", scale=1.0, record="present", bars=False, colour_bar=False, views=2),
 )
-#: share of files with a curvilinear field (convex top edge) instead of a linear one
+#: share of the linear devices' files with a curvilinear field (convex top edge)
 CURVILINEAR_SHARE = 0.3
 
 
@@ -1065,6 +1095,40 @@ def _curvilinear_cut(s: _Scene) -> NDArray[np.bool_]:
     return np.hypot(xx - s.bw / 2, yy - radius) > radius
 
 
+def _sector_cut(s: _Scene, rng) -> NDArray[np.bool_]:
+    """Pixels of the region outside a sector fan (blank on a phased-array probe).
+
+    The fan's (virtual) apex lies above the region's top edge, its sides open at 60-72 degrees
+    from the vertical and its far edge is an arc through the region's bottom centre; it spans
+    the region's full width where the sides meet the arc, so the region (and its record) is the
+    fan's bounding box. The top corners of the crop fall outside the fan; lesions lie deeper,
+    where the fan is at least 2 x 300 pixels wide.
+    """
+    theta = np.deg2rad(rng.uniform(60.0, 72.0))
+    radius = max((s.bw / 2 + 2) / np.sin(theta), s.bh + 20.0)
+    theta = np.arcsin(min(1.0, (s.bw / 2 + 2) / radius))
+    apex = radius - s.bh  # above the top edge
+    yy, xx = np.mgrid[0 : s.bh, 0 : s.bw].astype(np.float32)
+    dx, dy = xx + 0.5 - s.bw / 2, yy + 0.5 + apex
+    return (np.hypot(dx, dy) > radius) | (np.abs(np.arctan2(dx, dy)) > theta)
+
+
+def _colour_box(s: _Scene, rng) -> tuple[tuple[int, int, int, int], NDArray[np.uint8]]:
+    """A colour-flow (Doppler) box in the soft tissue above the joint: its (x0, y0, x1, y1) in
+    region pixels and an RGB overlay (zero where no flow signal) with the box's outline."""
+    w, h = int(rng.uniform(160, 260)), int(rng.uniform(60, 110))
+    x0 = int(np.clip(s.x_j - w / 2 + rng.uniform(-40, 40), 4, s.bw - w - 4))
+    y0 = int(np.clip(s.skin + 4, 4, s.bh - h - 4))
+    blob = _smooth_field(rng, (h, w), 8, 1.5)
+    flow = np.zeros((h, w, 3), np.uint8)
+    towards, away = blob > np.quantile(blob, 0.9), blob < np.quantile(blob, 0.05)
+    flow[towards] = (230, 40, 30)
+    flow[away] = (40, 90, 235)
+    flow[[0, -1], :] = (200, 200, 90)
+    flow[:, [0, -1]] = (200, 200, 90)
+    return (x0, y0, x0 + w, y0 + h), flow
+
+
 def render_gout_file(
     gf: GoutFile,
     patient: GoutPatient,
@@ -1097,22 +1161,37 @@ def render_gout_file(
         overlay = np.where(overlay.any(axis=2, keepdims=True), overlay, bars)
     if device["colour_bar"]:
         _add_colour_bar(overlay, scene)
-    cut = _curvilinear_cut(scene) if look.random() < CURVILINEAR_SHARE else None
-    frames = np.zeros((gf.frames, height, width, 3), dtype=np.uint8)
-    masks = np.zeros((gf.frames, height, width), dtype=np.uint8)
-    speckle = None
+    curved = look.random() < CURVILINEAR_SHARE
+    if device.get("field") == "sector":
+        cut = _sector_cut(scene, look)
+    else:
+        cut = _curvilinear_cut(scene) if curved else None
+    flow = _colour_box(scene, look) if device.get("colour_box") else None
+    scene.flow_box = flow[0] if flow is not None else None
+    views = device.get("views", 1)
+    overlay = np.concatenate([overlay] * views, axis=1)
+    frames = np.zeros((gf.frames, height, width * views, 3), dtype=np.uint8)
+    masks = np.zeros((gf.frames, height, width * views), dtype=np.uint8)
+    speckle = [None] * views
     shift = 0.0
     for f in range(gf.frames):
         moved = float(rng.integers(-3, 4)) if f else 0.0
         shift += moved
-        grey, mask, speckle = _render_region(scene, shift, rng, speckle, moved)
         frames[f] = overlay
-        sl = (slice(scene.y0, scene.y0 + scene.bh), slice(scene.x0, scene.x0 + scene.bw))
-        if cut is not None:
-            grey = np.where(cut, 0, grey)
-            mask = np.where(cut, 0, mask)
-        frames[f][sl] = grey[:, :, None]
-        masks[f][sl] = mask
+        for v in range(views):  # a dual view: the same scene, another speckle realisation
+            grey, mask, speckle[v] = _render_region(scene, shift, rng, speckle[v], moved)
+            if cut is not None:
+                grey = np.where(cut, 0, grey)
+                mask = np.where(cut, 0, mask)
+            x0 = scene.x0 + v * width
+            sl = (slice(scene.y0, scene.y0 + scene.bh), slice(x0, x0 + scene.bw))
+            frames[f][sl] = grey[:, :, None]
+            masks[f][sl] = mask
+            if flow is not None:  # flow signal replaces grey pixels, never a lesion's
+                (bx0, by0, bx1, by1), rgb = flow
+                box = frames[f][scene.y0 + by0 : scene.y0 + by1, x0 + bx0 : x0 + bx1]
+                keep = rgb.any(axis=2) & (mask[by0:by1, bx0:bx1] == 0)
+                box[keep] = rgb[keep]
     if device["scale"] != 1.0:
         frames, masks = _shrink(frames, masks, device["scale"])
     return frames, masks, scene
