@@ -253,42 +253,70 @@ _DISK1 = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 _DISK3 = np.hypot(*np.mgrid[-3:4, -3:4]) <= 3.0
 
 
-def _pick_field(tex: _Texture, mask: NDArray[np.bool_]) -> Box | None:
-    """The speckled field among the mask's components, as a box in frame pixels.
+def _pick_views(tex: _Texture, mask: NDArray[np.bool_]) -> list[Box]:
+    """The speckled field(s) among the mask's components, as boxes in frame pixels, left to right.
 
     Components are scored by their textured area (textured blocks before the closing): a text
-    panel closed into a blob has few, a uniform bar none. Components below the best that lie in
-    the same columns (the field split by an anechoic band or shadow) or the same rows (views
-    side by side) and are themselves large are joined.
+    panel closed into a blob has few, a uniform bar none. The best component is a view; a large
+    component (at least half the best's score) beside it, in other columns and the same rows (both
+    at least 80% of the taller one's height), is a view of its own (dual or quad views separated by
+    a gap; views that touch stay one component). Other large components (at least a quarter of the
+    best's score) are joined: to the view whose columns they share (the field split by an anechoic
+    band or shadow), else to the best view if they lie in its rows.
     """
     labels, n = ndi.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
-        return None
+        return []
     textured = tex.textured
     score = ndi.sum_labels(textured, labels, index=np.arange(1, n + 1))
     best = int(np.argmax(score))
     if score[best] < 24:  # fewer than 24 blocks (about 40 x 40 px at BLOCK 8): no field
-        return None
+        return []
     slices = ndi.find_objects(labels)
-    part = labels == best + 1
-    r, c = slices[best]
+    views: dict[int, list[int]] = {best: [best]}
     for k in np.argsort(score)[::-1]:
+        k = int(k)
         if k == best or score[k] < 0.25 * score[best]:
             continue
         rk, ck = slices[k]
-        cols = min(c.stop, ck.stop) - max(c.start, ck.start)
-        rows = min(r.stop, rk.stop) - max(r.start, rk.start)
-        if cols >= 0.8 * (ck.stop - ck.start) or rows >= 0.8 * (rk.stop - rk.start):
-            part |= labels == k + 1
+        if score[k] >= 0.5 * score[best] and all(
+            _overlap(ck, slices[v][1]) <= 0
+            and _overlap(rk, slices[v][0])
+            >= 0.8 * max(rk.stop - rk.start, slices[v][0].stop - slices[v][0].start)
+            for v in views
+        ):
+            views[k] = [k]
+            continue
+        stacked = [v for v in views if _overlap(ck, slices[v][1]) >= 0.8 * (ck.stop - ck.start)]
+        if stacked:
+            views[stacked[0]].append(k)
+        elif _overlap(rk, slices[best][0]) >= 0.8 * (rk.stop - rk.start):
+            views[best].append(k)
+    boxes = [_view_box(tex, np.isin(labels, [k + 1 for k in parts])) for parts in views.values()]
+    return sorted(boxes, key=lambda b: b.x0)
+
+
+def _overlap(a: slice, b: slice) -> int:
+    return min(a.stop, b.stop) - max(a.start, b.start)
+
+
+def _view_box(tex: _Texture, part: NDArray[np.bool_]) -> Box:
     # a bar or text block that the closing joined to the field is separated from it by a
     # column (row) without any textured block: keep the run of columns (rows) with most texture
-    raw = textured & part
-    part &= _main_run(raw.sum(axis=0))[None, :]
+    raw = tex.textured & part
+    part = part & _main_run(raw.sum(axis=0))[None, :]
     part &= _main_run(raw.sum(axis=1))[:, None]
     r0, r1 = _trim(part.sum(axis=1), 0.05)
     c0, c1 = _trim(part.sum(axis=0), 0.03)
     rows_px, cols_px = tex.shape
     return Box(c0 * BLOCK, r0 * BLOCK, min(c1 * BLOCK, cols_px), min(r1 * BLOCK, rows_px))
+
+
+def _largest(boxes: list[Box]) -> Box:
+    """The largest box; of boxes within 5% of the largest area the first (views of a dual
+    view are the same size, give or take the finder's few blocks: the left one, consistently)."""
+    most = max(b.area for b in boxes)
+    return next(b for b in boxes if b.area >= 0.95 * most)
 
 
 def _main_run(count: NDArray) -> NDArray[np.bool_]:
@@ -308,16 +336,28 @@ def find_bmode_region(frame: NDArray, source: str = "") -> Box:
     low threshold; a closing joins speckle, dim and anechoic patches, an opening (disk of 3
     blocks) removes burned-in text, ruler ticks, colour and grey bars and thin lines; uniform
     header and footer bars have no spread at all. Of the remaining components the one with the
-    most textured blocks is the field (`_pick_field`). Linear, curvilinear and sector fields,
-    dim images and large anechoic areas are found alike. Returns its bounding box.
+    most textured blocks is the field (`_pick_views`). Linear, curvilinear and sector fields,
+    dim images and large anechoic areas are found alike. Returns its bounding box (of a dual
+    view with a gap between the views: the largest view, of equal ones the left).
     """
+    return _largest(find_bmode_views(frame, source))
+
+
+def find_bmode_views(frame: NDArray, source: str = "") -> list[Box]:
+    """The B-mode field(s) found by image analysis, left to right (one, or one per view)."""
     tex = _texture(frame, source)
-    box = _pick_field(tex, _field_mask(tex))
-    if box is None or box.area < 0.02 * frame.shape[0] * frame.shape[1]:
+    views = _found_views(tex)
+    if not views:
         raise PreprocessError(
             f"{source}: no B-mode region found (no speckled field of at least 2% of the image)"
         )
-    return box
+    return views
+
+
+def _found_views(tex: _Texture, within: Box | None = None) -> list[Box]:
+    """`_pick_views` of the frame (or inside `within`), without views under 2% of the frame."""
+    least = 0.02 * tex.shape[0] * tex.shape[1]
+    return [b for b in _pick_views(tex, _field_mask(tex, within)) if b.area >= least]
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,8 +402,9 @@ def find_regions(
     (an unusable or missing record is an error); "image" = the image finder only (the record,
     if usable, is still compared). A record region is tightened to the speckled field inside it
     (the scanner's region often holds its own overlay text); where none is found there, the
-    record's box is used as written. multi (several 2D tissue regions: dual or quad views):
-    "largest" one, "each" as separate images, or the "first" as listed.
+    record's box is used as written. multi (several 2D tissue regions of the record, or views the
+    image finder found side by side with a gap between them: dual or quad views): the "largest"
+    one, "each" as separate images, or the "first" as listed (the finder's: from the left).
     """
     if mode not in REGION_MODES or multi not in MULTI_REGION:
         raise PreprocessError(f"{source}: region mode {mode!r} / multi-region {multi!r} unknown")
@@ -371,9 +412,8 @@ def find_regions(
     boxes, why = record_regions(records or [], tex.shape)
     if mode == "record" and not boxes:
         raise PreprocessError(f"{source}: preprocess.region is 'record' but {why}")
-    finder = _pick_field(tex, _field_mask(tex))
-    if finder is not None and finder.area < 0.02 * tex.shape[0] * tex.shape[1]:
-        finder = None
+    views = _found_views(tex)
+    finder = _union(views) if views else None
     record_box = _union(boxes) if boxes else None
     iou = round(finder.iou(record_box), 3) if finder and record_box else None
     if mode == "image" or not boxes:
@@ -382,21 +422,25 @@ def find_regions(
                 f"{source}: no B-mode region found (no speckled field of at least 2% of the "
                 "image" + (f"; region record not used: {why})" if records else ")")
             )
-        flags = region_flags(tex, finder, finder, record_box)
-        return [Region(finder, "image", iou, tuple(flags), why if records else "")]
-    if multi == "largest":
-        boxes = [max(boxes, key=lambda b: b.area)]
-    elif multi == "first":
-        boxes = boxes[:1]
+        note = why if records else ""
+        return [
+            Region(box, "image", iou, tuple(region_flags(tex, box, finder, record_box)), note)
+            for box in _choose(views, multi)
+        ]
     regions = []
-    for rec in boxes:
-        inner = _pick_field(tex, _field_mask(tex, within=rec))
-        box = (
-            inner if inner is not None and inner.area >= 0.02 * tex.shape[0] * tex.shape[1] else rec
-        )
+    for rec in _choose(boxes, multi):
+        inner = _found_views(tex, within=rec)
+        box = _largest(inner) if inner else rec
         flags = region_flags(tex, box, finder, record_box)
         regions.append(Region(box, "record", iou, tuple(flags)))
     return regions
+
+
+def _choose(views: list[Box], multi: str) -> list[Box]:
+    """The views a multi_region policy keeps: the largest, the first, or each."""
+    if multi == "largest":
+        return [_largest(views)]
+    return views[:1] if multi == "first" else views
 
 
 def _union(boxes: list[Box]) -> Box:

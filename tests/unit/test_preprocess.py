@@ -210,3 +210,33 @@ def test_small_capture_fit_keeps_the_paper_aspect():
     assert fit_box(Box(0, 0, 100, 400), (480, 640), 700, 320).width == 640  # tall: widened
     with pytest.raises(PreprocessError, match="smaller than the 700x320 crop"):
         crop_regions(frame, width=700, height=320, small_capture="refuse", source="s.dcm")
+
+
+def test_views_side_by_side_are_found_as_views_without_a_record():
+    """A dual view (two speckled fields with a black gap, no record): the finder finds each view,
+    and the multi-region policy applies as it does to a record's regions."""
+    rng = np.random.default_rng(7)
+    frame = np.zeros((600, 1600), np.float32)
+    frame[100:500, 60:760] = rng.rayleigh(40, size=(400, 700))
+    frame[100:500, 840:1540] = rng.rayleigh(40, size=(400, 700))
+    frame[20:34, 30:400] = 255  # a text line across the top
+    left, right = Box(60, 100, 760, 500), Box(840, 100, 1540, 500)
+    each = find_regions(frame, None, multi="each", source="dual.dcm")
+    assert [r.method for r in each] == ["image", "image"]
+    for region, view in zip(each, (left, right), strict=True):
+        assert region.box.iou(view) > 0.95 and region.flags == ()
+    (largest,) = find_regions(frame, None, multi="largest", source="dual.dcm")
+    assert largest.box == each[0].box  # equal views: the left one
+    assert find_bmode_region(frame) == each[0].box
+    (first,) = find_regions(frame, None, multi="first", source="dual.dcm")
+    assert first.box == each[0].box
+    # a smaller right view: "largest" is the larger one whichever side it is on
+    frame[100:300, 60:760] = 0
+    (largest,) = find_regions(frame, None, multi="largest", source="dual.dcm")
+    assert largest.box.iou(right) > 0.95
+    # one field split by an anechoic band across it stays one region
+    band = np.zeros((600, 900), np.float32)
+    band[100:500, 100:800] = rng.rayleigh(40, size=(400, 700))
+    band[256:320, 100:800] *= 0.1  # anechoic: dark, still a little speckle
+    (whole,) = find_regions(band, None, multi="each")
+    assert whole.box.iou(Box(100, 100, 800, 500)) > 0.95
