@@ -202,84 +202,104 @@ def plot_localisation_step(scores: PathLike, *, outputs: list, style: dict) -> N
 
 
 def compute_gradcam_step(
-    checkpoint: PathLike,
-    predictions: PathLike,
+    checkpoints: Sequence[PathLike],
+    predictions: Sequence[PathLike],
     images: PathLike,
     masks: PathLike,
     manifest: PathLike,
     *,
     study: str,
     arm: str,
-    fold: int,
+    folds: Sequence[int],
     samples: int,
     seed: int,
     cams: PathLike,
     scores: PathLike,
     threads: int = 1,
 ) -> None:
-    """Grad-CAM of a seeded sample of one job's test images, scored against the lesion masks."""
+    """Grad-CAM of a seeded sample of each fold's test images (one job per arm, its folds in
+    turn: one process start and one cache read instead of one per fold), scored against the
+    lesion masks. `cams` holds every fold's sample with a `folds` array."""
     import torch
 
     from mskdx import gradcam, models, train
 
+    if not len(checkpoints) == len(predictions) == len(folds):
+        raise ValueError(
+            f"{len(checkpoints)} checkpoints, {len(predictions)} prediction tables and "
+            f"{len(folds)} folds; expected one of each per fold"
+        )
     torch.set_num_threads(threads)  # the job's share of the cores: no oversubscription
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, state = train.load_final(checkpoint, device)
-    preds = read_table(predictions, "predictions")
-    test = preds[preds.subset == "test"].set_index("image_id")
-    table = read_table(manifest, "manifest").set_index("image_id").loc[test.index].reset_index()
-    rows = table.iloc[gradcam.select_samples(table, samples, seed)]
-    idx = rows["index"].to_numpy()
-    imgs = np.asarray(np.load(images, mmap_mode="r")[idx])
-    lesion_masks = np.asarray(np.load(masks, mmap_mode="r")[idx])
-    has_mask = rows["has_mask"].fillna(False).astype(bool).to_numpy()
-    batch = train.prepare_images(imgs, state["normalization"], device)
-    maps = gradcam.compute_cams(model, batch, models.cam_layer(model))
-    image_ids = list(rows.image_id)
-    tolerance = gradcam.pointing_tolerance(imgs.shape[1])
-    score_table = gradcam.localisation_scores(
-        maps,
-        [m if h else None for m, h in zip(lesion_masks, has_mask, strict=True)],
-        image_ids=image_ids,
-        tolerance_px=tolerance,
-    )
-    score_table.insert(0, "fold", fold)
-    score_table.insert(0, "arm", arm)
-    score_table.insert(0, "study", study)
-    log.info(
-        "%s %s fold %s: Grad-CAM of %d images, %d scored against masks "
-        "(pointing game within %.1f px)",
-        study,
-        arm,
-        fold,
-        len(rows),
-        len(score_table),
-        tolerance,
-    )
-    with atomic_path(cams) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(
-            fh,
-            images=imgs,
-            cams=maps.astype(np.float32),
-            masks=lesion_masks,
-            has_mask=has_mask,
-            image_ids=np.array(image_ids),
-            labels=test.loc[image_ids, "label"].to_numpy(),
-            probs=test.loc[image_ids, "prob"].to_numpy(),
+    table = read_table(manifest, "manifest").set_index("image_id")
+    all_images = np.load(images, mmap_mode="r")
+    all_masks = np.load(masks, mmap_mode="r")
+    parts, tables = [], []
+    for checkpoint, prediction, fold in zip(checkpoints, predictions, folds, strict=True):
+        model, state = train.load_final(checkpoint, device)
+        preds = read_table(prediction, "predictions")
+        test = preds[preds.subset == "test"].set_index("image_id")
+        rows = table.loc[test.index].reset_index()
+        rows = rows.iloc[gradcam.select_samples(rows, samples, seed)]
+        idx = rows["index"].to_numpy()
+        imgs = np.asarray(all_images[idx])
+        lesion_masks = np.asarray(all_masks[idx])
+        has_mask = rows["has_mask"].fillna(False).astype(bool).to_numpy()
+        batch = train.prepare_images(imgs, state["normalization"], device)
+        maps = gradcam.compute_cams(model, batch, models.cam_layer(model))
+        image_ids = list(rows.image_id)
+        tolerance = gradcam.pointing_tolerance(imgs.shape[1])
+        score_table = gradcam.localisation_scores(
+            maps,
+            [m if h else None for m, h in zip(lesion_masks, has_mask, strict=True)],
+            image_ids=image_ids,
+            tolerance_px=tolerance,
         )
-    write_table(score_table, scores)
+        score_table.insert(0, "fold", fold)
+        score_table.insert(0, "arm", arm)
+        score_table.insert(0, "study", study)
+        tables.append(score_table)
+        log.info(
+            "%s %s fold %s: Grad-CAM of %d images, %d scored against masks "
+            "(pointing game within %.1f px)",
+            study,
+            arm,
+            fold,
+            len(rows),
+            len(score_table),
+            tolerance,
+        )
+        parts.append(
+            dict(
+                images=imgs,
+                cams=maps.astype(np.float32),
+                masks=lesion_masks,
+                has_mask=has_mask,
+                image_ids=np.array(image_ids, dtype=str),
+                labels=test.loc[image_ids, "label"].to_numpy(),
+                probs=test.loc[image_ids, "prob"].to_numpy(),
+                folds=np.full(len(rows), fold, dtype=np.int64),
+            )
+        )
+    arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    with atomic_path(cams) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    write_table(pd.concat(tables, ignore_index=True), scores)
 
 
 def plot_gradcam_step(cams: PathLike, *, outputs: list, style: dict) -> None:
     from mskdx.figures import plot_gradcam_grid
 
-    with np.load(cams) as data:
-        masks = [m if h else None for m, h in zip(data["masks"], data["has_mask"], strict=True)]
-        captions = [
-            f"{i}\ny={y} p={p:.2f}"
-            for i, y, p in zip(data["image_ids"], data["labels"], data["probs"], strict=True)
-        ]
-        plot_gradcam_grid(data["images"], data["cams"], masks, captions, outputs, style)
+    with np.load(cams) as npz:
+        data = dict(npz)
+    first = data["folds"] == data["folds"].min()  # the first fold's sample, as the paper shows
+    data = {key: value[first] for key, value in data.items()}
+    masks = [m if h else None for m, h in zip(data["masks"], data["has_mask"], strict=True)]
+    captions = [
+        f"{i}\ny={y} p={p:.2f}"
+        for i, y, p in zip(data["image_ids"], data["labels"], data["probs"], strict=True)
+    ]
+    plot_gradcam_grid(data["images"], data["cams"], masks, captions, outputs, style)
 
 
 def summarise_localisation_step(

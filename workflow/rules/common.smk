@@ -228,17 +228,18 @@ def class_names(wildcards):
     return [labels["negative"], labels["positive"]]
 
 
-def get_gradcam_scores(wildcards):
+def get_arm_checkpoints(wildcards):
     return [
-        f"results/{wildcards.study}/gradcam/{arm}_fold{fold}_scores.csv"
-        for arm in arms(wildcards.study)
+        f"{model_dir(wildcards.study, wildcards.arm, fold)}/checkpoint_final.pt"
         for fold in folds(wildcards.study)
     ]
 
 
-def get_first_fold_gradcam(wildcards):
-    fold = folds(wildcards.study)[0]
-    return f"results/{wildcards.study}/gradcam/{wildcards.arm}_fold{fold}.npz"
+def get_gradcam_scores(wildcards):
+    return [
+        f"results/{wildcards.study}/gradcam/{arm}_scores.csv"
+        for arm in arms(wildcards.study)
+    ]
 
 
 def get_first_fold_predictions(wildcards):

@@ -161,7 +161,7 @@ rule plot_crop_qc:
 
 rule plot_gradcam:
     input:
-        cams=get_first_fold_gradcam,
+        cams="results/{study}/gradcam/{arm}.npz",
         code=library_sources("steps", "figures"),
     output:
         figure=report(

@@ -1,23 +1,25 @@
 rule compute_gradcam:
+    # one job per arm over its folds: a process start and a cache read per arm, not per fold
     input:
-        checkpoint="results/{study}/models/{arm}/fold_{fold}/checkpoint_final.pt",
-        predictions="results/{study}/models/{arm}/fold_{fold}/predictions.csv",
+        checkpoints=get_arm_checkpoints,
+        predictions=get_arm_predictions,
         images="results/{study}/cache/images.npy",
         masks="results/{study}/cache/masks.npy",
         manifest="results/{study}/cache/manifest.csv",
         code=library_sources("steps", "gradcam", "models", "train", "augment"),
     output:
-        cams="results/{study}/gradcam/{arm}_fold{fold}.npz",
-        scores="results/{study}/gradcam/{arm}_fold{fold}_scores.csv",
+        cams="results/{study}/gradcam/{arm}.npz",
+        scores="results/{study}/gradcam/{arm}_scores.csv",
     log:
-        "results/logs/compute_gradcam/{study}/{arm}/{fold}.log",
+        "results/logs/compute_gradcam/{study}/{arm}.log",
     benchmark:
-        "results/benchmarks/compute_gradcam/{study}/{arm}/{fold}.tsv"
+        "results/benchmarks/compute_gradcam/{study}/{arm}.tsv"
     conda:
         "../../envs/torch.yaml"
     resources:
         gpu=gpu_wanted,
     params:
+        folds=lambda wildcards: folds(wildcards.study),
         samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
         seed=lookup(dpath="seed", within=config),
     script:
