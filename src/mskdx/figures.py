@@ -708,7 +708,16 @@ def plot_localisation(
             ]
         )
         ax_hits.bar(positions, rate, width=0.6, color="C1", yerr=err, capsize=4)
-        ax_hits.scatter(positions, chance, marker="_", s=600, color="black", zorder=4)
+        ax_hits.scatter(
+            positions,
+            summary["pointing_chance_mean"].to_numpy(float),
+            marker="_",
+            s=600,
+            color="black",
+            zorder=4,
+            label="chance (random maximum)",
+        )
+        ax_hits.legend(loc="upper right", fontsize="small")
         hit_labels = [
             f"{a}\n{h}/{k} hits"
             for a, h, k in zip(arms, summary["pointing_hits"], summary["n"], strict=True)

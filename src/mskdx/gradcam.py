@@ -12,6 +12,8 @@ ground-truth lesion masks (the synthetic cohort, or `studies.<study>.input.masks
   The workflow uses the game's customary 15-pixel tolerance at the gout paper's 700x320 network
   input, scaled to the image it scores: `pointing_tolerance(height)` = 15/320 of the image height
   (15 px at 320 high, 3 px at the quick overlay's 64, 10.5 px at the OLT paper's 224).
+  `pointing_chance` is the game's chance level for that image: the share of its pixels within
+  the tolerance of the lesion, i.e. the hit rate of a map whose maximum falls on a random pixel.
 
 Images whose mask is empty (no lesion, or no mask at all) are skipped, never scored against a
 made-up region. Where no image has a mask (a user's own data without masks), the scores are an
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy import ndimage as ndi
 from scipy import stats as sps
 
 from mskdx.stats import wilson_ci
@@ -52,6 +55,7 @@ SCORE_COLUMNS = [
     "mask_fraction",
     "pointing_hit",
     "peak_distance_px",
+    "pointing_chance",
 ]
 SUMMARY_COLUMNS = [
     "n",
@@ -64,6 +68,7 @@ SUMMARY_COLUMNS = [
     "pointing_hit_rate",
     "pointing_ci_low",
     "pointing_ci_high",
+    "pointing_chance_mean",
 ]
 
 
@@ -172,7 +177,9 @@ def localisation_scores(
     Returns:
         One row per scored image, columns `SCORE_COLUMNS`: `position` (row in `cams`),
         `image_id`, `energy_inside`, `mask_fraction`, `pointing_hit`, `peak_distance_px`
-        (distance from the CAM maximum to the nearest lesion pixel, 0 inside). A CAM with no
+        (distance from the CAM maximum to the nearest lesion pixel, 0 inside),
+        `pointing_chance` (share of the image's pixels within `tolerance_px` of the lesion: the
+        hit rate of a randomly placed maximum). A CAM with no
         energy (all zero) has `energy_inside` NaN and counts as a miss. Ties of the maximum go to
         the first pixel in row-major order. Empty (with these columns) when no mask is non-empty.
     """
@@ -217,6 +224,9 @@ def localisation_scores(
                 "mask_fraction": float(mask.mean()),
                 "pointing_hit": bool(total > 0 and distance <= tolerance_px),
                 "peak_distance_px": distance,
+                "pointing_chance": float(
+                    (ndi.distance_transform_edt(~mask) <= tolerance_px).mean()
+                ),
             }
         )
     if not rows:
@@ -229,6 +239,7 @@ def localisation_scores(
                 "mask_fraction": pd.Series(dtype="float64"),
                 "pointing_hit": pd.Series(dtype="bool"),
                 "peak_distance_px": pd.Series(dtype="float64"),
+                "pointing_chance": pd.Series(dtype="float64"),
             }
         )
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
@@ -300,7 +311,8 @@ def summarise_localisation(scores: pd.DataFrame, by: str | Sequence[str] = "arm"
     - `mask_fraction_mean`: the chance level of `energy_inside` (and of the pointing game at
       tolerance 0) for a heat map that ignores the image;
     - pointing-game hits, hit rate and Wilson score 95% interval (Wilson 1927,
-      `mskdx.stats.wilson_ci`).
+      `mskdx.stats.wilson_ci`), and `pointing_chance_mean`, the game's chance level (the hit
+      rate of a randomly placed maximum, averaged over the images).
     Without a `by` column (e.g. scores of a single arm) everything is one group named "all".
     Empty scores give an empty table with these columns.
     """
@@ -333,6 +345,7 @@ def summarise_localisation(scores: pd.DataFrame, by: str | Sequence[str] = "arm"
                 "pointing_hit_rate": hits / k,
                 "pointing_ci_low": float(p_lo),
                 "pointing_ci_high": float(p_hi),
+                "pointing_chance_mean": float(part["pointing_chance"].mean()),
             }
         )
     return pd.DataFrame(rows, columns=keys + SUMMARY_COLUMNS)

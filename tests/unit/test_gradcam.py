@@ -198,12 +198,23 @@ def test_localisation_scores_known_values() -> None:
     assert scores["mask_fraction"].tolist() == pytest.approx([0.04, 0.04, 0.16])
     assert scores["pointing_hit"].tolist() == [True, False, True]
     assert scores["peak_distance_px"].tolist() == pytest.approx([0.0, math.sqrt(17), 0.0])
+    # chance at tolerance 0: a random maximum hits the lesion as often as its area share
+    assert scores["pointing_chance"].tolist() == pytest.approx([0.04, 0.04, 0.16])
 
 
 def test_pointing_tolerance_and_missing_masks() -> None:
     cams, masks = _constructed()
     near = localisation_scores(cams, masks, tolerance_px=4.2)
     assert near["pointing_hit"].tolist() == [True, True, True]
+    for row, chance in zip(near.position, near.pointing_chance, strict=True):
+        lesion = np.argwhere(masks[row] > 0)
+        within = [
+            min(math.dist((y, x), tuple(p)) for p in lesion) <= 4.2
+            for y in range(10)
+            for x in range(10)
+        ]
+        assert chance == pytest.approx(np.mean(within))
+    assert (near["pointing_chance"] > near["mask_fraction"]).all()
     assert near["energy_inside"].tolist() == pytest.approx([4 / 4.5, 0.0, 4 / 4.5])  # exact mask
     partial = localisation_scores(cams, [masks[0], None, None, None])
     assert partial["position"].tolist() == [0]
@@ -284,6 +295,7 @@ def test_summarise_localisation_known_values() -> None:
             "energy_inside": [0.2, 0.4, 0.6, np.nan, 0.9, 0.7],
             "mask_fraction": [0.1, 0.1, 0.2, 0.2, 0.05, 0.15],
             "pointing_hit": [True, True, False, False, True, True],
+            "pointing_chance": [0.3, 0.3, 0.4, 0.4, 0.1, 0.2],
         }
     )
     summary = summarise_localisation(scores).set_index("arm")
@@ -295,6 +307,7 @@ def test_summarise_localisation_known_values() -> None:
     assert a["energy_inside_ci_high"] == pytest.approx(0.4 + half)
     assert a["mask_fraction_mean"] == pytest.approx(0.15)
     assert a["pointing_hit_rate"] == 0.5
+    assert a["pointing_chance_mean"] == pytest.approx(0.35)
     assert (a["pointing_ci_low"], a["pointing_ci_high"]) == pytest.approx(_wilson(2, 4))
     b = summary.loc["B"]
     assert b["pointing_hit_rate"] == 1.0 and b["pointing_ci_high"] == pytest.approx(1.0)
