@@ -677,4 +677,28 @@ def test_config_errors_name_the_key(tmp_path, tiny):
         )
     with pytest.raises(ConfigError, match="images"):
         plan_gout(patients_gout=3, patients_control=3, images=5)
+    with pytest.raises(ConfigError, match="synovitis"):
+        synthesize_gout(
+            tmp_path / "x", patients_gout=1, patients_control=1, images=2, synovitis={"gout": 1}
+        )
+    with pytest.raises(ConfigError, match="synovitis.control"):
+        synthesize_gout(
+            tmp_path / "x",
+            patients_gout=1,
+            patients_control=1,
+            images=2,
+            synovitis={"gout": 0.5, "control": 1.5},
+        )
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("p_gout, p_control", [(1.0, 0.0), (0.0, 1.0)])
+def test_gout_synovitis_share_is_set_by_the_config(p_gout, p_control):
+    plan = plan_gout(patients_gout=2, patients_control=2, images=8, seed=5)
+    shares = {"gout": p_gout, "control": p_control}
+    for i, patient in enumerate(plan.patients):
+        _, _, scene = render_gout_file(
+            patient.files[0], patient, seed=5, file_index=i, synovitis=shares
+        )
+        assert scene.synovitis is (shares[patient.diagnosis] == 1.0)
+        assert (scene.recess >= 16) is scene.synovitis  # a distended recess, 16-34 px deep

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 _GOUT_KEYS = ("patients_gout", "patients_control", "images")
-_GOUT_OPTIONAL = ("lesion_fraction", "width", "height")
+_GOUT_OPTIONAL = ("lesion_fraction", "width", "height", "synovitis")
 _OLT_KEYS = ("subjects_patient", "subjects_healthy", "images")
 _OLT_OPTIONAL = ("size",)
 

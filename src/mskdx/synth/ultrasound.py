@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -333,6 +334,7 @@ def _make_scene(
     height: int,
     difficulty: float,
     rng: np.random.Generator,
+    synovitis: Mapping[str, float] | None = None,
 ) -> _Scene:
     d = difficulty
     bw_min, bw_max, bh_min, bh_max = _region_limits(width, height)
@@ -363,7 +365,10 @@ def _make_scene(
         muscle = True
     gout = patient.diagnosis == "gout"
     # Synovial distension: common in gout, sometimes in controls (e.g. osteoarthritis).
-    p_syn = _lerp(0.92, 0.6, d) if gout else _lerp(0.02, 0.25, d)
+    if synovitis is None:
+        p_syn = _lerp(0.92, 0.6, d) if gout else _lerp(0.02, 0.25, d)
+    else:  # set by the config: e.g. equal in both classes, so that lesions are the only cue
+        p_syn = synovitis["gout" if gout else "control"]
     synovitis = bool(rng.random() < p_syn)
     irregular = ndimage.gaussian_filter1d(rng.normal(0, 1.0, bw), 6).astype(np.float32)
     irregular *= 1.4 / max(float(irregular.std()), 1e-6)
@@ -1138,11 +1143,12 @@ def render_gout_file(
     difficulty: float = 0.5,
     seed: int = 1,
     file_index: int = 0,
+    synovitis: Mapping[str, float] | None = None,
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], _Scene]:
     """Render one planned file: RGB frames (F, H, W, 3), masks (F, H, W) and its scene."""
     anatomy = _patient_anatomy(patient, seed)
     rng = rng_for(seed, "gout", "file", patient.index, file_index)
-    scene = _make_scene(gf, patient, anatomy, width, height, difficulty, rng)
+    scene = _make_scene(gf, patient, anatomy, width, height, difficulty, rng, synovitis)
     time = _time_plus(patient.identity.study_time, 30 * file_index + 90)
     overlay = np.zeros((height, width, 3), dtype=np.uint8)
     _draw_overlays(
@@ -1222,6 +1228,16 @@ def _shrink(frames, masks, scale: float):
     return small, small_masks
 
 
+def _check_synovitis(synovitis: Mapping[str, float] | None) -> dict[str, float] | None:
+    if synovitis is None:
+        return None
+    if not isinstance(synovitis, Mapping) or set(synovitis) != {"gout", "control"}:
+        raise ConfigError(
+            f"synthetic.gout.synovitis = {synovitis!r}; expected {{gout: p, control: p}}"
+        )
+    return {k: check_fraction(f"gout.synovitis.{k}", v) for k, v in synovitis.items()}
+
+
 def synthesize_gout(
     out_dir: Path,
     *,
@@ -1233,9 +1249,15 @@ def synthesize_gout(
     height: int = 768,
     difficulty: float = 0.5,
     seed: int = 1,
+    synovitis: Mapping[str, float] | None = None,
 ) -> None:
-    """Write the synthetic gout cohort (dicom/, labels.csv, masks.npz) into `out_dir`."""
+    """Write the synthetic gout cohort (dicom/, labels.csv, masks.npz) into `out_dir`.
+
+    `synovitis` ({gout: p, control: p}) sets the share of images with synovial distension per
+    class; by default it follows `difficulty` (0.92 vs 0.02 at 0, 0.6 vs 0.25 at 1).
+    """
     width = check_int("gout.width", width, 1)
+    synovitis = _check_synovitis(synovitis)
     height = check_int("gout.height", height, 1)
     difficulty = check_fraction("difficulty", difficulty)
     _region_limits(width, height)
@@ -1266,6 +1288,7 @@ def synthesize_gout(
                     difficulty=difficulty,
                     seed=seed,
                     file_index=file_index,
+                    synovitis=synovitis,
                 )
                 time = _time_plus(patient.identity.study_time, 30 * file_index + 90)
                 ds, expected = _us_dataset(
