@@ -725,7 +725,12 @@ def plot_localisation(
         ax_hits.set_xticks(positions, hit_labels)
         ax_hits.set_ylim(0, 1.05)
         ax_hits.set_ylabel("Pointing-game hit rate (95% Wilson CI)")
-        ax_hits.set_title("CAM maximum inside the lesion")
+        tolerance = summary["tolerance_px"].max() if "tolerance_px" in summary else 0.0
+        ax_hits.set_title(
+            f"CAM maximum within {tolerance:g} px of the lesion"
+            if tolerance > 0
+            else "CAM maximum inside the lesion"
+        )
         for ax in (ax_energy, ax_hits):
             ax.grid(axis="y", alpha=0.3)
         fig.suptitle(title or "Grad-CAM localisation against lesion masks")

@@ -9,11 +9,17 @@ ground-truth lesion masks (the synthetic cohort, or `studies.<study>.input.masks
   image area (what a uniform heat map would give).
 - `pointing_hit`: the pointing game (Zhang et al., Top-down neural attention by excitation
   backprop, ECCV 2016): the CAM's maximum lies in the lesion, or within `tolerance_px` pixels of it.
-  The workflow uses the game's customary 15-pixel tolerance at the gout paper's 700x320 network
-  input, scaled to the image it scores: `pointing_tolerance(height)` = 15/320 of the image height
-  (15 px at 320 high, 3 px at the quick overlay's 64, 10.5 px at the OLT paper's 224).
+  The workflow scores CAMs and masks at the network's input resolution (the cached images) and
+  uses the game's customary 15-pixel tolerance there (config
+  `studies.<study>.gradcam.pointing_tolerance_px`, default `POINTING_TOLERANCE_PX`), as the game's
+  authors did at 224 px: the CAM of every network here is upsampled from its last stage, 32 times
+  coarser than the input whatever the input's size (10 x 22 cells at the gout paper's 700x320,
+  7 x 7 at 224, 2 x 5 on the quick overlay's 140x64 crops), so 15 input pixels are about half a
+  cell at every size. A tolerance scaled with the image height instead (15/320 of it: 3 px on the
+  quick overlay's crops) would ask for a tenth of a cell there.
   `pointing_chance` is the game's chance level for that image: the share of its pixels within
-  the tolerance of the lesion, i.e. the hit rate of a map whose maximum falls on a random pixel.
+  the tolerance of the lesion, i.e. the hit rate of a map whose maximum falls on a random pixel;
+  read a hit rate against it, above all on small images where the tolerance covers much of it.
 
 Images whose mask is empty (no lesion, or no mask at all) are skipped, never scored against a
 made-up region. Where no image has a mask (a user's own data without masks), the scores are an
@@ -44,9 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: the pointing game's tolerance, in pixels of an image `POINTING_REFERENCE_HEIGHT` high
+#: the pointing game's customary tolerance, in pixels of the network's input (Zhang et al. 2016)
 POINTING_TOLERANCE_PX = 15.0
-POINTING_REFERENCE_HEIGHT = 320  # the gout paper's 700x320 crop, the network input
 
 SCORE_COLUMNS = [
     "position",
@@ -56,6 +61,7 @@ SCORE_COLUMNS = [
     "pointing_hit",
     "peak_distance_px",
     "pointing_chance",
+    "tolerance_px",
 ]
 SUMMARY_COLUMNS = [
     "n",
@@ -69,6 +75,7 @@ SUMMARY_COLUMNS = [
     "pointing_ci_low",
     "pointing_ci_high",
     "pointing_chance_mean",
+    "tolerance_px",
 ]
 
 
@@ -152,11 +159,6 @@ def compute_cams(
     return np.clip(cams, 0.0, 1.0)
 
 
-def pointing_tolerance(height: int) -> float:
-    """Pointing-game tolerance (pixels) for images `height` pixels high: 15 px at 320 high."""
-    return POINTING_TOLERANCE_PX * height / POINTING_REFERENCE_HEIGHT
-
-
 def localisation_scores(
     cams: NDArray[np.floating],
     masks: NDArray[np.integer] | Sequence[NDArray[np.integer] | None] | None,
@@ -179,7 +181,7 @@ def localisation_scores(
         `image_id`, `energy_inside`, `mask_fraction`, `pointing_hit`, `peak_distance_px`
         (distance from the CAM maximum to the nearest lesion pixel, 0 inside),
         `pointing_chance` (share of the image's pixels within `tolerance_px` of the lesion: the
-        hit rate of a randomly placed maximum). A CAM with no
+        hit rate of a randomly placed maximum), `tolerance_px` (the tolerance used). A CAM with no
         energy (all zero) has `energy_inside` NaN and counts as a miss. Ties of the maximum go to
         the first pixel in row-major order. Empty (with these columns) when no mask is non-empty.
     """
@@ -227,6 +229,7 @@ def localisation_scores(
                 "pointing_chance": float(
                     (ndi.distance_transform_edt(~mask) <= tolerance_px).mean()
                 ),
+                "tolerance_px": float(tolerance_px),
             }
         )
     if not rows:
@@ -240,6 +243,7 @@ def localisation_scores(
                 "pointing_hit": pd.Series(dtype="bool"),
                 "peak_distance_px": pd.Series(dtype="float64"),
                 "pointing_chance": pd.Series(dtype="float64"),
+                "tolerance_px": pd.Series(dtype="float64"),
             }
         )
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
@@ -312,7 +316,8 @@ def summarise_localisation(scores: pd.DataFrame, by: str | Sequence[str] = "arm"
       tolerance 0) for a heat map that ignores the image;
     - pointing-game hits, hit rate and Wilson score 95% interval (Wilson 1927,
       `mskdx.stats.wilson_ci`), and `pointing_chance_mean`, the game's chance level (the hit
-      rate of a randomly placed maximum, averaged over the images).
+      rate of a randomly placed maximum, averaged over the images), and the `tolerance_px` used
+      (the largest, should the scores mix tolerances).
     Without a `by` column (e.g. scores of a single arm) everything is one group named "all".
     Empty scores give an empty table with these columns.
     """
@@ -346,6 +351,7 @@ def summarise_localisation(scores: pd.DataFrame, by: str | Sequence[str] = "arm"
                 "pointing_ci_low": float(p_lo),
                 "pointing_ci_high": float(p_hi),
                 "pointing_chance_mean": float(part["pointing_chance"].mean()),
+                "tolerance_px": float(part["tolerance_px"].max()),
             }
         )
     return pd.DataFrame(rows, columns=keys + SUMMARY_COLUMNS)

@@ -216,10 +216,13 @@ def compute_gradcam_step(
     cams: PathLike,
     scores: PathLike,
     threads: int = 1,
+    tolerance_px: float | None = None,
 ) -> None:
     """Grad-CAM of a seeded sample of each fold's test images (one job per arm, its folds in
     turn: one process start and one cache read instead of one per fold), scored against the
-    lesion masks. `cams` holds every fold's sample with a `folds` array."""
+    lesion masks at the network's input resolution (the pointing game within `tolerance_px`
+    input pixels; default `gradcam.POINTING_TOLERANCE_PX`). `cams` holds every fold's sample
+    with a `folds` array."""
     import torch
 
     from mskdx import gradcam, models, train
@@ -248,7 +251,7 @@ def compute_gradcam_step(
         batch = train.prepare_images(imgs, state["normalization"], device)
         maps = gradcam.compute_cams(model, batch, models.cam_layer(model))
         image_ids = list(rows.image_id)
-        tolerance = gradcam.pointing_tolerance(imgs.shape[1])
+        tolerance = gradcam.POINTING_TOLERANCE_PX if tolerance_px is None else tolerance_px
         score_table = gradcam.localisation_scores(
             maps,
             [m if h else None for m, h in zip(lesion_masks, has_mask, strict=True)],

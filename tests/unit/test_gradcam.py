@@ -296,6 +296,7 @@ def test_summarise_localisation_known_values() -> None:
             "mask_fraction": [0.1, 0.1, 0.2, 0.2, 0.05, 0.15],
             "pointing_hit": [True, True, False, False, True, True],
             "pointing_chance": [0.3, 0.3, 0.4, 0.4, 0.1, 0.2],
+            "tolerance_px": [15.0] * 6,
         }
     )
     summary = summarise_localisation(scores).set_index("arm")
@@ -308,6 +309,7 @@ def test_summarise_localisation_known_values() -> None:
     assert a["mask_fraction_mean"] == pytest.approx(0.15)
     assert a["pointing_hit_rate"] == 0.5
     assert a["pointing_chance_mean"] == pytest.approx(0.35)
+    assert a["tolerance_px"] == 15.0
     assert (a["pointing_ci_low"], a["pointing_ci_high"]) == pytest.approx(_wilson(2, 4))
     b = summary.loc["B"]
     assert b["pointing_hit_rate"] == 1.0 and b["pointing_ci_high"] == pytest.approx(1.0)
@@ -316,15 +318,17 @@ def test_summarise_localisation_known_values() -> None:
     assert single["arm"].tolist() == ["all"] and single.loc[0, "n"] == 6
 
 
-def test_pointing_tolerance_is_15_px_at_the_paper_input() -> None:
-    from mskdx.gradcam import pointing_tolerance
+def test_pointing_tolerance_is_15_input_pixels_by_default() -> None:
+    from mskdx.gradcam import POINTING_TOLERANCE_PX
 
-    assert pointing_tolerance(320) == 15.0  # the gout paper's 700x320 network input
-    assert pointing_tolerance(64) == pytest.approx(3.0)  # the quick overlay's 140x64 crops
-    cams = np.zeros((1, 64, 64))
-    cams[0, 10, 13] = 1.0  # the peak 3 px right of the lesion
-    masks = np.zeros((1, 64, 64), dtype=np.uint8)
+    assert POINTING_TOLERANCE_PX == 15.0  # Zhang et al.'s tolerance, in network-input pixels
+    cams = np.zeros((1, 64, 140))
+    cams[0, 10, 25] = 1.0  # the peak 15 px right of the lesion
+    masks = np.zeros((1, 64, 140), dtype=np.uint8)
     masks[0, 8:12, 5:11] = 1
     strict = localisation_scores(cams, masks)
-    tolerant = localisation_scores(cams, masks, tolerance_px=pointing_tolerance(64))
+    tolerant = localisation_scores(cams, masks, tolerance_px=POINTING_TOLERANCE_PX)
     assert not strict["pointing_hit"][0] and tolerant["pointing_hit"][0]
+    assert tolerant["tolerance_px"][0] == 15.0 and strict["tolerance_px"][0] == 0.0
+    just_out = localisation_scores(cams, masks, tolerance_px=14.9)
+    assert not just_out["pointing_hit"][0]

@@ -21,6 +21,11 @@ rule compute_gradcam:
     params:
         folds=lambda wildcards: folds(wildcards.study),
         samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
+        tolerance_px=lookup(
+            dpath="studies/{study}/gradcam/pointing_tolerance_px",
+            within=config,
+            default=15,
+        ),
         seed=lookup(dpath="seed", within=config),
     script:
         "../scripts/compute_gradcam.py"

@@ -16,6 +16,7 @@ compute_gradcam_step(
     folds=snakemake.params.folds,
     samples=snakemake.params.samples,
     seed=snakemake.params.seed,
+    tolerance_px=snakemake.params.tolerance_px,
     threads=snakemake.threads,
     **snakemake.output,
 )
