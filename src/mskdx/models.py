@@ -221,12 +221,41 @@ def build(arm_spec: dict) -> nn.Module:
     )
 
 
-def cam_layer(model: nn.Module) -> nn.Module:
-    """Return the last convolutional stage (the Grad-CAM target layer)."""
-    for name in ("layer4", "layer3", "layer2", "layer1"):
-        stage = getattr(model, name, None)
-        if isinstance(stage, nn.Module) and any(isinstance(m, nn.Conv2d) for m in stage.modules()):
-            return stage
+#: the ResNet stages a Grad-CAM may target, shallowest first
+CAM_STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def _has_convolutions(stage: object) -> bool:
+    return isinstance(stage, nn.Module) and any(isinstance(m, nn.Conv2d) for m in stage.modules())
+
+
+def cam_layer(model: nn.Module, stage: str = "last") -> nn.Module:
+    """Return the Grad-CAM target layer: the last convolutional stage, or the named one.
+
+    Args:
+        stage: "last" (the last stage with convolutions; the default and Grad-CAM's usual
+            choice) or one of `CAM_STAGES` (config `studies.<study>.gradcam.layer`). An earlier
+            stage gives a map twice as fine per stage (layer3: 16x coarser than the input
+            instead of 32x), at some cost in class specificity.
+
+    Raises:
+        ValueError: an unknown stage name, or a stage without convolutions in this network
+            (the 2-block net has no layer1 or layer2 blocks).
+        TypeError: the model has no ResNet stage with convolutions.
+    """
+    if stage != "last":
+        if stage not in CAM_STAGES:
+            raise ValueError(f"Grad-CAM layer {stage!r}; expected 'last' or one of {CAM_STAGES}")
+        chosen = getattr(model, stage, None)
+        if not _has_convolutions(chosen):
+            raise ValueError(
+                f"Grad-CAM layer {stage!r}: {type(model).__name__} has no convolutions in that "
+                "stage; choose a later one or 'last'"
+            )
+        return chosen
+    for name in reversed(CAM_STAGES):
+        if _has_convolutions(chosen := getattr(model, name, None)):
+            return chosen
     raise TypeError(f"{type(model).__name__}: no ResNet stage (layer1..layer4) with convolutions")
 
 

@@ -217,12 +217,13 @@ def compute_gradcam_step(
     scores: PathLike,
     threads: int = 1,
     tolerance_px: float | None = None,
+    layer: str = "last",
 ) -> None:
     """Grad-CAM of a seeded sample of each fold's test images (one job per arm, its folds in
     turn: one process start and one cache read instead of one per fold), scored against the
     lesion masks at the network's input resolution (the pointing game within `tolerance_px`
-    input pixels; default `gradcam.POINTING_TOLERANCE_PX`). `cams` holds every fold's sample
-    with a `folds` array."""
+    input pixels; default `gradcam.POINTING_TOLERANCE_PX`). `layer` is the target stage
+    (`models.cam_layer`). `cams` holds every fold's sample with a `folds` array."""
     import torch
 
     from mskdx import gradcam, models, train
@@ -249,7 +250,7 @@ def compute_gradcam_step(
         lesion_masks = np.asarray(all_masks[idx])
         has_mask = rows["has_mask"].fillna(False).astype(bool).to_numpy()
         batch = train.prepare_images(imgs, state["normalization"], device)
-        maps = gradcam.compute_cams(model, batch, models.cam_layer(model))
+        maps = gradcam.compute_cams(model, batch, models.cam_layer(model, layer))
         image_ids = list(rows.image_id)
         tolerance = gradcam.POINTING_TOLERANCE_PX if tolerance_px is None else tolerance_px
         score_table = gradcam.localisation_scores(

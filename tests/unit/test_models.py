@@ -89,6 +89,26 @@ def test_forward_small_input_and_cam_layer(blocks):
     assert isinstance(layer[-1], torchvision_basic_block())
 
 
+def test_cam_layer_by_name():
+    model = models.resnet_blocks(3)
+    assert models.cam_layer(model, "layer3") is model.layer3
+    assert models.cam_layer(model, "last") is model.layer4
+    with pytest.raises(ValueError, match="'layer1'.*no convolutions"):
+        models.cam_layer(model, "layer1")  # the 3-block net has no layer1 block
+    with pytest.raises(ValueError, match="expected 'last' or one of"):
+        models.cam_layer(model, "conv1")
+    # the earlier stage's map is twice as fine: 4 x 9 cells on a 64 x 140 input, not 2 x 5
+    shapes = {}
+    for name in ("layer3", "layer4"):
+        handle = models.cam_layer(model, name).register_forward_hook(
+            lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[-2:]))
+        )
+        with torch.inference_mode():
+            model.eval()(torch.randn(1, 3, 64, 140))
+        handle.remove()
+    assert shapes == {"layer3": (4, 9), "layer4": (2, 5)}
+
+
 def torchvision_basic_block():
     from torchvision.models.resnet import BasicBlock
 

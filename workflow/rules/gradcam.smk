@@ -26,6 +26,9 @@ rule compute_gradcam:
             within=config,
             default=15,
         ),
+        layer=lookup(
+            dpath="studies/{study}/gradcam/layer", within=config, default="last"
+        ),
         seed=lookup(dpath="seed", within=config),
     script:
         "../scripts/compute_gradcam.py"

@@ -17,6 +17,7 @@ compute_gradcam_step(
     samples=snakemake.params.samples,
     seed=snakemake.params.seed,
     tolerance_px=snakemake.params.tolerance_px,
+    layer=snakemake.params.layer,
     threads=snakemake.threads,
     **snakemake.output,
 )
