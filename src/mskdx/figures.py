@@ -725,7 +725,7 @@ def plot_localisation(
         ax_hits.set_xticks(positions, hit_labels)
         ax_hits.set_ylim(0, 1.05)
         ax_hits.set_ylabel("Pointing-game hit rate (95% Wilson CI)")
-        tolerance = summary["tolerance_px"].max() if "tolerance_px" in summary else 0.0
+        tolerance = summary["tolerance_px"].max()
         ax_hits.set_title(
             f"CAM maximum within {tolerance:g} px of the lesion"
             if tolerance > 0

@@ -14,9 +14,10 @@ ground-truth lesion masks (the synthetic cohort, or `studies.<study>.input.masks
   `studies.<study>.gradcam.pointing_tolerance_px`, default `POINTING_TOLERANCE_PX`), as the game's
   authors did at 224 px: the CAM of every network here is upsampled from its last stage, 32 times
   coarser than the input whatever the input's size (10 x 22 cells at the gout paper's 700x320,
-  7 x 7 at 224, 2 x 5 on the quick overlay's 140x64 crops), so 15 input pixels are about half a
-  cell at every size. A tolerance scaled with the image height instead (15/320 of it: 3 px on the
-  quick overlay's crops) would ask for a tenth of a cell there.
+  7 x 7 at 224, 2 x 5 on the quick overlay's 140x64 crops; 16 times at `gradcam.layer: layer3`),
+  so 15 input pixels are about half a cell at every size. A tolerance scaled with the image
+  height instead (15/320 of it: 3 px on the quick overlay's crops) would ask for a tenth of a
+  cell there.
   `pointing_chance` is the game's chance level for that image: the share of its pixels within
   the tolerance of the lesion, i.e. the hit rate of a map whose maximum falls on a random pixel;
   read a hit rate against it, above all on small images where the tolerance covers much of it.

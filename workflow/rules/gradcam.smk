@@ -21,10 +21,11 @@ rule compute_gradcam:
     params:
         folds=lambda wildcards: folds(wildcards.study),
         samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
+        # unset: the library's default (mskdx.gradcam.POINTING_TOLERANCE_PX)
         tolerance_px=lookup(
             dpath="studies/{study}/gradcam/pointing_tolerance_px",
             within=config,
-            default=15,
+            default=None,
         ),
         layer=lookup(
             dpath="studies/{study}/gradcam/layer", within=config, default="last"
