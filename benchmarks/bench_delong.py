@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from mskdx.stats import delong_covariance
+from mskdx.evaluate.stats.delong import delong_covariance
 
 
 def reference_covariance(y: np.ndarray, scores: np.ndarray, chunk: int = 1024):

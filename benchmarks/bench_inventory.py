@@ -1,4 +1,5 @@
-"""Cost of the DICOM tree inventory (mskdx.inputs.tree_digest) that the extraction depends on.
+"""Cost of the DICOM tree inventory (mskdx.ingest.inputs.tree_digest) that the extraction depends
+on.
 
 The workflow computes it whenever it schedules extraction from a user's folder (a param of
 extract_images), so it must stay small next to Snakemake's own start-up for large exports.
@@ -16,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mskdx.inputs import tree_digest
+from mskdx.ingest.inputs import tree_digest
 
 
 def build(root: Path, files: int) -> None:

@@ -3,23 +3,23 @@
     python benchmarks/bench_paper.py --device cuda                  # one fold of every arm, GPU
     python benchmarks/bench_paper.py --device cpu --scale 0.1 --epochs 2 --images-scale 0.05
 
-The slice: fold 0 of every gout arm and both OLT arms, each a real `mskdx.train.train_fold` job in
-its own Python process (as the workflow runs it: process start-up, imports, CUDA initialisation
-and compilation included), on banks of the paper preset's shapes (config/config.yaml: 2,401 gout
-crops of 700x320, OLT T1 595 and T2 665 slices of 224x224; the cohort sizes and the split method
-of the preset), for `--epochs` epochs (default 3). The pixels are noise with a bright square on
-positives: the cost of an epoch does not depend on them, and the loss stays finite.
+The slice: fold 0 of every gout arm and both OLT arms, each a real `mskdx.learn.train.train_fold`
+job in its own Python process (as the workflow runs it: process start-up, imports, CUDA
+initialisation and compilation included), on banks of the paper preset's shapes (config/config.yaml:
+2,401 gout crops of 700x320, OLT T1 595 and T2 665 slices of 224x224; the cohort sizes and the split
+method of the preset), for `--epochs` epochs (default 3). The pixels are noise with a bright square
+on positives: the cost of an epoch does not depend on them, and the loss stays finite.
 
 Projection of one job at the preset's E epochs, from its history.csv and wall clock:
     overhead (wall - sum of epoch seconds: start-up, loading, outputs) + first epoch
     + (E - 1) x mean of the later epochs;
 the full run = sum over gout arms of 5 folds x their job + both OLT jobs, the jobs one after the
 other (the workflow's default profile gives each training job the one GPU), plus Grad-CAM
-(one process per job: its start-up, measured here as `python -c "import torch, mskdx.train"` plus
-CUDA initialisation, times the number of jobs) and `--cpu-stages` seconds for synthesis,
+(one process per job: its start-up, measured here as `python -c "import torch, mskdx.learn.train"`
+plus CUDA initialisation, times the number of jobs) and `--cpu-stages` seconds for synthesis,
 extraction, tables and figures (default: 242 s, the 2-core development machine's synthesis 189 s +
-extraction 53 s of 2026-11-26; an upper bound for a 16-core GPU machine). Printed beside the
-target: the whole paper preset <= 15 minutes on one H100.
+extraction 53 s of 2026-11-26; an upper bound for a 16-core GPU machine). Printed beside the target:
+the whole paper preset <= 15 minutes on one H100.
 """
 
 from __future__ import annotations
@@ -39,18 +39,18 @@ import pandas as pd
 import yaml
 
 from mskdx.io import read_table, save_npy, write_table
-from mskdx.splits import holdout_split, kfold_splits
+from mskdx.learn.splits import holdout_split, kfold_splits
 
 TARGET_S = 15 * 60
 ROOT = Path(__file__).resolve().parents[1]
 
 JOB = textwrap.dedent("""
     import json, sys
-    from mskdx.train import train_fold
+    from mskdx.learn.train import train_fold
     train_fold(**json.loads(sys.argv[1]))
 """)
 STARTUP = textwrap.dedent("""
-    import sys, torch, mskdx.train
+    import sys, torch, mskdx.learn.train
     if sys.argv[1] == "cuda":
         torch.zeros(1, device="cuda"); torch.cuda.synchronize()
 """)

@@ -24,9 +24,9 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
-from mskdx import dicom
-from mskdx.extract import extract_study
-from mskdx.preprocess import crop_regions, crop_ultrasound
+from mskdx.ingest import dicom
+from mskdx.ingest.extract import extract_study
+from mskdx.ingest.preprocess import crop_regions, crop_ultrasound
 from mskdx.synth import synthesize_gout
 
 # the gout spec the extraction tests use, shared with them

@@ -7,16 +7,16 @@
 naive:        a torch DataLoader over the same uint8 images whose workers apply per-sample
               torchvision transforms on CPU tensors (RandomAffine translate/rotate,
               RandomHorizontalFlip, Normalize), fp32, NCHW, plain Adam.
-fast:         `mskdx.train.train_one_epoch` under the job's `DevicePlan`: the uint8 images resident
-              on the device, augmentation and normalization batched on the device
-              (`mskdx.augment.make_batch`); on CUDA bf16 autocast, channels_last, fused Adam.
+fast:         `mskdx.learn.train.train_one_epoch` under the job's `DevicePlan`: the uint8
+              images resident on the device, augmentation and normalization batched on the device
+              (`mskdx.learn.augment.make_batch`); on CUDA bf16 autocast, channels_last, fused Adam.
 fast+compile: the same with torch.compile (inductor); its compile time is reported apart.
 
-Model FLOPs per training image = 3 x 2 x forward MACs: forward MACs from `mskdx.models.complexity`
-(thop convention: conv, batch norm, linear, pooling) at the benchmark's input size, 2 FLOPs per
-multiply-accumulate, and the backward pass counted as twice the forward. TFLOP/s = images/s x that.
-Targets on one H100 at full scale: gout 3-block at 700x320 >= 4x naive and >= 150 TFLOP/s;
-ResNet50 at 224 >= 2x naive.
+Model FLOPs per training image = 3 x 2 x forward MACs: forward MACs from
+`mskdx.learn.models.complexity` (thop convention: conv, batch norm, linear, pooling) at the
+benchmark's input size, 2 FLOPs per multiply-accumulate, and the backward pass counted as twice the
+forward. TFLOP/s = images/s x that. Targets on one H100 at full scale: gout 3-block at 700x320 >= 4x
+naive and >= 150 TFLOP/s; ResNet50 at 224 >= 2x naive.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import torch.nn.functional as F
 import torchvision.transforms as T
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from mskdx import augment, models
-from mskdx.train import DeviceImages, DevicePlan, TrainSettings, train_one_epoch
+from mskdx.learn import augment, models
+from mskdx.learn.train import DeviceImages, DevicePlan, TrainSettings, train_one_epoch
 
 CASES = {
     # name: arm spec, full-size (H, W), augmentation, normalization, target (ratio, TFLOP/s)

@@ -77,7 +77,7 @@ def _add_synth(subparsers) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from mskdx.predict import predict_from_config
+    from mskdx.deploy.predict import predict_from_config
 
     config = load_config(args.configfile or [DEFAULT_CONFIG])
     images, patients = predict_from_config(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import jsonschema
@@ -164,3 +164,8 @@ def exit_on_error(err: Exception) -> None:
     logging.getLogger("mskdx").error("%s: %s", type(err).__name__, err)
     _tell_terminal(err)
     raise SystemExit(1)
+
+
+def read_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Concatenate prediction tables (schema `predictions`) of several jobs."""
+    return pd.concat([read_table(p, "predictions") for p in paths], ignore_index=True)

@@ -4,9 +4,10 @@
 rule's conda env against what the rule's script imports.
 
 What runs is followed at the level of names: importing a module runs its top-level imports;
-calling one of its functions also runs the imports inside that function (mskdx.steps imports
-torch only inside the training step, so a figure rule need not have torch). A module used as
-a whole (`from mskdx import stats`, then `stats.f`) is followed through the attributes used.
+calling one of its functions also runs the imports inside that function (mskdx.learn.gradcam
+imports torch only inside the Grad-CAM job, so the localisation summary need not have torch). A
+module used as a whole (`from mskdx.learn import train`, then `train.f`) is followed through the
+attributes used.
 Imports under `if TYPE_CHECKING:` and optional ones (`try: import x / except ImportError`) are
 left out.
 """

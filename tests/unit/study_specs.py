@@ -7,7 +7,7 @@ here so that the tests do not change with the config: gout at the paper's 700x32
 
 from __future__ import annotations
 
-from mskdx.extract import StudySpec
+from mskdx.ingest.extract import StudySpec
 
 GOUT = StudySpec(
     study="gout",

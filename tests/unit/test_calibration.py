@@ -13,14 +13,14 @@ from sklearn.calibration import calibration_curve
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 
-from mskdx import clinical
-from mskdx.stats.calibration import (
+from mskdx.evaluate import clinical
+from mskdx.evaluate.stats.calibration import (
     brier_score,
     calibration_fit,
     reliability_bins,
     smoothed_calibration,
 )
-from mskdx.stats.decision import net_benefit, threshold_grid_dca
+from mskdx.evaluate.stats.decision import net_benefit, threshold_grid_dca
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -188,7 +188,7 @@ def test_calibration_table_has_one_row_per_cohort_arm_and_level():
 
 
 def test_figures_are_drawn(tmp_path):
-    from mskdx.figures import plot_calibration, plot_decision_curve
+    from mskdx.evaluate.figures import plot_calibration, plot_decision_curve
 
     preds = _predictions()
     bins = clinical.reliability_table(

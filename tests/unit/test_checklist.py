@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from test_train import GOUT_ARM, GOUT_TRAIN, make_cohort
 
-from mskdx import checklist
+from mskdx.evaluate import checklist
 from mskdx.io import write_table
 
 SETTINGS = {

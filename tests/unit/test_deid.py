@@ -1,4 +1,4 @@
-"""mskdx.deid: keyed pseudonyms and the PHI of a header."""
+"""mskdx.ingest.deid: keyed pseudonyms and the PHI of a header."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import pytest
 from dicom_factory import PATIENT_ID, base_dataset, bundled, write
 from pydicom.dataset import Dataset
 
-from mskdx.deid import (
+from mskdx.errors import DicomError
+from mskdx.ingest.deid import (
     DEMO_KEY,
     get_key,
     image_pseudonym,
     patient_pseudonym,
     phi_values,
 )
-from mskdx.errors import DicomError
 
 KEY = b"test-key-1"
 
@@ -39,7 +39,7 @@ def test_get_key_demo_key_warns(monkeypatch, caplog, value):
         monkeypatch.delenv("MSKDX_PSEUDONYM_KEY", raising=False)
     else:
         monkeypatch.setenv("MSKDX_PSEUDONYM_KEY", value)
-    with caplog.at_level(logging.WARNING, logger="mskdx.deid"):
+    with caplog.at_level(logging.WARNING, logger="mskdx.ingest.deid"):
         assert get_key() == DEMO_KEY
     assert any("not secret" in r.getMessage() for r in caplog.records)
     assert all(r.levelno == logging.WARNING for r in caplog.records)

@@ -1,4 +1,4 @@
-"""mskdx.dicom: every refusal category, every decode feature, folder walking."""
+"""mskdx.ingest.dicom: every refusal category, every decode feature, folder walking."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import convert_color_space, get_decoder
 
-from mskdx.dicom import (
+from mskdx.errors import DicomError
+from mskdx.ingest.dicom import (
     FILE_REASONS,
     DicomHeader,
     Reason,
@@ -57,7 +58,6 @@ from mskdx.dicom import (
     scan_file,
     walk_dicom,
 )
-from mskdx.errors import DicomError
 
 US = ["US", "SC", "OT"]
 
@@ -198,7 +198,7 @@ def test_trailing_padding_shorter_than_a_frame_is_read_with_a_warning(tmp_path, 
     ds = image_dataset(image, bits_stored=12)
     ds.PixelData = bytes(ds.PixelData) + bytes(delta)
     path = write(ds, tmp_path / "padded.dcm")
-    with caplog.at_level("WARNING", logger="mskdx.dicom"):
+    with caplog.at_level("WARNING", logger="mskdx.ingest.dicom"):
         frames = read_frames(path)
     assert np.array_equal(frames[0], image.astype(np.float32))
     assert "trailing padding ignored" in caplog.text and str(path) not in caplog.text
@@ -773,7 +773,7 @@ def test_desktop_and_dicomdir_files_are_skipped_and_counted_not_refused(tmp_path
     (tmp_path / "DICOMDIR").write_bytes(bundled("DICOMDIR").read_bytes())
     # a DICOMDIR under another name is known by its SOP class
     (tmp_path / "PAT-1" / "INDEX").write_bytes(bundled("DICOMDIR").read_bytes())
-    with caplog.at_level(logging.INFO, logger="mskdx.dicom"):
+    with caplog.at_level(logging.INFO, logger="mskdx.ingest.dicom"):
         headers, refusals = walk_dicom(tmp_path, US, on_error="stop")
     assert len(headers) == 2 and refusals == []
     text = caplog.text
@@ -804,7 +804,7 @@ def test_walk_follows_linked_folders_once(tmp_path):
 
 _UNREADABLE_CHECK = """
 import json, sys
-from mskdx.dicom import walk_dicom
+from mskdx.ingest.dicom import walk_dicom
 headers, refusals = walk_dicom(sys.argv[1], ["US"], on_error="skip")
 print(json.dumps([[h.patient_id for h in headers], [[r.relpath, r.reason] for r in refusals]]))
 """
@@ -948,7 +948,7 @@ def test_unforeseen_exceptions_become_dicom_errors(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("deep inside pydicom")
 
-    monkeypatch.setattr("mskdx.dicom._orientation", broken)
+    monkeypatch.setattr("mskdx.ingest.dicom._orientation", broken)
     refused(path, "bad_header", fn=lambda p: scan_file(p, US), match="KeyError")
 
 

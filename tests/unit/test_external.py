@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from test_train import GOUT_TRAIN, make_cohort, run
 
-from mskdx import external
+from mskdx.evaluate import external
 from mskdx.io import read_table, write_table
 
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from study_specs import GOUT, OLT
 
-from mskdx import deid
 from mskdx.errors import ConfigError, DicomError, LabelError, MskdxError
-from mskdx.extract import StudySpec, extract_study
+from mskdx.ingest import deid
+from mskdx.ingest.extract import StudySpec, extract_study
 from mskdx.io import read_table
 from mskdx.synth import synthesize_gout, synthesize_olt
 
@@ -193,7 +193,7 @@ def test_desktop_files_do_not_stop_a_default_run(gout_cohort, tmp_path):
 
 
 def test_extraction_refuses_a_key_other_than_the_scheduled_one(gout_cohort, tmp_path, monkeypatch):
-    from mskdx.inputs import key_fingerprint
+    from mskdx.ingest.inputs import key_fingerprint
 
     monkeypatch.setenv("MSKDX_TEST_KEY", "the key now")
     with pytest.raises(ConfigError, match="MSKDX_TEST_KEY"):
@@ -211,8 +211,8 @@ def test_found_region_leaves_out_text_rulers_and_bars(gout_cohort):
     """The scanner's own region record (SequenceOfUltrasoundRegions) is the truth here."""
     import pydicom
 
-    from mskdx import dicom
-    from mskdx.preprocess import find_bmode_region
+    from mskdx.ingest import dicom
+    from mskdx.ingest.preprocess import find_bmode_region
 
     checked, outside = 0, []
     for path in sorted((gout_cohort / "dicom").rglob("*.dcm")):
@@ -282,8 +282,8 @@ def test_blank_image_is_refused_by_the_crop_and_tabled_without_its_path(gout_coh
 def test_config_sequence_patterns_classify_realistic_descriptions(description, protocol, series):
     import yaml
 
-    from mskdx.dicom import DicomHeader
-    from mskdx.extract import _series
+    from mskdx.ingest.dicom import DicomHeader
+    from mskdx.ingest.extract import _series
 
     config = yaml.safe_load((Path(__file__).parents[2] / "config/config.yaml").read_text())
     spec = StudySpec(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from sklearn.metrics import roc_auc_score
 
-from mskdx import figures
-from mskdx.gradcam import localisation_scores
+from mskdx.evaluate import figures
+from mskdx.learn.gradcam import localisation_scores
 
 STYLE = {
     "dpi": 50,
@@ -35,21 +32,9 @@ class _Auc:
 
 
 @pytest.fixture
-def stats_module(monkeypatch):
-    """The real mskdx.stats if importable, else a stub module with the agreed delong_auc API."""
-    try:
-        module = importlib.import_module("mskdx.stats")
-        module.delong_auc  # noqa: B018
-    except (ImportError, AttributeError):
-        module = types.ModuleType("mskdx.stats")
-
-        def delong_auc(y_true, y_score):
-            auc = roc_auc_score(y_true, y_score)
-            return _Auc(auc, max(0.0, auc - 0.05), min(1.0, auc + 0.05))
-
-        module.delong_auc = delong_auc
-        monkeypatch.setitem(sys.modules, "mskdx.stats", module)
-    return module
+def stats_module():
+    """The module the ROC figure takes its DeLong AUCs from (patched by the legend test)."""
+    return importlib.import_module("mskdx.evaluate.stats.delong")
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from mskdx.inputs import (
+from mskdx.ingest.inputs import (
     DEMO_FINGERPRINT,
     demo_key_warning,
     key_fingerprint,

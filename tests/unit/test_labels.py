@@ -1,4 +1,5 @@
-"""mskdx.labels: reading the label sheet and joining it to the images, without leaking IDs."""
+"""mskdx.ingest.labels: reading the label sheet and joining it to the images, without leaking
+IDs."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mskdx.deid import patient_pseudonym
-from mskdx.dicom import DicomHeader
 from mskdx.errors import ConfigError, LabelError
-from mskdx.labels import join_labels, read_label_sheet
+from mskdx.ingest.deid import patient_pseudonym
+from mskdx.ingest.dicom import DicomHeader
+from mskdx.ingest.labels import join_labels, read_label_sheet
 
 ARGS = {
     "patient_column": "patient_id",
@@ -163,7 +164,7 @@ def test_join_labels_patient_with_images_but_no_label():
 
 
 def test_join_labels_warns_for_sheet_patients_without_images(caplog):
-    with caplog.at_level(logging.WARNING, logger="mskdx.labels"):
+    with caplog.at_level(logging.WARNING, logger="mskdx.ingest.labels"):
         joined = join_labels(
             [header("A-001", 0)], {"A-001": 1, "SECRET-42": 0, "B": 0}, "labels.csv", key=KEY
         )

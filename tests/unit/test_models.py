@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from mskdx import models
-from mskdx.papers import gout_table2
+from mskdx.evaluate.complexity import complexity_table
+from mskdx.evaluate.papers.printed import gout_table2
+from mskdx.learn import models
 
 torch.set_num_threads(2)
 
@@ -44,7 +45,7 @@ def test_table2_three_blocks_is_ours():
 def test_complexity_table():
     arms = {f"blocks{b}": {"architecture": "resnet_blocks", "blocks": b} for b in (2, 3, 4, 6)}
     arms["T1"] = {"architecture": "resnet50", "weights": "imagenet", "sequence": "T1"}
-    table = models.complexity_table(arms, (3, 320, 700))
+    table = complexity_table(arms, (3, 320, 700))
     assert list(table["arm"]) == ["blocks2", "blocks3", "blocks4", "blocks6", "T1"]
     assert list(table.columns) == [
         "arm",

@@ -1,4 +1,4 @@
-"""Tests of mskdx.papers: the printed numbers and the check of them against each other.
+"""Tests of mskdx.evaluate.papers: the printed numbers and the check of them against each other.
 
 The expected numbers below were recomputed by hand from the papers' text (Xiao et al. 2025,
 Dabiry et al. 2026), not read from the check's output.
@@ -11,16 +11,16 @@ import re
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from mskdx import papers
-from mskdx.papers import Cell
-from mskdx.papers.check import (
+from mskdx.evaluate.papers import printed as papers
+from mskdx.evaluate.papers.check import (
     COLUMNS,
     CheckRows,
     binomial_intervals,
     fold_compositions,
     paper_check,
 )
-from mskdx.stats import wilson_ci
+from mskdx.evaluate.papers.printed import Cell
+from mskdx.evaluate.stats.proportions import wilson_ci
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +43,18 @@ def _absent(check, text):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_printed_numbers_are_reexported_by_the_package():
-    from mskdx.papers import printed
+def test_the_printed_numbers_do_not_load_the_check():
+    import mskdx.evaluate.papers as package
 
-    assert papers.GOUT_TABLE1 is printed.GOUT_TABLE1
     assert papers.gout_table2()[3] == {"params_m": 4.91, "macs_m": 2963.73}
-    assert not hasattr(papers, "paper_check")  # the check is imported on its own
+    assert not hasattr(package, "paper_check")  # the check is imported on its own
 
 
 def test_tables_no_longer_hold_the_check():
-    import mskdx.tables
+    import mskdx.evaluate.tables
 
-    assert not hasattr(mskdx.tables, "paper_check")
-    assert "paper_check" not in mskdx.tables.__all__
+    assert not hasattr(mskdx.evaluate.tables, "paper_check")
+    assert "paper_check" not in mskdx.evaluate.tables.__all__
 
 
 # ---------------------------------------------------------------------------------------------

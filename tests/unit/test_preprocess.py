@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mskdx.errors import PreprocessError
-from mskdx.preprocess import (
+from mskdx.ingest.preprocess import (
     Box,
     RegionRecord,
     crop_box,

@@ -19,9 +19,9 @@ import pydicom
 import pytest
 from pydicom.pixels import apply_modality_lut
 
-from mskdx import dicom
-from mskdx.extract import StudySpec, extract_study
-from mskdx.preprocess import Box, crop_regions, find_regions, record_regions, resize_mri
+from mskdx.ingest import dicom
+from mskdx.ingest.extract import StudySpec, extract_study
+from mskdx.ingest.preprocess import Box, crop_regions, find_regions, record_regions, resize_mri
 
 pydicom_data = pytest.importorskip("pydicom.data")
 
@@ -268,7 +268,7 @@ def test_real_mr_with_overlays_and_multiframe():
 
 def test_mr_small_padded_is_read_with_a_warning(caplog):
     path = real("MR_small_padded.dcm")
-    with caplog.at_level("WARNING", logger="mskdx.dicom"):
+    with caplog.at_level("WARNING", logger="mskdx.ingest.dicom"):
         frames = dicom.read_frames(path)
     assert np.array_equal(frames[0], pydicom.dcmread(path).pixel_array.astype(np.float32))
     assert "128 bytes" in caplog.text and "trailing padding ignored" in caplog.text

@@ -6,7 +6,13 @@ import pytest
 
 from mskdx.errors import SplitError
 from mskdx.io import read_table, write_table
-from mskdx.splits import check_splits, holdout_split, kfold_splits, make_splits, patient_labels
+from mskdx.learn.splits import (
+    check_splits,
+    holdout_split,
+    kfold_splits,
+    make_splits,
+    patient_labels,
+)
 
 
 def labels(n_pos, n_neg):

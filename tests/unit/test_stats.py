@@ -1,4 +1,4 @@
-"""Tests of mskdx.stats against definitions, closed forms, hand computations and pROC."""
+"""Tests of mskdx.evaluate.stats against definitions, closed forms, hand computations and pROC."""
 
 from __future__ import annotations
 
@@ -12,21 +12,12 @@ from scipy.stats import chi2, norm
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
-from mskdx.stats import (
-    Estimate,
-    binary_metrics,
-    delong_auc,
-    delong_covariance,
-    delong_test,
-    diagnose,
-    hanley_mcneil_se,
-    mcnemar,
-    mcnemar_from_counts,
-    proportion,
-    search_threshold,
-    threshold_grid,
-    wilson_ci,
-)
+from mskdx.evaluate.stats.delong import delong_auc, delong_covariance, delong_test
+from mskdx.evaluate.stats.hanley import hanley_mcneil_se
+from mskdx.evaluate.stats.mcnemar import mcnemar, mcnemar_from_counts
+from mskdx.evaluate.stats.metrics import binary_metrics
+from mskdx.evaluate.stats.proportions import Estimate, proportion, wilson_ci
+from mskdx.evaluate.stats.threshold import diagnose, search_threshold, threshold_grid
 
 ASAH = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "asah.csv"
 

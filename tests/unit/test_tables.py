@@ -1,4 +1,4 @@
-"""Tests of mskdx.tables on hand-built prediction tables with known answers."""
+"""Tests of mskdx.evaluate.tables on hand-built prediction tables with known answers."""
 
 from __future__ import annotations
 
@@ -9,14 +9,11 @@ import pandas as pd
 import pytest
 
 from mskdx.errors import SplitError
-from mskdx.stats import delong_test, mcnemar_from_counts, wilson_ci
-from mskdx.tables import (
-    compact_view,
-    gout_image_table,
-    gout_patient_table,
-    olt_table,
-    to_markdown,
-)
+from mskdx.evaluate.markdown import compact_view, to_markdown
+from mskdx.evaluate.stats.delong import delong_test
+from mskdx.evaluate.stats.mcnemar import mcnemar_from_counts
+from mskdx.evaluate.stats.proportions import wilson_ci
+from mskdx.evaluate.tables import gout_image_table, gout_patient_table, olt_table
 
 
 def rows(arm, fold, subset, patient, image_ids, label, probs, study="gout"):

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 import torch
 
-from mskdx import augment, train
 from mskdx.errors import ConfigError, SplitError
 from mskdx.io import read_table, save_npy, write_table
+from mskdx.learn import augment, train
 
 torch.set_num_threads(2)
 
@@ -174,8 +174,8 @@ def test_deterministic(first_run, cohort, tmp_path):
 KILL_SCRIPT = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    import mskdx.augment as augment
-    import mskdx.train as train
+    import mskdx.learn.augment as augment
+    import mskdx.learn.train as train
 
     kwargs = json.loads(sys.argv[1])
     last = Path(kwargs["checkpoint"]).parent / "checkpoint_last.pt"
@@ -240,7 +240,7 @@ def test_resume_after_sigkill(cohort, tmp_path, caplog):
     out = outputs(folder)
     kill_after_epoch_1(cohort, folder, spec)
 
-    caplog.set_level(logging.INFO, logger="mskdx.train")
+    caplog.set_level(logging.INFO, logger="mskdx.learn.train")
     run(cohort, folder, train_spec=spec)  # resumes at epoch 2
     assert "after epoch 1" in caplog.text
     assert out["predictions"].read_bytes() == reference["predictions"].read_bytes()
@@ -551,7 +551,7 @@ def test_cuda_resume_after_sigkill(cohort, tmp_path, caplog):
     reference = cuda_probs(cohort, tmp_path / "whole", train_spec=spec)
     folder = tmp_path / "killed"
     kill_after_epoch_1(cohort, folder, spec)
-    caplog.set_level(logging.INFO, logger="mskdx.train")
+    caplog.set_level(logging.INFO, logger="mskdx.learn.train")
     resumed = cuda_probs(cohort, folder, train_spec=spec)
     assert "after epoch 1" in caplog.text
     assert np.abs(resumed - reference).max() <= CUDA_ATOL

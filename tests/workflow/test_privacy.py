@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mskdx.deid import phi_values
+from mskdx.ingest.deid import phi_values
 
 pytestmark = pytest.mark.workflow
 

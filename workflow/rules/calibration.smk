@@ -8,7 +8,7 @@ rule tabulate_calibration:
     input:
         predictions=get_predictions,
         external=get_all_external_ensembles,
-        code=library_sources("clinical", "stats", "tables"),
+        code=library_sources("evaluate/clinical", "evaluate/stats", "evaluate/markdown"),
     output:
         csv=report(
             "results/{study}/tables/calibration.csv",
@@ -33,7 +33,7 @@ rule plot_calibration:
     input:
         predictions=get_arm_predictions,
         external=get_arm_external_ensembles,
-        code=library_sources("clinical", "stats", "figures"),
+        code=library_sources("evaluate/clinical", "evaluate/stats", "evaluate/figures"),
     output:
         figure=report(
             figure("results/{study}/figures/calibration_{arm}"),
@@ -65,7 +65,7 @@ rule plot_decision_curve:
     input:
         predictions=get_predictions,
         external=get_all_external_ensembles,
-        code=library_sources("clinical", "stats", "figures"),
+        code=library_sources("evaluate/clinical", "evaluate/stats", "evaluate/figures"),
     output:
         figure=report(
             figure("results/{study}/figures/decision_curve"),
@@ -93,7 +93,7 @@ rule tabulate_checklist:
         manifest="results/{study}/cache/manifest.csv",
         refused="results/{study}/extract/refused.csv",
         splits="results/{study}/splits/splits.csv",
-        code=library_sources("checklist", "tables"),
+        code=library_sources("evaluate/checklist", "evaluate/markdown"),
     output:
         csv=report(
             "results/{study}/tables/claim_checklist.csv",

@@ -11,7 +11,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 # the checkout's library, installed in this environment or not
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from mskdx import inputs  # standard library only
+from mskdx.ingest import inputs  # standard library only
 
 KEY_ENV = config["data"]["pseudonym_key_env"]
 if inputs.demo_key_warning(KEY_ENV):
@@ -33,14 +33,23 @@ wildcard_constraints:
 
 
 def library_sources(*modules):
-    """The library files a rule runs, so that editing them reruns exactly that rule and later ones."""
+    """The library files a rule runs, so that editing them reruns exactly that rule and later ones.
+
+    A module is named by its path under src/mskdx ("learn/train", "evaluate/stats"); a package
+    stands for all its files. The `__init__.py` of every package on the way is included too:
+    importing a module runs them."""
     files = [LIBRARY / name for name in ("__init__.py", "errors.py", "io.py")]
     for module in modules:
         path = LIBRARY / module
+        for parent in reversed(Path(module).parents[:-1]):
+            files.append(LIBRARY / parent / "__init__.py")
         files += (
             sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
         )
-    return [str(f) for f in files]
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise WorkflowError(f"library_sources: no such library file {missing[0]}")
+    return [str(f) for f in dict.fromkeys(files)]
 
 
 def schema(name):

@@ -22,9 +22,7 @@ use rule synthesize_cohort as synthesize_external with:
 use rule extract_images as extract_external with:
     input:
         unpack(get_external_input),
-        code=library_sources(
-            "extract", "dicom", "deid", "labels", "preprocess", "inputs"
-        ),
+        code=library_sources("ingest"),
     output:
         images="results/{study}/external/{cohort}/cache/images.npy",
         masks="results/{study}/external/{cohort}/cache/masks.npy",
@@ -44,7 +42,9 @@ rule score_external:
         checkpoints=get_arm_checkpoints,
         images="results/{study}/external/{cohort}/cache/images.npy",
         manifest="results/{study}/external/{cohort}/cache/manifest.csv",
-        code=library_sources("external", "train", "models", "augment"),
+        code=library_sources(
+            "evaluate/external", "learn/train", "learn/models", "learn/augment"
+        ),
     output:
         per_fold="results/{study}/external/{cohort}/predictions_{arm}.csv",
         ensemble="results/{study}/external/{cohort}/ensemble_{arm}.csv",
@@ -69,7 +69,13 @@ rule tabulate_external:
     input:
         unpack(get_external_scores),
         curves=get_development_curves,
-        code=library_sources("external", "stats", "tables", "papers"),
+        code=library_sources(
+            "evaluate/external",
+            "evaluate/stats",
+            "evaluate/tables",
+            "evaluate/markdown",
+            "evaluate/papers",
+        ),
     output:
         csv=report(
             "results/{study}/tables/external_{cohort}.csv",
@@ -107,7 +113,7 @@ rule plot_roc_external:
     input:
         development=get_predictions,
         external=get_all_external_ensembles,
-        code=library_sources("external", "steps", "figures", "stats"),
+        code=library_sources("evaluate/external", "evaluate/figures", "evaluate/stats"),
     output:
         figure=report(
             figure("results/{study}/figures/roc_external"),

@@ -1,9 +1,7 @@
 rule extract_images:
     input:
         unpack(get_study_input),
-        code=library_sources(
-            "extract", "dicom", "deid", "labels", "preprocess", "inputs"
-        ),
+        code=library_sources("ingest"),
     output:
         images="results/{study}/cache/images.npy",
         masks="results/{study}/cache/masks.npy",

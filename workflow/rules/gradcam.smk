@@ -6,7 +6,9 @@ rule compute_gradcam:
         images="results/{study}/cache/images.npy",
         masks="results/{study}/cache/masks.npy",
         manifest="results/{study}/cache/manifest.csv",
-        code=library_sources("steps", "gradcam", "models", "train", "augment"),
+        code=library_sources(
+            "learn/gradcam", "learn/models", "learn/train", "learn/augment"
+        ),
     output:
         cams="results/{study}/gradcam/{arm}.npz",
         scores="results/{study}/gradcam/{arm}_scores.csv",
@@ -21,7 +23,7 @@ rule compute_gradcam:
     params:
         folds=lambda wildcards: folds(wildcards.study),
         samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
-        # unset: the library's default (mskdx.gradcam.POINTING_TOLERANCE_PX)
+        # unset: the library's default (mskdx.learn.gradcam.POINTING_TOLERANCE_PX)
         tolerance_px=lookup(
             dpath="studies/{study}/gradcam/pointing_tolerance_px",
             within=config,
@@ -38,7 +40,7 @@ rule compute_gradcam:
 rule summarise_localisation:
     input:
         scores=get_gradcam_scores,
-        code=library_sources("steps", "gradcam", "stats"),
+        code=library_sources("learn/gradcam", "evaluate/stats", "evaluate/markdown"),
     output:
         csv=report(
             "results/{study}/tables/localisation.csv",

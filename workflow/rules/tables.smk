@@ -1,7 +1,9 @@
 rule tabulate_image_level:
     input:
         predictions=get_predictions,
-        code=library_sources("steps", "stats", "tables", "papers"),
+        code=library_sources(
+            "evaluate/stats", "evaluate/tables", "evaluate/markdown", "evaluate/papers"
+        ),
     output:
         csv=report(
             "results/{study}/tables/table1_image_level.csv",
@@ -29,7 +31,12 @@ rule tabulate_image_level:
 
 rule tabulate_complexity:
     input:
-        code=library_sources("models", "papers"),
+        code=library_sources(
+            "evaluate/complexity",
+            "evaluate/markdown",
+            "evaluate/papers/printed",
+            "learn/models",
+        ),
     output:
         csv=report(
             "results/{study}/tables/table2_complexity.csv",
@@ -57,7 +64,9 @@ rule tabulate_complexity:
 rule tabulate_patient_level:
     input:
         predictions=get_arm_predictions,
-        code=library_sources("steps", "stats", "tables", "papers"),
+        code=library_sources(
+            "evaluate/stats", "evaluate/tables", "evaluate/markdown", "evaluate/papers"
+        ),
     output:
         csv=report(
             "results/{study}/tables/table3_patient_level_{arm}.csv",
@@ -87,7 +96,9 @@ rule tabulate_patient_level:
 rule tabulate_sequences:
     input:
         predictions=get_predictions,
-        code=library_sources("steps", "stats", "tables", "papers"),
+        code=library_sources(
+            "evaluate/stats", "evaluate/tables", "evaluate/markdown", "evaluate/papers"
+        ),
     output:
         csv=report(
             "results/{study}/tables/table2_performance.csv",
@@ -114,7 +125,7 @@ rule tabulate_sequences:
 
 rule check_papers:
     input:
-        code=library_sources("steps", "stats", "papers"),
+        code=library_sources("evaluate/papers", "evaluate/stats", "evaluate/markdown"),
     output:
         csv=report(
             "results/paper_check.csv",

@@ -2,7 +2,7 @@
 (rule compute_gradcam)."""
 
 from mskdx.io import log_to
-from mskdx.steps import compute_gradcam_step
+from mskdx.learn.gradcam import compute_gradcam_step
 
 log_to(snakemake.log[0])
 compute_gradcam_step(

@@ -1,7 +1,7 @@
 """Extract, de-identify and preprocess a study's DICOM images (rule extract_images)."""
 
 from mskdx.errors import MskdxError
-from mskdx.extract import StudySpec, extract_study
+from mskdx.ingest.extract import StudySpec, extract_study
 from mskdx.io import exit_on_error, log_to
 
 log_to(snakemake.log[0])

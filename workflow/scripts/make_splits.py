@@ -2,7 +2,7 @@
 
 from mskdx.errors import MskdxError
 from mskdx.io import exit_on_error, log_to
-from mskdx.splits import make_splits
+from mskdx.learn.splits import make_splits
 
 log_to(snakemake.log[0])
 cfg = snakemake.params.splits

@@ -1,6 +1,6 @@
 """Reliability diagram of one arm with a LOWESS curve (rule plot_calibration)."""
 
-from mskdx.clinical import plot_calibration_step
+from mskdx.evaluate.clinical import plot_calibration_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

@@ -1,7 +1,7 @@
 """Pooled test-set confusion matrix of one arm (rule plot_confusion)."""
 
+from mskdx.evaluate.figures import plot_confusion_step
 from mskdx.io import log_to
-from mskdx.steps import plot_confusion_step
 
 log_to(snakemake.log[0])
 outputs = [snakemake.output.figure, *snakemake.output.extra]

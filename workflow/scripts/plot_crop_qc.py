@@ -1,7 +1,7 @@
 """QC montage of random ultrasound crops per view (rule plot_crop_qc)."""
 
+from mskdx.evaluate.figures import plot_crop_qc_step
 from mskdx.io import log_to
-from mskdx.steps import plot_crop_qc_step
 
 log_to(snakemake.log[0])
 outputs = [snakemake.output.figure, *snakemake.output.extra]

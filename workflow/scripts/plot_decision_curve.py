@@ -1,6 +1,6 @@
 """Decision curve: net benefit of every arm vs treat all / none (rule plot_decision_curve)."""
 
-from mskdx.clinical import plot_decision_curve_step
+from mskdx.evaluate.clinical import plot_decision_curve_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

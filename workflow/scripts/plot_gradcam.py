@@ -1,7 +1,7 @@
 """Grad-CAM overlays of sampled test images (rule plot_gradcam)."""
 
+from mskdx.evaluate.figures import plot_gradcam_step
 from mskdx.io import log_to
-from mskdx.steps import plot_gradcam_step
 
 log_to(snakemake.log[0])
 outputs = [snakemake.output.figure, *snakemake.output.extra]

@@ -1,7 +1,7 @@
 """Grad-CAM localisation scores per arm (rule plot_localisation)."""
 
+from mskdx.evaluate.figures import plot_localisation_step
 from mskdx.io import log_to
-from mskdx.steps import plot_localisation_step
 
 log_to(snakemake.log[0])
 outputs = [snakemake.output.figure, *snakemake.output.extra]

@@ -1,7 +1,7 @@
 """Test predictions framed green (correct) or red (wrong) (rule plot_montage)."""
 
+from mskdx.evaluate.figures import plot_montage_step
 from mskdx.io import log_to
-from mskdx.steps import plot_montage_step
 
 log_to(snakemake.log[0])
 outputs = [snakemake.output.figure, *snakemake.output.extra]

@@ -1,7 +1,7 @@
 """Test-set ROC curves of every arm with DeLong CIs (rule plot_roc)."""
 
+from mskdx.evaluate.figures import plot_roc_step
 from mskdx.io import log_to
-from mskdx.steps import plot_roc_step
 
 log_to(snakemake.log[0])
 outputs = [snakemake.output.figure, *snakemake.output.extra]

@@ -1,6 +1,6 @@
 """ROC curves of every arm: development (pooled CV) beside each external cohort."""
 
-from mskdx.external import plot_roc_external_step
+from mskdx.evaluate.external import plot_roc_external_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

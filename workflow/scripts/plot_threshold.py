@@ -1,7 +1,7 @@
 """Patient-level training accuracy against the threshold, per fold (rule plot_threshold)."""
 
+from mskdx.evaluate.figures import plot_threshold_step
 from mskdx.io import log_to
-from mskdx.steps import plot_threshold_step
 
 log_to(snakemake.log[0])
 outputs = [snakemake.output.figure, *snakemake.output.extra]

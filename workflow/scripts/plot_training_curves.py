@@ -1,7 +1,7 @@
 """Training and validation loss/accuracy of one job (rule plot_training_curves)."""
 
+from mskdx.evaluate.figures import plot_training_curves_step
 from mskdx.io import log_to
-from mskdx.steps import plot_training_curves_step
 
 log_to(snakemake.log[0])
 outputs = [snakemake.output.figure, *snakemake.output.extra]

@@ -1,7 +1,7 @@
 """Diagnose the new patients of config predict.dicom_dir with one arm (rule predict_folder)."""
 
+from mskdx.deploy.predict import predict_step
 from mskdx.io import log_to
-from mskdx.predict import predict_step
 
 log_to(snakemake.log[0])
 predict_step(

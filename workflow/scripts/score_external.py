@@ -1,6 +1,6 @@
 """Score an external cohort with every fold model of one arm (rule score_external)."""
 
-from mskdx.external import score_cohort_step
+from mskdx.evaluate.external import score_cohort_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

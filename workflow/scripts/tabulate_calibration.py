@@ -1,6 +1,6 @@
 """Calibration table: Brier score, intercept and slope with CIs (rule tabulate_calibration)."""
 
-from mskdx.clinical import write_calibration_table
+from mskdx.evaluate.clinical import write_calibration_table
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

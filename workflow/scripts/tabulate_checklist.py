@@ -1,6 +1,6 @@
 """CLAIM 2024 / TRIPOD+AI checklist filled from the run (rule tabulate_checklist)."""
 
-from mskdx.checklist import write_checklist
+from mskdx.evaluate.checklist import write_checklist
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

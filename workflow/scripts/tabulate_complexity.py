@@ -1,7 +1,7 @@
 """Gout Table II: parameters and MACs of each arm at the crop size (rule tabulate_complexity)."""
 
+from mskdx.evaluate.tables import write_complexity_table
 from mskdx.io import log_to
-from mskdx.steps import write_complexity_table
 
 log_to(snakemake.log[0])
 write_complexity_table(

@@ -1,6 +1,6 @@
 """Image- and patient-level tables of one external cohort (rule tabulate_external)."""
 
-from mskdx.external import write_external_tables
+from mskdx.evaluate.external import write_external_tables
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

@@ -1,7 +1,7 @@
 """Gout Table I: image-level metrics per arm vs the best (rule tabulate_image_level)."""
 
+from mskdx.evaluate.tables import write_image_level_table
 from mskdx.io import log_to
-from mskdx.steps import write_image_level_table
 
 log_to(snakemake.log[0])
 write_image_level_table(

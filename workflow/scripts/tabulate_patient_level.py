@@ -1,7 +1,7 @@
 """Gout Table III: patient diagnosis by a training-fold threshold (rule tabulate_patient_level)."""
 
+from mskdx.evaluate.tables import write_patient_level_table
 from mskdx.io import log_to
-from mskdx.steps import write_patient_level_table
 
 log_to(snakemake.log[0])
 write_patient_level_table(

@@ -1,7 +1,7 @@
 """OLT Table II: per-class metrics per MRI sequence (rule tabulate_sequences)."""
 
+from mskdx.evaluate.tables import write_sequence_table
 from mskdx.io import log_to
-from mskdx.steps import write_sequence_table
 
 log_to(snakemake.log[0])
 write_sequence_table(

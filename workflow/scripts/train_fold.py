@@ -1,7 +1,7 @@
 """Train one study x arm x fold job (rule train_fold)."""
 
 from mskdx.io import log_to
-from mskdx.train import train_fold
+from mskdx.learn.train import train_fold
 
 log_to(snakemake.log[0])
 train_fold(

@@ -26,14 +26,15 @@ Images whose mask is empty (no lesion, or no mask at all) are skipped, never sco
 made-up region. Where no image has a mask (a user's own data without masks), the scores are an
 empty table with the usual columns and the caller reports the localisation as skipped.
 
-The target layer of the project's networks is `mskdx.models.cam_layer(model)` (the last ResNet
+The target layer of the project's networks is `mskdx.learn.models.cam_layer(model)` (the last ResNet
 stage). torch and pytorch_grad_cam are imported only inside `compute_cams`, so the scoring and
-summary functions (and `mskdx.figures`, which uses them) run without torch.
+summary functions (and `mskdx.evaluate.figures`, which uses them) run without torch.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -43,13 +44,15 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 from scipy import stats as sps
 
-from mskdx.stats import wilson_ci
+from mskdx.evaluate.stats.proportions import wilson_ci
+from mskdx.io import atomic_path, read_table, write_table
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 log = logging.getLogger(__name__)
+PathLike = str | os.PathLike
 
 #: the pointing game's customary tolerance, in pixels of the network's input (Zhang et al. 2016)
 POINTING_TOLERANCE_PX = 15.0
@@ -94,7 +97,7 @@ def compute_cams(
         batch: (N, 3, H, W) float, normalised as for training. It may come from
             `torch.inference_mode()`; it is cloned into a tensor that requires grad.
         target_layer: a submodule of `model`, usually the last residual stage
-            (`mskdx.models.cam_layer`).
+            (`mskdx.learn.models.cam_layer`).
         batch_size: images per forward/backward pass (memory bound only; results do not depend
             on it because the model runs in eval mode).
 
@@ -316,9 +319,9 @@ def summarise_localisation(scores: pd.DataFrame, by: str | Sequence[str] = "arm"
     - `mask_fraction_mean`: the chance level of `energy_inside` (and of the pointing game at
       tolerance 0) for a heat map that ignores the image;
     - pointing-game hits, hit rate and Wilson score 95% interval (Wilson 1927,
-      `mskdx.stats.wilson_ci`), and `pointing_chance_mean`, the game's chance level (the hit
-      rate of a randomly placed maximum, averaged over the images), and the `tolerance_px` used
-      (the largest, should the scores mix tolerances).
+      `mskdx.evaluate.stats.proportions.wilson_ci`), and `pointing_chance_mean`, the game's chance
+      level (the hit rate of a randomly placed maximum, averaged over the images), and the
+      `tolerance_px` used (the largest, should the scores mix tolerances).
     Without a `by` column (e.g. scores of a single arm) everything is one group named "all".
     Empty scores give an empty table with these columns.
     """
@@ -356,3 +359,116 @@ def summarise_localisation(scores: pd.DataFrame, by: str | Sequence[str] = "arm"
             }
         )
     return pd.DataFrame(rows, columns=keys + SUMMARY_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the Grad-CAM rules call
+# ---------------------------------------------------------------------------------------------
+
+
+def compute_gradcam_step(
+    checkpoints: Sequence[PathLike],
+    predictions: Sequence[PathLike],
+    images: PathLike,
+    masks: PathLike,
+    manifest: PathLike,
+    *,
+    study: str,
+    arm: str,
+    folds: Sequence[int],
+    samples: int,
+    seed: int,
+    cams: PathLike,
+    scores: PathLike,
+    threads: int = 1,
+    tolerance_px: float | None = None,
+    layer: str = "last",
+) -> None:
+    """Grad-CAM of a seeded sample of each fold's test images (one job per arm, its folds in
+    turn: one process start and one cache read instead of one per fold), scored against the
+    lesion masks at the network's input resolution (the pointing game within `tolerance_px`
+    input pixels; default `POINTING_TOLERANCE_PX`). `layer` is the target stage
+    (`models.cam_layer`). `cams` holds every fold's sample with a `folds` array."""
+    import torch
+
+    from mskdx.learn import models, train
+
+    if not len(checkpoints) == len(predictions) == len(folds):
+        raise ValueError(
+            f"{len(checkpoints)} checkpoints, {len(predictions)} prediction tables and "
+            f"{len(folds)} folds; expected one of each per fold"
+        )
+    torch.set_num_threads(threads)  # the job's share of the cores: no oversubscription
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    table = read_table(manifest, "manifest").set_index("image_id")
+    all_images = np.load(images, mmap_mode="r")
+    all_masks = np.load(masks, mmap_mode="r")
+    parts, tables = [], []
+    for checkpoint, prediction, fold in zip(checkpoints, predictions, folds, strict=True):
+        model, state = train.load_final(checkpoint, device)
+        preds = read_table(prediction, "predictions")
+        test = preds[preds.subset == "test"].set_index("image_id")
+        rows = table.loc[test.index].reset_index()
+        rows = rows.iloc[select_samples(rows, samples, seed)]
+        idx = rows["index"].to_numpy()
+        imgs = np.asarray(all_images[idx])
+        lesion_masks = np.asarray(all_masks[idx])
+        has_mask = rows["has_mask"].fillna(False).astype(bool).to_numpy()
+        batch = train.prepare_images(imgs, state["normalization"], device)
+        maps = compute_cams(model, batch, models.cam_layer(model, layer))
+        image_ids = list(rows.image_id)
+        tolerance = POINTING_TOLERANCE_PX if tolerance_px is None else tolerance_px
+        score_table = localisation_scores(
+            maps,
+            [m if h else None for m, h in zip(lesion_masks, has_mask, strict=True)],
+            image_ids=image_ids,
+            tolerance_px=tolerance,
+        )
+        score_table.insert(0, "fold", fold)
+        score_table.insert(0, "arm", arm)
+        score_table.insert(0, "study", study)
+        tables.append(score_table)
+        log.info(
+            "%s %s fold %s: Grad-CAM of %d images, %d scored against masks "
+            "(pointing game within %.1f px)",
+            study,
+            arm,
+            fold,
+            len(rows),
+            len(score_table),
+            tolerance,
+        )
+        parts.append(
+            dict(
+                images=imgs,
+                cams=maps.astype(np.float32),
+                masks=lesion_masks,
+                has_mask=has_mask,
+                image_ids=np.array(image_ids, dtype=str),
+                labels=test.loc[image_ids, "label"].to_numpy(),
+                probs=test.loc[image_ids, "prob"].to_numpy(),
+                folds=np.full(len(rows), fold, dtype=np.int64),
+            )
+        )
+    arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    with atomic_path(cams) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    write_table(pd.concat(tables, ignore_index=True), scores)
+
+
+def summarise_localisation_step(
+    scores: Sequence[PathLike], *, csv: PathLike, md: PathLike, all_scores: PathLike
+) -> None:
+    """Pool the localisation scores of every job and summarise them per arm."""
+    from mskdx.evaluate.markdown import write_table_pair
+
+    table = pd.concat([read_table(p) for p in scores], ignore_index=True)
+    if table.empty:
+        log.warning("no image has a lesion mask: Grad-CAM localisation is not scored")
+    write_table(table, all_scores)
+    write_table_pair(
+        summarise_localisation(table, by="arm"),
+        csv,
+        md,
+        "Grad-CAM localisation against the lesion masks",
+    )

@@ -13,45 +13,39 @@ is text: "0", "1", ... and "pooled" / "mean".
 
 `compact_view` turns such a table into one text cell per metric ("83.3 (334/401) [81.2, 85.4]")
 and `to_markdown` renders any DataFrame as a GitHub table. The papers' printed numbers are in
-`mskdx.papers`; the check of those numbers against each other is `mskdx.papers.check`.
+`mskdx.evaluate.papers`; the check of those numbers against each other is
+`mskdx.evaluate.papers.check`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mskdx import papers
 from mskdx.errors import SplitError
-from mskdx.io import load_schema
-from mskdx.papers import Cell, PrintedAuc, PrintedProportion
-from mskdx.stats import (
-    BinaryMetrics,
-    Estimate,
-    binary_metrics,
-    delong_test,
-    mcnemar,
-    proportion,
-    search_threshold,
-)
+from mskdx.evaluate.markdown import write_table_pair
+from mskdx.evaluate.papers import printed as papers
+from mskdx.evaluate.papers.printed import Cell, PrintedAuc, PrintedProportion
+from mskdx.evaluate.stats.delong import delong_test
+from mskdx.evaluate.stats.mcnemar import mcnemar
+from mskdx.evaluate.stats.metrics import BinaryMetrics, binary_metrics
+from mskdx.evaluate.stats.proportions import Estimate, proportion
+from mskdx.evaluate.stats.threshold import search_threshold
+from mskdx.io import load_schema, read_predictions, write_table
 
 __all__ = [
-    "compact_view",
     "gout_image_table",
     "gout_patient_table",
     "olt_table",
-    "to_markdown",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Metrics stored in percent; all other metrics are on the 0-1 scale.
-PERCENT_METRICS = ("acc", "sen", "spe", "accuracy")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,8 +350,8 @@ def gout_patient_table(
     """Build gout Table III for one arm: per-fold patient diagnosis by abnormal-image fraction.
 
     Per fold, each patient's fraction of images called abnormal (prob > image_threshold) is
-    computed; the threshold is searched (`mskdx.stats.search_threshold`, diagnose gout iff
-    fraction > threshold, grid step `step`) on that fold's **train** patients using their
+    computed; the threshold is searched (`mskdx.evaluate.stats.threshold.search_threshold`, diagnose
+    gout iff fraction > threshold, grid step `step`) on that fold's **train** patients using their
     training-set predictions, and applied to that fold's test patients.
 
     Returns:
@@ -476,8 +470,8 @@ def olt_table(
     Per arm (repeated on both rows): ``accuracy`` in percent with Wilson CI, ``auc`` with
     DeLong CI, confusion counts ``tp``, ``fn``, ``tn``, ``fp`` (positive = patient). ``paper_*``:
     the paper's Table II, AUC and accuracy assigned to the sequence they belong to (the printed
-    "(T1) Healthy" row holds T2's; see `mskdx.papers.OLT_TABLE2_PRINTED`), and the confusion
-    counts from its text (``paper_tp`` ...).
+    "(T1) Healthy" row holds T2's; see `mskdx.evaluate.papers.OLT_TABLE2_PRINTED`), and the
+    confusion counts from its text (``paper_tp`` ...).
     """
     what = "olt_table"
     df = _prepare(predictions, image_threshold, what)
@@ -522,89 +516,50 @@ def olt_table(
 # ---------------------------------------------------------------------------------------------
 
 
-def _fmt(x: object, digits: int) -> str:
-    if x is None or x is pd.NA:
-        return ""
-    if isinstance(x, float | np.floating):
-        if math.isnan(x):
-            return ""
-        text = f"{x:.{digits}f}"
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    if isinstance(x, np.integer):
-        return str(int(x))
-    if isinstance(x, np.bool_):
-        return str(bool(x))
-    return str(x)
+# ---------------------------------------------------------------------------------------------
+# Gout Table II: model complexity
+# ---------------------------------------------------------------------------------------------
 
 
-def _fmt_p(p: float) -> str:
-    if p is None or p is pd.NA or (isinstance(p, float) and math.isnan(p)):
-        return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+# ---------------------------------------------------------------------------------------------
+# What the table rules call: read the jobs' tables, build, write CSV + Markdown
+# ---------------------------------------------------------------------------------------------
+
+PathLike = str | os.PathLike
 
 
-def compact_view(table: pd.DataFrame) -> pd.DataFrame:
-    """Merge each metric's value, count and CI columns into one text cell for display.
-
-    ``acc`` + ``acc_k``/``acc_n`` + ``acc_low``/``acc_high`` -> "83.3 (334/401) [81.2, 85.4]"
-    (percent metrics with 1 decimal, others with 3); ``p_*`` columns as "0.032" / "<0.001";
-    discordant counts and z are dropped. Other columns are kept as they are.
-    """
-    out = pd.DataFrame(index=table.index)
-    used: set[str] = set()
-    columns = list(table.columns)
-    drop = {c for c in columns if re.fullmatch(r"[bc]_(acc|sen|spe)|z_auc", c)}
-    for column in columns:
-        if column in used or column in drop:
-            continue
-        base = column
-        parts = [f"{base}_k", f"{base}_n", f"{base}_low", f"{base}_high"]
-        if any(p in table.columns for p in parts[2:]):
-            metric = base.removeprefix("paper_")
-            digits = 1 if metric in PERCENT_METRICS else 3
-            cells = []
-            for _, row in table.iterrows():
-                value = row[base]
-                if (
-                    value is None
-                    or value is pd.NA
-                    or (isinstance(value, float) and math.isnan(value))
-                ):
-                    cells.append("")
-                    continue
-                text = f"{value:.{digits}f}"
-                if f"{base}_k" in table.columns and not pd.isna(row[f"{base}_k"]):
-                    text += f" ({int(row[f'{base}_k'])}/{int(row[f'{base}_n'])})"
-                low, high = row.get(f"{base}_low"), row.get(f"{base}_high")
-                if low is not None and not pd.isna(low):
-                    text += f" [{low:.{digits}f}, {high:.{digits}f}]"
-                cells.append(text)
-            out[base] = cells
-            used.update(p for p in parts if p in table.columns)
-        elif re.fullmatch(r"(paper_)?p_\w+", column):
-            out[column] = [_fmt_p(v) for v in table[column]]
-        else:
-            out[column] = table[column]
-        used.add(column)
-    return out
+def write_image_level_table(
+    predictions: Sequence[PathLike],
+    *,
+    best_arm: str,
+    image_threshold: float,
+    csv: PathLike,
+    md: PathLike,
+) -> None:
+    table = gout_image_table(
+        read_predictions(predictions), best_arm=best_arm, image_threshold=image_threshold
+    )
+    write_table_pair(table, csv, md, "Gout Table I: image-level performance on the test folds")
 
 
-def to_markdown(df: pd.DataFrame, title: str = "", digits: int = 3, compact: bool = True) -> str:
-    """Render `df` as a GitHub Markdown table, after `compact_view` unless `compact` is False.
+def write_patient_level_table(
+    predictions: Sequence[PathLike],
+    *,
+    step: float,
+    image_threshold: float,
+    csv: PathLike,
+    md: PathLike,
+    curves: PathLike,
+) -> None:
+    table, curve_table = gout_patient_table(
+        read_predictions(predictions), step=step, image_threshold=image_threshold
+    )
+    write_table(curve_table, curves)
+    write_table_pair(table, csv, md, "Gout Table III: patient-level diagnosis per fold")
 
-    Floats get `digits` decimals, NaN/NA are blank, "|" in cells is escaped and line breaks
-    become spaces. A small renderer, so that the pipeline does not depend on ``tabulate``.
-    """
-    if compact:
-        df = compact_view(df)
 
-    def clean(value: object) -> str:
-        return _fmt(value, digits).replace("|", "\\|").replace("\n", " ")
-
-    header = [clean(c) for c in df.columns]
-    lines = [f"### {title}", ""] if title else []
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join("---" for _ in header) + "|")
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(clean(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
+def write_sequence_table(
+    predictions: Sequence[PathLike], *, image_threshold: float, csv: PathLike, md: PathLike
+) -> None:
+    table = olt_table(read_predictions(predictions), image_threshold=image_threshold)
+    write_table_pair(table, csv, md, "OLT Table II: performance per MRI sequence on the test set")

@@ -3,7 +3,7 @@
 Hanley JA, McNeil BJ (1982). The meaning and use of the area under a receiver operating
 characteristic (ROC) curve. Radiology 143:29-36, eq. (2) with Q1 = A / (2 - A),
 Q2 = 2 A^2 / (1 + A) (exponential-score approximation). Used only to check printed AUC CIs in
-papers; with scores, use the DeLong variance (`mskdx.stats.delong_auc`).
+papers; with scores, use the DeLong variance (`mskdx.evaluate.stats.delong.delong_auc`).
 """
 
 from __future__ import annotations

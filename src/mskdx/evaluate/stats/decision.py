@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from mskdx.stats.calibration import _check
+from mskdx.evaluate.stats.calibration import _check
 
 __all__ = ["net_benefit", "threshold_grid_dca"]
 

@@ -11,7 +11,7 @@ matplotlib's default style (a user's matplotlibrc does not leak in), with a fixe
 and without creation dates, so identical input gives byte-identical PNG, PDF and SVG files for a
 given matplotlib version and font set (`tests/unit/test_figures.py` checks this).
 
-Only pseudonymous image ids (`I-` + 12 hex digits, `mskdx.deid`) may appear in captions; the
+Only pseudonymous image ids (`I-` + 12 hex digits, `mskdx.ingest.deid`) may appear in captions; the
 montage functions refuse anything else.
 """
 
@@ -38,9 +38,10 @@ from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import confusion_matrix, roc_curve
 
-from mskdx.io import atomic_path
+from mskdx.io import atomic_path, read_predictions, read_table
 
 log = logging.getLogger(__name__)
+PathLike = str | os.PathLike
 
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 # Drop the creation dates; the remaining metadata (matplotlib version) is constant.
@@ -331,7 +332,7 @@ def _draw_roc(
     title: str,
 ) -> None:
     """Draw the ROC curves of several arms on one axes, DeLong AUC and CI in the legend."""
-    from mskdx.stats import delong_auc
+    from mskdx.evaluate.stats.delong import delong_auc
 
     grid = np.linspace(0.0, 1.0, 201)
     handles = ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="Chance")
@@ -373,7 +374,7 @@ def plot_roc(
     """Overlay the ROC curves of several arms, with DeLong AUC and 95% CI in the legend.
 
     `curves` maps arm -> (y_true 0/1, y_score = P(positive)). AUC and CI come from
-    `mskdx.stats.delong_auc` (DeLong et al. 1988); the curve points from
+    `mskdx.evaluate.stats.delong.delong_auc` (DeLong et al. 1988); the curve points from
     `sklearn.metrics.roc_curve`. With `style.roc.ci_band` each curve gets the pointwise
     stratified bootstrap band of `roc_band` (fixed seed).
     """
@@ -634,13 +635,13 @@ def plot_localisation(
 ) -> None:
     """Plot Grad-CAM localisation per arm: energy inside the lesion and pointing-game hit rate.
 
-    `scores` are `mskdx.gradcam.localisation_scores` rows with an `arm` column (one group "all"
-    without it). Left: box plot and points (seeded jitter) of `energy_inside`, with the chance
-    level (mean lesion area share) as a black dash. Right: pointing-game hit rate with Wilson
-    95% intervals. Empty scores (no lesion masks) give a figure that says localisation was not
-    scored, so the workflow's output exists.
+    `scores` are `mskdx.learn.gradcam.localisation_scores` rows with an `arm` column (one group
+    "all" without it). Left: box plot and points (seeded jitter) of `energy_inside`, with the chance
+    level (mean lesion area share) as a black dash. Right: pointing-game hit rate with Wilson 95%
+    intervals. Empty scores (no lesion masks) give a figure that says localisation was not scored,
+    so the workflow's output exists.
     """
-    from mskdx.gradcam import summarise_localisation
+    from mskdx.learn.gradcam import summarise_localisation
 
     paths = _paths(outputs)
     dpi = int(_style(style, "dpi"))
@@ -819,8 +820,8 @@ def plot_calibration(
     """Reliability diagram: observed vs predicted per bin (Wilson 95% CIs) and a LOWESS curve.
 
     `bins` has columns cohort, predicted, observed, observed_low, observed_high, n (one row per
-    non-empty bin, `mskdx.stats.calibration.reliability_bins`); `smooth` maps a cohort to its
-    LOWESS curve (sorted probabilities, smoothed event rate). Marker area follows the bin count.
+    non-empty bin, `mskdx.evaluate.stats.calibration.reliability_bins`); `smooth` maps a cohort to
+    its LOWESS curve (sorted probabilities, smoothed event rate). Marker area follows the bin count.
     """
     paths = _paths(outputs)
     _check_table(
@@ -867,7 +868,7 @@ def plot_decision_curve(
     """Net benefit against threshold probability for each arm, with treat-all and treat-none.
 
     `curves` has columns cohort, arm, threshold, net_benefit, treat_all
-    (`mskdx.clinical.decision_curve_table`); one panel per cohort.
+    (`mskdx.evaluate.clinical.decision_curve_table`); one panel per cohort.
     """
     paths = _paths(outputs)
     _check_table(
@@ -911,3 +912,106 @@ def plot_decision_curve(
             ax.legend(loc="upper right", fontsize="small")
         axes[0].set_ylabel("Net benefit")
         _save(fig, paths, dpi)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the figure rules call: read the jobs' tables and arrays, then plot
+# ---------------------------------------------------------------------------------------------
+
+
+def read_test_subset(paths: Sequence[PathLike]) -> pd.DataFrame:
+    """The test-subset rows of prediction tables (each image once over the folds)."""
+    preds = read_predictions(paths)
+    return preds[preds.subset == "test"].reset_index(drop=True)
+
+
+def plot_training_curves_step(history: PathLike, *, title: str, outputs: list, style: dict) -> None:
+    plot_training_curves(read_table(history, "history"), title, outputs, style)
+
+
+def plot_confusion_step(
+    predictions: Sequence[PathLike],
+    *,
+    class_names: list[str],
+    image_threshold: float,
+    title: str,
+    outputs: list,
+    style: dict,
+) -> None:
+    test = read_test_subset(predictions)
+    pred = (test.prob > image_threshold).astype(int)  # as argmax: positive above
+    plot_confusion(test.label.to_numpy(), pred.to_numpy(), class_names, title, outputs, style)
+
+
+def plot_roc_step(
+    predictions: Sequence[PathLike], *, title: str, outputs: list, style: dict
+) -> None:
+    test = read_test_subset(predictions)
+    curves = {
+        arm: (part.label.to_numpy(), part.prob.to_numpy())
+        for arm, part in test.groupby("arm", sort=False)
+    }
+    plot_roc(curves, title, outputs, style)
+
+
+def plot_threshold_step(curves: PathLike, *, title: str, outputs: list, style: dict) -> None:
+    table = read_table(curves)
+    chosen = {
+        int(fold): float(part.loc[part.chosen.astype(bool), "threshold"].iloc[0])
+        for fold, part in table.groupby("fold")
+    }
+    plot_threshold_curve(table, chosen, title, outputs, style)
+
+
+def plot_montage_step(
+    predictions: PathLike,
+    images: PathLike,
+    manifest: PathLike,
+    *,
+    class_names: list[str],
+    seed: int,
+    outputs: list,
+    style: dict,
+) -> None:
+    """Montage of a seeded sample of test images, wrong predictions and correct ones mixed."""
+    preds = read_table(predictions, "predictions")
+    test = preds[preds.subset == "test"].sort_values("image_id")
+    rows = read_table(manifest, "manifest").set_index("image_id").loc[test.image_id, "index"]
+    n = min(len(test), int(style.get("montage", {}).get("images", 16)))
+    pick = np.sort(np.random.default_rng(seed).choice(len(test), size=n, replace=False))
+    bank = np.load(images, mmap_mode="r")
+    plot_prediction_montage(
+        np.asarray(bank[rows.to_numpy()[pick]]),
+        test.label.to_numpy()[pick],
+        test.prob.to_numpy()[pick],
+        list(test.image_id.to_numpy()[pick]),
+        class_names,
+        outputs,
+        style,
+    )
+
+
+def plot_crop_qc_step(
+    images: PathLike, manifest: PathLike, *, seed: int, outputs: list, style: dict
+) -> None:
+    table = read_table(manifest, "manifest")
+    bank = np.load(images, mmap_mode="r")
+    flags = list(table.region_flags) if "region_flags" in table else None
+    plot_crop_qc(bank, list(table.series), list(table.image_id), outputs, style, seed, flags=flags)
+
+
+def plot_localisation_step(scores: PathLike, *, outputs: list, style: dict) -> None:
+    plot_localisation(read_table(scores), outputs, style)
+
+
+def plot_gradcam_step(cams: PathLike, *, outputs: list, style: dict) -> None:
+    with np.load(cams) as npz:
+        data = dict(npz)
+    first = data["folds"] == data["folds"].min()  # the first fold's sample, as the paper shows
+    data = {key: value[first] for key, value in data.items()}
+    masks = [m if h else None for m, h in zip(data["masks"], data["has_mask"], strict=True)]
+    captions = [
+        f"{i}\ny={y} p={p:.2f}"
+        for i, y, p in zip(data["image_ids"], data["labels"], data["probs"], strict=True)
+    ]
+    plot_gradcam_grid(data["images"], data["cams"], masks, captions, outputs, style)

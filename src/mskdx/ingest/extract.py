@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mskdx import deid, dicom, inputs, preprocess
-from mskdx import labels as label_sheet
 from mskdx.errors import ConfigError, DicomError, LabelError, MskdxError, PreprocessError
+from mskdx.ingest import deid, dicom, inputs, preprocess
+from mskdx.ingest import labels as label_sheet
 from mskdx.io import save_npy, write_table
 
 log = logging.getLogger(__name__)

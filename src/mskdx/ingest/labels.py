@@ -15,9 +15,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from mskdx.deid import get_key, patient_pseudonym
-from mskdx.dicom import DicomHeader
 from mskdx.errors import ConfigError, LabelError
+from mskdx.ingest.deid import get_key, patient_pseudonym
+from mskdx.ingest.dicom import DicomHeader
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ parsed, to give the extraction rule two params, so that Snakemake reruns it when
 - the pseudonym key changes (`key_fingerprint`: an HMAC of a fixed text under the key, never
   the key itself, so the params Snakemake stores do not reveal it).
 
-`walk_tree` is also the file walk of `mskdx.dicom.walk_dicom`, so both see the same files: links
-to folders and files are followed, a folder reached twice (a link loop, two links to one
+`walk_tree` is also the file walk of `mskdx.ingest.dicom.walk_dicom`, so both see the same files:
+links to folders and files are followed, a folder reached twice (a link loop, two links to one
 folder) is walked once, a file reached twice is listed once, and a folder the operating system
 refuses to list is reported, not skipped.
 """

@@ -1,9 +1,9 @@
 """Diagnose new patients with a trained arm: `mskdx predict` (and rule `predict_folder`).
 
 A folder of DICOM studies without a label sheet goes through the training data's own path:
-`mskdx.extract.extract_study` with the study's extraction spec from the same config (walk,
-refusal rules, de-identification, region, crop, resize), then `mskdx.external.score_cohort`
-scores every image with each fold model of the arm (`mskdx.train.predict`, the checkpoint's
+`mskdx.ingest.extract.extract_study` with the study's extraction spec from the same config (walk,
+refusal rules, de-identification, region, crop, resize), then `mskdx.evaluate.external.score_cohort`
+scores every image with each fold model of the arm (`mskdx.learn.train.predict`, the checkpoint's
 normalization and batch size). Outputs carry pseudonymous keys only:
 
 - `images.csv`: per image and fold model its probability, and the ensemble (mean) with its call;
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mskdx import external
 from mskdx.errors import ConfigError, DicomError
+from mskdx.evaluate import external
 from mskdx.io import read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ PathLike = str | os.PathLike[str]
 
 def study_spec(config: Mapping, study: str):
     """The extraction spec of a study from a (merged) config, as rule extract_images builds it."""
-    from mskdx.extract import StudySpec
+    from mskdx.ingest.extract import StudySpec
 
     try:
         cfg = config["studies"][study]
@@ -83,10 +83,10 @@ def predict_folder(
 
     `private_map` (outside results/, it holds PHI) maps refused files' keys to their real paths.
 
-    `spec` is the study's extraction spec (`mskdx.extract.StudySpec`), `curves` the arm's
+    `spec` is the study's extraction spec (`mskdx.ingest.extract.StudySpec`), `curves` the arm's
     development threshold curves (gout; None for OLT, diagnosed per image).
     """
-    from mskdx.extract import extract_study
+    from mskdx.ingest.extract import extract_study
 
     if not checkpoints:
         raise ConfigError(f"{spec.study}/{arm}: no fold model given")
@@ -208,8 +208,8 @@ def _patient_table(ensemble: pd.DataFrame, image_threshold: float, threshold: fl
 
 
 def _gradcam(checkpoint: Path, cache: dict, ensemble: pd.DataFrame, n: int, figure: Path) -> None:
-    from mskdx import gradcam, models, train
-    from mskdx.figures import plot_gradcam_grid
+    from mskdx.evaluate.figures import plot_gradcam_grid
+    from mskdx.learn import gradcam, models, train
 
     model, state = train.load_final(checkpoint, "cpu")
     manifest = read_table(cache["manifest"], "manifest").set_index("image_id")
@@ -225,6 +225,6 @@ def _gradcam(checkpoint: Path, cache: dict, ensemble: pd.DataFrame, n: int, figu
 
 def predict_step(dicom_dir, *, spec: Mapping, images: PathLike, **kwargs) -> None:
     """Rule predict_folder: the outputs go to the folder of `images`."""
-    from mskdx.extract import StudySpec
+    from mskdx.ingest.extract import StudySpec
 
     predict_folder(dicom_dir, Path(images).parent, spec=StudySpec(**spec), **kwargs)

@@ -13,17 +13,21 @@ and for a miss which bound misses and by how much.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 from statsmodels.stats.proportion import proportion_confint
 
-from mskdx import papers
-from mskdx.papers.printed import Cell, PrintedAuc, PrintedProportion
-from mskdx.stats import hanley_mcneil_se
+from mskdx.evaluate.papers import printed as papers
+from mskdx.evaluate.papers.printed import Cell, PrintedAuc, PrintedProportion
+from mskdx.evaluate.stats.hanley import hanley_mcneil_se
+
+log = logging.getLogger(__name__)
 
 __all__ = ["COLUMNS", "CI_METHODS", "fold_compositions", "paper_check"]
 
@@ -1195,3 +1199,12 @@ def paper_check() -> pd.DataFrame:
     for check in CHECKS:
         check(rows)
     return pd.DataFrame(rows.rows, columns=COLUMNS)
+
+
+def write_paper_check(csv: str | Path, md: str | Path) -> None:
+    from mskdx.evaluate.markdown import write_table_pair
+
+    table = paper_check()
+    bad = int((~table["consistent"].astype(bool)).sum())
+    log.info("paper check: %d of %d printed values cannot be reproduced", bad, len(table))
+    write_table_pair(table, csv, md, "Printed numbers of the two papers, recomputed")

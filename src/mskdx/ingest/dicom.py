@@ -31,8 +31,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 
 from mskdx.errors import DicomError
-from mskdx.inputs import walk_tree
-from mskdx.preprocess import RegionRecord
+from mskdx.ingest.inputs import walk_tree
+from mskdx.ingest.preprocess import RegionRecord
 
 log = logging.getLogger(__name__)
 
@@ -1026,7 +1026,7 @@ def read_ultrasound_regions(path: str | os.PathLike[str]) -> list[RegionRecord]:
     """The items of the file's SequenceOfUltrasoundRegions (0018,6011), [] if it has none.
 
     Values are returned as written; whether they are usable for the pixels is decided by
-    `mskdx.preprocess.record_regions`. An item missing a location is left out.
+    `mskdx.ingest.preprocess.record_regions`. An item missing a location is left out.
     """
     path = Path(path)
     with _quiet_pydicom(), _no_bare_errors(path):

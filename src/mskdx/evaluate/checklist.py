@@ -271,7 +271,7 @@ def _rows(f: Mapping[str, str], study: str) -> list[tuple[str, str, str, str, st
             "model description (inputs, outputs, layers)",
             "reported",
             f["arms"],
-            "src/mskdx/models.py; gout Table II: parameters and MACs",
+            "src/mskdx/learn/models.py; gout Table II: parameters and MACs",
         ),
         (
             c,
@@ -312,7 +312,7 @@ def _rows(f: Mapping[str, str], study: str) -> list[tuple[str, str, str, str, st
             "reported",
             "none in the paper tables; external cohorts and mskdx predict use the mean probability "
             "of the fold models",
-            "src/mskdx/external.py",
+            "src/mskdx/evaluate/external.py",
         ),
         (
             c,
@@ -482,7 +482,7 @@ def write_checklist(
     csv: PathLike,
     md: PathLike,
 ) -> None:
-    from mskdx.tables import to_markdown
+    from mskdx.evaluate.markdown import to_markdown
 
     facts = study_facts(
         study=study, manifest=manifest, refused=refused, splits=splits, settings=settings

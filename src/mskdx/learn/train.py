@@ -1,12 +1,12 @@
 """Train one study x arm x fold job (rule train_fold): resumable, deterministic on the CPU.
 
 The job's images (uint8, from the cache) are held on the training device once; each batch is
-gathered, augmented and normalised there by `mskdx.augment.make_batch` (the same code on CPU and
-GPU). How the device is used (bf16 autocast, channels_last, fused optimizer, torch.compile, pinned
-transfers, determinism, RNG state of every device) is decided in one place, `DevicePlan`: on CUDA
-the fast path by default, on the CPU fp32 with deterministic algorithms, so the same seed gives
-byte-identical outputs. A plan can switch the fast-path pieces on for the CPU too (the tests do),
-so the code the GPU runs is exercised without one.
+gathered, augmented and normalised there by `mskdx.learn.augment.make_batch` (the same code on CPU
+and GPU). How the device is used (bf16 autocast, channels_last, fused optimizer, torch.compile,
+pinned transfers, determinism, RNG state of every device) is decided in one place, `DevicePlan`: on
+CUDA the fast path by default, on the CPU fp32 with deterministic algorithms, so the same seed gives
+byte-identical outputs. A plan can switch the fast-path pieces on for the CPU too (the tests do), so
+the code the GPU runs is exercised without one.
 
 The random numbers of epoch e (shuffling, augmentation, anything drawn from torch's global RNG)
 come from generators seeded with (seed, fold, e), so a run resumed from `checkpoint_last.pt`
@@ -41,10 +41,10 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from mskdx import augment, models
-from mskdx.augment import AugmentSpec, Normalization
 from mskdx.errors import ConfigError, PreprocessError, SplitError
 from mskdx.io import atomic_path, read_table, write_table
+from mskdx.learn import augment, models
+from mskdx.learn.augment import AugmentSpec, Normalization
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
-from mskdx.stats.proportions import wilson_ci
+from mskdx.evaluate.stats.proportions import wilson_ci
 
 __all__ = [
     "BrierScore",

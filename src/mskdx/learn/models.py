@@ -27,7 +27,6 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-import pandas as pd
 import torch
 import torchvision
 from torch import nn
@@ -314,58 +313,3 @@ def complexity(model: nn.Module, input_shape: tuple[int, ...] = TABLE_II_INPUT) 
             h.remove()
     params = sum(p.numel() for p in model.parameters())
     return Complexity(params=params, macs=int(total))
-
-
-def complexity_table(
-    arms: dict[str, dict], input_shape: tuple[int, ...] = TABLE_II_INPUT
-) -> pd.DataFrame:
-    """Tabulate Table II: parameters and MACs (millions) of each arm beside the paper's values.
-
-    Differences are (ours - paper) / paper in percent; the paper rounds to 0.01 M, so parameter
-    differences up to about 0.1% are rounding. Arms without a paper row get empty paper columns.
-    The paper's 3-block row is 0.3% above our 3-block net and repeats the 4-block parameter
-    count: most likely a copy error in the paper.
-    """
-    from mskdx.papers import gout_table2  # here, not at import: training does not need it
-
-    printed = gout_table2()
-    rows = []
-    for arm, spec in arms.items():
-        spec = dict(spec)
-        if spec.get("architecture") == "resnet50":
-            spec["weights"] = "none"  # the count does not depend on the weights
-        counts = complexity(build(spec), tuple(input_shape))
-        paper = (
-            printed.get(spec.get("blocks"))
-            if spec.get("architecture") == ("resnet_blocks")
-            else None
-        )
-        params_m, macs_m = counts.params / 1e6, counts.macs / 1e6
-        row = {
-            "arm": arm,
-            "params_m": round(params_m, 4),
-            "macs_m": round(macs_m, 2),
-            "paper_params_m": paper["params_m"] if paper else None,
-            "paper_macs_m": paper["macs_m"] if paper else None,
-            "params_diff_pct": (
-                round(100 * (params_m - paper["params_m"]) / paper["params_m"], 3)
-                if paper
-                else None
-            ),
-            "macs_diff_pct": (
-                round(100 * (macs_m - paper["macs_m"]) / paper["macs_m"], 3) if paper else None
-            ),
-        }
-        rows.append(row)
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "arm",
-            "params_m",
-            "macs_m",
-            "paper_params_m",
-            "paper_macs_m",
-            "params_diff_pct",
-            "macs_diff_pct",
-        ],
-    )

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from mskdx.io import write_table, write_text
-from mskdx.stats.calibration import (
+from mskdx.evaluate.stats.calibration import (
     brier_score,
     calibration_fit,
     reliability_bins,
     smoothed_calibration,
 )
-from mskdx.stats.decision import net_benefit, threshold_grid_dca
+from mskdx.evaluate.stats.decision import net_benefit, threshold_grid_dca
+from mskdx.io import write_table, write_text
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def write_calibration_table(
     md: PathLike,
     external: Sequence[PathLike] | None = None,
 ) -> None:
-    from mskdx.tables import to_markdown
+    from mskdx.evaluate.markdown import to_markdown
 
     table = calibration_table(read_cohorts(predictions, external), levels)
     write_table(table, csv)
@@ -196,7 +196,7 @@ def plot_calibration_step(
     external: Sequence[PathLike] | None = None,
 ) -> None:
     """Reliability diagram of one arm, development and external cohorts together."""
-    from mskdx.figures import plot_calibration
+    from mskdx.evaluate.figures import plot_calibration
 
     cohorts = {
         name: frame[frame["arm"] == arm]
@@ -224,7 +224,7 @@ def plot_decision_curve_step(
     style: dict,
     external: Sequence[PathLike] | None = None,
 ) -> None:
-    from mskdx.figures import plot_decision_curve
+    from mskdx.evaluate.figures import plot_decision_curve
 
     curves = decision_curve_table(read_cohorts(predictions, external), level, low, high, step)
     write_table(curves, table)

@@ -1,8 +1,8 @@
 """The two papers' printed numbers, as data.
 
 Every number is kept as the text the paper prints (``Cell("83.3")``) so that its precision is
-known when it is compared with a recomputation (`mskdx.papers.check.paper_check`). These are
-evidence, not ground truth: some of them do not add up, and `paper_check` says which.
+known when it is compared with a recomputation (`mskdx.evaluate.papers.check.paper_check`). These
+are evidence, not ground truth: some of them do not add up, and `paper_check` says which.
 
 Gout: Xiao L, Zhao Y, Li Y, Yan M, Liu M, Ning C. Deep learning-based automated detection and
 diagnosis of gouty arthritis in ultrasound images of the first metatarsophalangeal joint.
@@ -162,7 +162,7 @@ GOUT_TABLE2: dict[str, dict[str, Cell]] = {
 
 def gout_table2() -> dict[int, dict[str, float]]:
     """Table II by block count: params (M) and "FLOPs" (M; multiply-accumulates as thop counts
-    them, see `mskdx.models.complexity`) at a 3x320x700 input."""
+    them, see `mskdx.learn.models.complexity`) at a 3x320x700 input."""
     return {
         int(arm.removeprefix("blocks")): {
             "params_m": r["params_m"].value,

@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from mskdx.stats.delong import DelongResult, delong_auc
-from mskdx.stats.proportions import Estimate, proportion
+from mskdx.evaluate.stats.delong import DelongResult, delong_auc
+from mskdx.evaluate.stats.proportions import Estimate, proportion
 
 __all__ = ["BinaryMetrics", "binary_metrics"]
 

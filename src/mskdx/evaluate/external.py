@@ -1,17 +1,17 @@
 """External validation: score another site's cohort with the development models of every arm.
 
-An external cohort is extracted by the development cohort's own stage (`mskdx.extract`, the same
-rule script, spec, region, crop and label-sheet rules), into its own cache. Each arm's fold models
-score every image of it (`score_cohort`), with the very functions that wrote the development
-predictions (`mskdx.train.predict` on a `DeviceImages` bank with the checkpoint's normalization
-and batch size). The cohort's probability of an image is the MEAN probability of the fold models
-(an ensemble of the k cross-validation models; OLT has one model, so mean = that model); each
-fold model's scores are kept as well.
+An external cohort is extracted by the development cohort's own stage (`mskdx.ingest.extract`, the
+same rule script, spec, region, crop and label-sheet rules), into its own cache. Each arm's fold
+models score every image of it (`score_cohort`), with the very functions that wrote the development
+predictions (`mskdx.learn.train.predict` on a `DeviceImages` bank with the checkpoint's
+normalization and batch size). The cohort's probability of an image is the MEAN probability of the
+fold models (an ensemble of the k cross-validation models; OLT has one model, so mean = that model);
+each fold model's scores are kept as well.
 
-Tables: the development tables' own builders (`mskdx.tables.gout_image_table`, `olt_table`) on
-the ensemble and on each fold model; the patient level of gout applies the development
-threshold: the mean over folds of the threshold each fold searched on its training patients
-(Table III), to the share of a patient's images called abnormal.
+Tables: the development tables' own builders (`mskdx.evaluate.tables.gout_image_table`, `olt_table`)
+on the ensemble and on each fold model; the patient level of gout applies the development threshold:
+the mean over folds of the threshold each fold searched on its training patients (Table III), to the
+share of a patient's images called abnormal.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def score_cohort(
     """
     import torch
 
-    from mskdx import augment, train
+    from mskdx.learn import augment, train
 
     if threads:
         torch.set_num_threads(threads)
@@ -132,7 +132,7 @@ def image_table(
     Gout: Table I's columns (Wilson CIs, DeLong AUC CI, McNemar and DeLong tests against the
     best arm on the same images) per model; OLT: Table II's per-class rows per model.
     """
-    from mskdx import tables
+    from mskdx.evaluate import tables
 
     def build(preds: pd.DataFrame) -> pd.DataFrame:
         if study == "gout":
@@ -160,7 +160,8 @@ def patient_table(
     ensemble: pd.DataFrame, thresholds: Mapping[str, float], *, image_threshold: float
 ) -> pd.DataFrame:
     """Gout patient diagnosis on an external cohort with each arm's development threshold."""
-    from mskdx.stats import binary_metrics, diagnose
+    from mskdx.evaluate.stats.metrics import binary_metrics
+    from mskdx.evaluate.stats.threshold import diagnose
 
     rows = []
     for arm, preds in ensemble.groupby("arm", sort=True):
@@ -251,7 +252,7 @@ def write_external_tables(
     patient_md: PathLike,
 ) -> None:
     """Image-level (and, for gout, patient-level) tables of one external cohort."""
-    from mskdx.tables import to_markdown
+    from mskdx.evaluate.markdown import to_markdown
 
     folds = pd.concat([read_table(p, "predictions") for p in per_fold], ignore_index=True)
     mean = pd.concat([read_table(p, "predictions") for p in ensemble], ignore_index=True)
@@ -275,8 +276,8 @@ def plot_roc_external_step(
     development: Sequence[PathLike], external: Sequence[PathLike], *, outputs: list, style: dict
 ) -> None:
     """Development ROC (pooled test folds) beside each external cohort's (ensemble)."""
-    from mskdx.clinical import read_cohorts, scored_rows
-    from mskdx.figures import plot_roc_panels
+    from mskdx.evaluate.clinical import read_cohorts, scored_rows
+    from mskdx.evaluate.figures import plot_roc_panels
 
     panels = {}
     for name, predictions in read_cohorts(development, external).items():

@@ -1,0 +1,2 @@
+"""Stage 4, use: score new patients with the trained fold models (`mskdx predict`, rule file
+`predict.smk`)."""

@@ -1,0 +1,6 @@
+"""Statistics for the paper tables: Wilson proportions (`proportions`), DeLong AUCs and tests
+(`delong`), Hanley-McNeil (`hanley`), McNemar (`mcnemar`), binary metrics (`metrics`), the
+patient-level threshold (`threshold`), calibration (`calibration`) and net benefit (`decision`).
+
+Labels: 1 = positive (gout / lesion), 0 = negative; a higher score means more likely positive.
+"""
