@@ -110,5 +110,6 @@ rule tabulate_checklist:
         "../../envs/stats.yaml"
     params:
         settings=get_checklist_settings,
+        formats=lookup(dpath="figures/formats", within=config),
     script:
         "../scripts/tabulate_checklist.py"
