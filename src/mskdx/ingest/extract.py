@@ -20,6 +20,8 @@ import pandas as pd
 from mskdx.errors import ConfigError, DicomError, LabelError, MskdxError, PreprocessError
 from mskdx.ingest import deid, dicom, inputs, preprocess
 from mskdx.ingest import labels as label_sheet
+from mskdx.ingest.refusals import Refusal, refusal_listing
+from mskdx.ingest.us_regions import read_ultrasound_regions
 from mskdx.io import save_npy, write_table
 
 log = logging.getLogger(__name__)
@@ -135,8 +137,7 @@ def extract_study(
     if failed and on_error == "stop":
         err = DicomError(
             f"{root}: {len(failed)} files could not be extracted (by file key; set "
-            f"data.on_error: skip to go on without them):\n"
-            + dicom.refusal_listing(decode_refusals)
+            f"data.on_error: skip to go on without them):\n" + refusal_listing(decode_refusals)
         )
         raise private.attach(err, decode_refusals)
     refusals = refusals + decode_refusals
@@ -149,7 +150,7 @@ def extract_study(
             err = PreprocessError(
                 f"{root}: {len(flagged)} images have an implausible ultrasound region (by file "
                 f"key; set studies.{spec.study}.preprocess.on_flag to skip or keep to go on):\n"
-                + dicom.refusal_listing(flagged)
+                + refusal_listing(flagged)
             )
             raise private.attach(err, flagged)
         if policy == "skip":
@@ -251,7 +252,7 @@ def _process_file(job: tuple[str, StudySpec]) -> FileResult | MskdxError:
                 result.images.append(img)
                 result.boxes.append(None)
             return result
-        records = dicom.read_ultrasound_regions(path)
+        records = read_ultrasound_regions(path)
         for i in keep:
             for view, crop in enumerate(_crop_frame(frames[i], records, spec, f"{path} frame {i}")):
                 result.frames.append(i)
@@ -332,7 +333,7 @@ def _on_flag(spec: StudySpec) -> str:
     return spec.preprocess.get("on_flag", "stop")
 
 
-def _flagged_regions(headers, results, root: Path) -> list[dicom.Refusal]:
+def _flagged_regions(headers, results, root: Path) -> list[Refusal]:
     """Images whose region is implausible (QC flags), one Refusal each (reason flagged_region).
 
     preprocess.on_flag decides (docs/architecture.md): stop raises listing every one by file
@@ -349,7 +350,7 @@ def _flagged_regions(headers, results, root: Path) -> list[dicom.Refusal]:
                     f"frame {frame} region {view} ({region.method}): {', '.join(region.flags)}"
                 )
                 flagged.append(
-                    dicom.Refusal(Path(h.path), "flagged_region", message, _relative(h.path, root))
+                    Refusal(Path(h.path), "flagged_region", message, _relative(h.path, root))
                 )
     return flagged
 
@@ -414,7 +415,7 @@ class PrivateMap:
         self.path = Path(path) if path else None
         self.rows: list[dict[str, str]] = []
 
-    def add_refusals(self, refusals: list[dicom.Refusal]) -> None:
+    def add_refusals(self, refusals: list[Refusal]) -> None:
         for r in refusals:
             self.rows.append(
                 {
@@ -444,7 +445,7 @@ class PrivateMap:
         if self.path is not None:
             write_table(pd.DataFrame(self.rows, columns=PRIVATE_COLUMNS), self.path)
 
-    def attach(self, err: MskdxError, rows: list[dicom.Refusal] | None = None) -> MskdxError:
+    def attach(self, err: MskdxError, rows: list[Refusal] | None = None) -> MskdxError:
         """Give `err` a `terminal` text: the real paths behind its keys (never logged)."""
         wanted = {f"F-{r.key}" for r in rows} if rows is not None else None
         shown = [r for r in self.rows if wanted is None or r["key"] in wanted]
@@ -465,9 +466,9 @@ def _relative(path: str | Path, root: Path) -> str:
         return str(path)
 
 
-def _decode_refusal(path: str | Path, err: MskdxError, root: Path) -> dicom.Refusal:
+def _decode_refusal(path: str | Path, err: MskdxError, root: Path) -> Refusal:
     """A file that passed the walk but failed to decode or crop, as the walk's refusals are:
     keyed by a hash of its relative path, the message without the path (paths may hold PHI)."""
     detail = getattr(err, "detail", None) or str(err).replace(str(path), "").lstrip(" :")
     reason = getattr(err, "reason", type(err).__name__)
-    return dicom.Refusal(Path(path), str(reason), detail, _relative(path, root))
+    return Refusal(Path(path), str(reason), detail, _relative(path, root))
