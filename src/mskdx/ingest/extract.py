@@ -83,13 +83,49 @@ def extract_study(
     are empty; such a cache can be scored, never trained on.
     """
     root = Path(dicom_dir)
+    key = _pseudonym_key(key_env, key_fingerprint)
+    private = PrivateMap(private_map)
+    headers, refusals = _scan_folder(root, spec, on_error, private)
+    patient_label = _patient_labels(labels_path, spec, headers, key, private)
+    truth = _load_masks(masks_path)
+    results = _decode_files(headers, spec, threads)
+    refusals = refusals + _refuse_failed(headers, results, root, on_error, private)
+    refusals = refusals + _refuse_flagged(headers, results, root, spec, private)
+    refused_rows = [
+        {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message} for r in refusals
+    ]
+    rows, image_list, mask_list = _image_rows(headers, results, patient_label, truth, spec, key)
+    if not rows:
+        raise private.attach(
+            DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
+        )
+    table = _manifest_table(rows, spec)
+    _write_cache(table, image_list, mask_list, refused_rows, images, masks, manifest, refused)
+    log.info(
+        "%s: %d images of %d patients (%d positive images), %d files refused",
+        spec.study,
+        len(table),
+        table.patient.nunique(),
+        int(table.label.fillna(0).sum()),
+        len(refused_rows),
+    )
+    return table
+
+
+def _pseudonym_key(key_env: str, key_fingerprint: str) -> bytes:
+    """The pseudonym key in `key_env`; refuse one other than the workflow was started with."""
     if key_fingerprint and key_fingerprint != inputs.key_fingerprint(key_env):
         raise ConfigError(
             f"{key_env} is not the pseudonym key the workflow was started with; run the whole "
             "workflow with one key"
         )
-    key = deid.get_key(key_env)
-    private = PrivateMap(private_map)
+    return deid.get_key(key_env)
+
+
+def _scan_folder(
+    root: Path, spec: StudySpec, on_error: str, private: PrivateMap
+) -> tuple[list[dicom.DicomHeader], list[Refusal]]:
+    """Scan the input tree; map its refusals privately; apply `on_error` (stop raises)."""
     scan = dicom.scan_tree(root, spec.modalities)
     private.add_refusals(scan.refusals)
     private.write()
@@ -97,38 +133,59 @@ def extract_study(
         dicom.check_scan(scan, root, on_error)
     except DicomError as err:
         raise private.attach(err) from None
-    headers, refusals = scan.headers, scan.refusals
-    if labels_path is None:  # new patients to diagnose (mskdx predict): no label sheet
-        patient_label: dict[str, int | None] = {h.patient_id: None for h in headers}
-    else:
-        lab = spec.labels
-        sheet = label_sheet.read_label_sheet(
-            labels_path,
-            lab["patient_column"],
-            lab["label_column"],
-            lab["positive"],
-            lab["negative"],
-        )
-        unlabelled = label_sheet.unlabelled_patients(headers, sheet)
-        if unlabelled:
-            private.add_patients(unlabelled, key)
-            private.write()
-        try:
-            patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
-        except LabelError as err:
-            raise private.attach(err) from None
-    truth = _load_masks(masks_path)
+    return scan.headers, scan.refusals
 
+
+def _patient_labels(
+    labels_path: str | Path | None,
+    spec: StudySpec,
+    headers: list[dicom.DicomHeader],
+    key: bytes,
+    private: PrivateMap,
+) -> dict[str, int | None]:
+    """{PatientID: label} from the label sheet; None labels without one (mskdx predict).
+
+    Patients with images but no row are mapped privately before join_labels refuses them.
+    """
+    if labels_path is None:  # new patients to diagnose (mskdx predict): no label sheet
+        return {h.patient_id: None for h in headers}
+    lab = spec.labels
+    sheet = label_sheet.read_label_sheet(
+        labels_path,
+        lab["patient_column"],
+        lab["label_column"],
+        lab["positive"],
+        lab["negative"],
+    )
+    unlabelled = label_sheet.unlabelled_patients(headers, sheet)
+    if unlabelled:
+        private.add_patients(unlabelled, key)
+        private.write()
+    try:
+        return label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
+    except LabelError as err:
+        raise private.attach(err) from None
+
+
+def _decode_files(
+    headers: list[dicom.DicomHeader], spec: StudySpec, threads: int
+) -> list[FileResult | MskdxError]:
+    """Decode and crop (or resize) every accepted file, in `threads` processes; one per header."""
     jobs = [(h.path, spec) for h in headers]
-    results: list[FileResult | MskdxError] = []
     if threads > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=threads) as pool:
-            results = list(
-                pool.map(_process_file, jobs, chunksize=max(1, len(jobs) // (8 * threads)))
-            )
-    else:
-        results = [_process_file(job) for job in jobs]
+            return list(pool.map(_process_file, jobs, chunksize=max(1, len(jobs) // (8 * threads))))
+    return [_process_file(job) for job in jobs]
 
+
+def _refuse_failed(
+    headers: list[dicom.DicomHeader],
+    results: list[FileResult | MskdxError],
+    root: Path,
+    on_error: str,
+    private: PrivateMap,
+) -> list[Refusal]:
+    """Refusals of the files that failed to decode or crop; under `on_error` stop, raise."""
     failed = [(h, r) for h, r in zip(headers, results, strict=True) if isinstance(r, MskdxError)]
     decode_refusals = [_decode_refusal(h.path, err, root) for h, err in failed]
     if decode_refusals:
@@ -140,28 +197,46 @@ def extract_study(
             f"data.on_error: skip to go on without them):\n" + refusal_listing(decode_refusals)
         )
         raise private.attach(err, decode_refusals)
-    refusals = refusals + decode_refusals
-    flagged = _flagged_regions(headers, results, root)
-    if flagged:
-        private.add_refusals(flagged)
-        private.write()
-        policy = _on_flag(spec)
-        if policy == "stop":
-            err = PreprocessError(
-                f"{root}: {len(flagged)} images have an implausible ultrasound region (by file "
-                f"key; set studies.{spec.study}.preprocess.on_flag to skip or keep to go on):\n"
-                + refusal_listing(flagged)
-            )
-            raise private.attach(err, flagged)
-        if policy == "skip":
-            refusals = refusals + flagged
-        else:
-            for r in flagged:
-                log.warning("kept flagged image of file F-%s: %s", r.key, r.message)
-    refused_rows = [
-        {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message} for r in refusals
-    ]
+    return decode_refusals
 
+
+def _refuse_flagged(
+    headers: list[dicom.DicomHeader],
+    results: list[FileResult | MskdxError],
+    root: Path,
+    spec: StudySpec,
+    private: PrivateMap,
+) -> list[Refusal]:
+    """Apply preprocess.on_flag to images with an implausible region: the refusals it adds."""
+    flagged = _flagged_regions(headers, results, root)
+    if not flagged:
+        return []
+    private.add_refusals(flagged)
+    private.write()
+    policy = _on_flag(spec)
+    if policy == "stop":
+        err = PreprocessError(
+            f"{root}: {len(flagged)} images have an implausible ultrasound region (by file "
+            f"key; set studies.{spec.study}.preprocess.on_flag to skip or keep to go on):\n"
+            + refusal_listing(flagged)
+        )
+        raise private.attach(err, flagged)
+    if policy == "skip":
+        return flagged
+    for r in flagged:
+        log.warning("kept flagged image of file F-%s: %s", r.key, r.message)
+    return []
+
+
+def _image_rows(
+    headers: list[dicom.DicomHeader],
+    results: list[FileResult | MskdxError],
+    patient_label: dict[str, int | None],
+    truth: dict[str, np.ndarray] | None,
+    spec: StudySpec,
+    key: bytes,
+) -> tuple[list[dict], list[np.ndarray], list[np.ndarray]]:
+    """The manifest rows, images and masks of every kept image, in file and frame order."""
     rows, image_list, mask_list = [], [], []
     for h, result in zip(headers, results, strict=True):
         if isinstance(result, MskdxError):
@@ -203,11 +278,11 @@ def extract_study(
             )
             image_list.append(img)
             mask_list.append(gt if gt is not None else np.zeros_like(img))
-    if not rows:
-        raise private.attach(
-            DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
-        )
+    return rows, image_list, mask_list
 
+
+def _manifest_table(rows: list[dict], spec: StudySpec) -> pd.DataFrame:
+    """The manifest of `rows`, its integer columns nullable; log regions and unmatched series."""
     table = pd.DataFrame(rows)
     _log_regions(table)
     unmatched = int((table.series == "unknown").sum())
@@ -220,6 +295,20 @@ def extract_study(
         )
     for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1", *_REGION_INT_COLUMNS):
         table[col] = table[col].astype("Int64")
+    return table
+
+
+def _write_cache(
+    table: pd.DataFrame,
+    image_list: list[np.ndarray],
+    mask_list: list[np.ndarray],
+    refused_rows: list[dict],
+    images: str | Path,
+    masks: str | Path,
+    manifest: str | Path,
+    refused: str | Path,
+) -> None:
+    """Log the refused files by key, then write images.npy, masks.npy, refused.csv, manifest."""
     refused_table = pd.DataFrame(refused_rows, columns=["file_key", "reason", "message"])
     for row in refused_rows:
         log.warning("refused file %s (%s): %s", row["file_key"], row["reason"], row["message"])
@@ -227,15 +316,6 @@ def extract_study(
     save_npy(masks, np.stack(mask_list))
     write_table(refused_table, refused)
     write_table(table, manifest, schema="manifest")
-    log.info(
-        "%s: %d images of %d patients (%d positive images), %d files refused",
-        spec.study,
-        len(table),
-        table.patient.nunique(),
-        int(table.label.fillna(0).sum()),
-        len(refused_rows),
-    )
-    return table
 
 
 def _process_file(job: tuple[str, StudySpec]) -> FileResult | MskdxError:
