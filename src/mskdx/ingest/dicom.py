@@ -190,16 +190,7 @@ def scan_tree(root: str | os.PathLike[str], modalities: Sequence[str]) -> Scan:
     Raises DicomError if `root` is missing or not a folder.
     """
     root = Path(root)
-    if not root.exists():
-        raise dicom_error(
-            root,
-            Reason.MISSING_FOLDER,
-            "input folder does not exist (config studies.*.input.dicom_dir)",
-        )
-    if not root.is_dir():
-        raise dicom_error(
-            root, Reason.MISSING_FOLDER, "is not a folder; expected the folder of DICOM studies"
-        )
+    _check_root(root)
     tree = walk_tree(root)
     scan = Scan([], [])
     for rel, why in tree.unreadable:
@@ -238,6 +229,26 @@ def scan_tree(root: str | os.PathLike[str], modalities: Sequence[str]) -> Scan:
         seen[header.sop_instance_uid] = rel
         scan.headers.append(header)
     scan.refusals.sort(key=lambda r: r.relpath)
+    _log_scan(scan, tree.repeated)
+    return scan
+
+
+def _check_root(root: Path) -> None:
+    """Raise missing_folder unless `root` is an existing folder."""
+    if not root.exists():
+        raise dicom_error(
+            root,
+            Reason.MISSING_FOLDER,
+            "input folder does not exist (config studies.*.input.dicom_dir)",
+        )
+    if not root.is_dir():
+        raise dicom_error(
+            root, Reason.MISSING_FOLDER, "is not a folder; expected the folder of DICOM studies"
+        )
+
+
+def _log_scan(scan: Scan, repeated: int) -> None:
+    """Log what a scan found, by count and reason (never a path)."""
     log.info(
         "scanned %d files: %d images accepted, %d refused, %d not images skipped",
         scan.files,
@@ -245,8 +256,8 @@ def scan_tree(root: str | os.PathLike[str], modalities: Sequence[str]) -> Scan:
         len(scan.refusals),
         sum(scan.skipped.values()),
     )
-    if tree.repeated:
-        log.info("%d files or folders reached twice through links were read once", tree.repeated)
+    if repeated:
+        log.info("%d files or folders reached twice through links were read once", repeated)
     if scan.skipped:
         log.info(
             "skipped files that are not images: %s",
@@ -257,7 +268,6 @@ def scan_tree(root: str | os.PathLike[str], modalities: Sequence[str]) -> Scan:
         log.warning(
             "refused files by reason: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
         )
-    return scan
 
 
 def walk_dicom(

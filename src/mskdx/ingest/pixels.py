@@ -97,6 +97,17 @@ def _transfer_syntax(ds: Dataset, path: Path) -> dcm_uid.UID:
 
 def check_pixels(ds: Dataset, path: Path) -> PixelInfo:
     """Validate the Image Pixel module, the decoder and the pixel data length (no decoding)."""
+    _check_pixel_data_present(ds, path)
+    info = _pixel_module(ds, path)
+    _check_decoder(info.syntax, path)
+    if info.syntax.is_compressed:
+        _check_encapsulated(ds, path, info)
+    else:
+        _check_native_length(ds, path, info)
+    return info
+
+
+def _check_pixel_data_present(ds: Dataset, path: Path) -> None:
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise dicom_error(
@@ -107,6 +118,8 @@ def check_pixels(ds: Dataset, path: Path) -> PixelInfo:
             )
         raise dicom_error(path, Reason.NO_PIXEL_DATA, "has no Pixel Data (7FE0,0010)")
 
+
+def _photometric(ds: Dataset, path: Path) -> str:
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
     if not photometric:
         raise dicom_error(path, Reason.BAD_HEADER, "has no PhotometricInterpretation")
@@ -116,6 +129,12 @@ def check_pixels(ds: Dataset, path: Path) -> PixelInfo:
             Reason.UNSUPPORTED_PHOTOMETRIC,
             f"has PhotometricInterpretation {photometric!r}; supported: {', '.join(_PHOTOMETRICS)}",
         )
+    return photometric
+
+
+def _pixel_module(ds: Dataset, path: Path) -> PixelInfo:
+    """Read and cross-check the Image Pixel module attributes and the transfer syntax."""
+    photometric = _photometric(ds, path)
     rows = _int(ds, "Rows", path)
     columns = _int(ds, "Columns", path)
     samples = _int(ds, "SamplesPerPixel", path)
@@ -174,9 +193,7 @@ def check_pixels(ds: Dataset, path: Path) -> PixelInfo:
         raise dicom_error(
             path, Reason.BAD_HEADER, f"has PlanarConfiguration {planar}; expected 0 or 1"
         )
-
-    _check_decoder(syntax, path)
-    info = PixelInfo(
+    return PixelInfo(
         rows,
         columns,
         samples,
@@ -188,11 +205,6 @@ def check_pixels(ds: Dataset, path: Path) -> PixelInfo:
         frames,
         syntax,
     )  # type: ignore[arg-type]
-    if syntax.is_compressed:
-        _check_encapsulated(ds, path, info)
-    else:
-        _check_native_length(ds, path, info)
-    return info
 
 
 def _check_decoder(syntax: dcm_uid.UID, path: Path) -> None:
