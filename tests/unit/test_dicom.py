@@ -1,4 +1,5 @@
-"""mskdx.ingest.dicom: every refusal category, every decode feature, folder walking."""
+"""mskdx.ingest.dicom and its checks (parse, sop, pixels, decode, refusals): every refusal category,
+every decode feature, folder walking."""
 
 from __future__ import annotations
 
