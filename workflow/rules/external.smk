@@ -43,7 +43,12 @@ rule score_external:
         images="results/{study}/external/{cohort}/cache/images.npy",
         manifest="results/{study}/external/{cohort}/cache/manifest.csv",
         code=library_sources(
-            "evaluate/external", "learn/train", "learn/models", "learn/augment"
+            "evaluate/external",
+            "learn/checkpoints",
+            "learn/device",
+            "learn/loop",
+            "learn/models",
+            "learn/augment",
         ),
     output:
         per_fold="results/{study}/external/{cohort}/predictions_{arm}.csv",

@@ -7,7 +7,7 @@ rule compute_gradcam:
         masks="results/{study}/cache/masks.npy",
         manifest="results/{study}/cache/manifest.csv",
         code=library_sources(
-            "learn/gradcam", "learn/models", "learn/train", "learn/augment"
+            "learn/gradcam", "learn/models", "learn/checkpoints", "learn/augment"
         ),
     output:
         cams="results/{study}/gradcam/{arm}.npz",
