@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from script_imports import third_party_imports
+from script_imports import library_files, third_party_imports
 
 REPO = Path(__file__).resolve().parents[2]
 ENVS = REPO / "envs"
@@ -47,6 +47,11 @@ with SnakemakeApi(OutputSettings()) as api:
             "script": None if rule.script is None else str(base / str(rule.script)),
             "shell": rule.shellcmd is not None,
             "norun": bool(rule.norun),
+            "code": (
+                [str(Path(f).absolute()) for f in rule.input.get("code")]
+                if "code" in getattr(rule.input, "_names", {})
+                else None
+            ),
         }
 print("RULES-JSON:" + json.dumps(rules))
 """
@@ -242,3 +247,34 @@ def test_import_follower_reads_mskdx(tmp_path: Path):
     assert "torch" not in found and "os" not in found and "not_installed_optional" not in found
     # mskdx.io imports numpy, pandas, yaml and jsonschema
     assert {"numpy", "pandas", "yaml", "jsonschema"} <= set(found), found
+
+
+def test_rule_code_inputs_cover_what_its_script_runs():
+    """Every library file a rule's script runs is among the rule's `code` inputs
+    (`library_sources`), so that editing it reruns the rule: a missing one would leave stale
+    results after a library change."""
+    problems = []
+    for name, rule in sorted(code_rules().items()):
+        script = Path(rule["script"]) if rule["script"] else None
+        if script is None or script.suffix != ".py":
+            continue
+        if rule["code"] is None:
+            problems.append(f"rule {name}: no `code=library_sources(...)` input")
+            continue
+        listed = {Path(f).resolve() for f in rule["code"]}
+        missing = sorted(
+            str(f.relative_to(REPO)) for f in library_files(script) if f.resolve() not in listed
+        )
+        if missing:
+            problems.append(f"rule {name}: runs {', '.join(missing)}, not in its code inputs")
+    assert not problems, "\n".join(problems)
+
+
+def test_library_follower_sees_a_lazy_import(tmp_path: Path):
+    """The follower behind the check above reads imports inside called functions too."""
+    script = tmp_path / "script.py"
+    script.write_text("from mskdx.evaluate.complexity import write_complexity_table\n")
+    found = {str(f.relative_to(REPO / "src")) for f in library_files(script)}
+    # complexity_table imports learn.models inside the function
+    assert {"mskdx/evaluate/complexity.py", "mskdx/learn/models.py"} <= found, found
+    assert "mskdx/evaluate/stats/delong.py" not in found
