@@ -50,94 +50,108 @@ def plot_localisation(
     summary = summarise_localisation(scores, by="arm")
     with fixed_style():
         if summary.empty:
-            fig = Figure(figsize=(6, 2.5), layout="constrained")
-            ax = fig.subplots()
-            ax.axis("off")
-            ax.text(
-                0.5,
-                0.5,
-                "No ground-truth lesion masks:\nGrad-CAM localisation not scored.",
-                ha="center",
-                va="center",
-                fontsize=12,
-            )
-            if title:
-                fig.suptitle(title)
-            save_figure(fig, paths, dpi)
-            return
-        arms = summary["arm"].astype(str).tolist()
-        if "arm" not in scores.columns:
-            scores = scores.assign(arm="all")
-        fig = Figure(figsize=(max(8, 2.2 * len(arms) + 4), 4.4), layout="constrained")
-        ax_energy, ax_hits = fig.subplots(1, 2)
-        rng = np.random.default_rng(0)
-        positions = np.arange(len(arms))
-        energies = []
-        for arm in arms:
-            values = scores.loc[scores["arm"].astype(str) == arm, "energy_inside"]
-            energies.append(values.to_numpy(float)[np.isfinite(values.to_numpy(float))])
-        ax_energy.boxplot(
-            [e if len(e) else [np.nan] for e in energies],
-            positions=positions,
-            widths=0.5,
-            showfliers=False,
-        )
-        for x, values in zip(positions, energies, strict=True):
-            jitter = rng.uniform(-0.15, 0.15, size=len(values))
-            ax_energy.scatter(x + jitter, values, s=10, alpha=0.5, color="C0", zorder=3)
-        chance = summary["mask_fraction_mean"].to_numpy(float)
-        ax_energy.scatter(
-            positions,
-            chance,
-            marker="_",
-            s=600,
-            color="black",
-            zorder=4,
-            label="chance (mean lesion area share)",
-        )
-        ax_energy.set_xticks(
-            positions, [f"{a}\nn = {len(e)}" for a, e in zip(arms, energies, strict=True)]
-        )
-        ax_energy.set_ylim(0, 1.02)
-        ax_energy.set_ylabel("Grad-CAM energy inside lesion mask")
-        ax_energy.set_title("Energy inside the lesion")
-        ax_energy.legend(loc="upper right", fontsize="small")
-
-        rate = summary["pointing_hit_rate"].to_numpy(float)
-        err = np.vstack(
-            [
-                rate - summary["pointing_ci_low"].to_numpy(float),
-                summary["pointing_ci_high"].to_numpy(float) - rate,
-            ]
-        )
-        ax_hits.bar(positions, rate, width=0.6, color="C1", yerr=err, capsize=4)
-        ax_hits.scatter(
-            positions,
-            summary["pointing_chance_mean"].to_numpy(float),
-            marker="_",
-            s=600,
-            color="black",
-            zorder=4,
-            label="chance (random maximum)",
-        )
-        ax_hits.legend(loc="upper right", fontsize="small")
-        hit_labels = [
-            f"{a}\n{h}/{k} hits"
-            for a, h, k in zip(arms, summary["pointing_hits"], summary["n"], strict=True)
-        ]
-        ax_hits.set_xticks(positions, hit_labels)
-        ax_hits.set_ylim(0, 1.05)
-        ax_hits.set_ylabel("Pointing-game hit rate (95% Wilson CI)")
-        tolerance = summary["tolerance_px"].max()
-        ax_hits.set_title(
-            f"CAM maximum within {tolerance:g} px of the lesion"
-            if tolerance > 0
-            else "CAM maximum inside the lesion"
-        )
-        for ax in (ax_energy, ax_hits):
-            ax.grid(axis="y", alpha=0.3)
-        fig.suptitle(title or "Grad-CAM localisation against lesion masks")
+            fig = _not_scored(title)
+        else:
+            if "arm" not in scores.columns:
+                scores = scores.assign(arm="all")
+            fig = Figure(figsize=(max(8, 2.2 * len(summary) + 4), 4.4), layout="constrained")
+            ax_energy, ax_hits = fig.subplots(1, 2)
+            _draw_energy(ax_energy, scores, summary)
+            _draw_pointing(ax_hits, summary)
+            fig.suptitle(title or "Grad-CAM localisation against lesion masks")
         save_figure(fig, paths, dpi)
+
+
+def _not_scored(title: str | None) -> Figure:
+    """Build the figure of a run without lesion masks: localisation was not scored."""
+    fig = Figure(figsize=(6, 2.5), layout="constrained")
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.text(
+        0.5,
+        0.5,
+        "No ground-truth lesion masks:\nGrad-CAM localisation not scored.",
+        ha="center",
+        va="center",
+        fontsize=12,
+    )
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _draw_energy(ax: Any, scores: pd.DataFrame, summary: pd.DataFrame) -> None:
+    """Draw CAM energy inside the lesion per arm (box, seeded jitter) and its chance level."""
+    arms = summary["arm"].astype(str).tolist()
+    rng = np.random.default_rng(0)
+    positions = np.arange(len(arms))
+    energies = []
+    for arm in arms:
+        values = scores.loc[scores["arm"].astype(str) == arm, "energy_inside"]
+        energies.append(values.to_numpy(float)[np.isfinite(values.to_numpy(float))])
+    ax.boxplot(
+        [e if len(e) else [np.nan] for e in energies],
+        positions=positions,
+        widths=0.5,
+        showfliers=False,
+    )
+    for x, values in zip(positions, energies, strict=True):
+        jitter = rng.uniform(-0.15, 0.15, size=len(values))
+        ax.scatter(x + jitter, values, s=10, alpha=0.5, color="C0", zorder=3)
+    chance = summary["mask_fraction_mean"].to_numpy(float)
+    ax.scatter(
+        positions,
+        chance,
+        marker="_",
+        s=600,
+        color="black",
+        zorder=4,
+        label="chance (mean lesion area share)",
+    )
+    ax.set_xticks(positions, [f"{a}\nn = {len(e)}" for a, e in zip(arms, energies, strict=True)])
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("Grad-CAM energy inside lesion mask")
+    ax.set_title("Energy inside the lesion")
+    ax.legend(loc="upper right", fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _draw_pointing(ax: Any, summary: pd.DataFrame) -> None:
+    """Draw the pointing-game hit rate per arm (Wilson 95% CI) and its chance level."""
+    arms = summary["arm"].astype(str).tolist()
+    positions = np.arange(len(arms))
+    rate = summary["pointing_hit_rate"].to_numpy(float)
+    err = np.vstack(
+        [
+            rate - summary["pointing_ci_low"].to_numpy(float),
+            summary["pointing_ci_high"].to_numpy(float) - rate,
+        ]
+    )
+    ax.bar(positions, rate, width=0.6, color="C1", yerr=err, capsize=4)
+    ax.scatter(
+        positions,
+        summary["pointing_chance_mean"].to_numpy(float),
+        marker="_",
+        s=600,
+        color="black",
+        zorder=4,
+        label="chance (random maximum)",
+    )
+    ax.legend(loc="upper right", fontsize="small")
+    hit_labels = [
+        f"{a}\n{h}/{k} hits"
+        for a, h, k in zip(arms, summary["pointing_hits"], summary["n"], strict=True)
+    ]
+    ax.set_xticks(positions, hit_labels)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("Pointing-game hit rate (95% Wilson CI)")
+    tolerance = summary["tolerance_px"].max()
+    ax.set_title(
+        f"CAM maximum within {tolerance:g} px of the lesion"
+        if tolerance > 0
+        else "CAM maximum inside the lesion"
+    )
+    ax.grid(axis="y", alpha=0.3)
 
 
 def plot_gradcam_grid(
