@@ -188,7 +188,7 @@ def test_calibration_table_has_one_row_per_cohort_arm_and_level():
 
 
 def test_figures_are_drawn(tmp_path):
-    from mskdx.evaluate.figures import plot_calibration, plot_decision_curve
+    from mskdx.evaluate.figures.calibration import plot_calibration, plot_decision_curve
 
     preds = _predictions()
     bins = clinical.reliability_table(

@@ -33,7 +33,12 @@ rule plot_calibration:
     input:
         predictions=get_arm_predictions,
         external=get_arm_external_ensembles,
-        code=library_sources("evaluate/clinical", "evaluate/stats", "evaluate/figures"),
+        code=library_sources(
+            "evaluate/clinical",
+            "evaluate/stats",
+            "evaluate/figures/common",
+            "evaluate/figures/calibration",
+        ),
     output:
         figure=report(
             figure("results/{study}/figures/calibration_{arm}"),
@@ -65,7 +70,12 @@ rule plot_decision_curve:
     input:
         predictions=get_predictions,
         external=get_all_external_ensembles,
-        code=library_sources("evaluate/clinical", "evaluate/stats", "evaluate/figures"),
+        code=library_sources(
+            "evaluate/clinical",
+            "evaluate/stats",
+            "evaluate/figures/common",
+            "evaluate/figures/calibration",
+        ),
     output:
         figure=report(
             figure("results/{study}/figures/decision_curve"),

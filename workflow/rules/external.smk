@@ -118,7 +118,12 @@ rule plot_roc_external:
     input:
         development=get_predictions,
         external=get_all_external_ensembles,
-        code=library_sources("evaluate/external", "evaluate/figures", "evaluate/stats"),
+        code=library_sources(
+            "evaluate/external",
+            "evaluate/figures/common",
+            "evaluate/figures/roc",
+            "evaluate/stats",
+        ),
     output:
         figure=report(
             figure("results/{study}/figures/roc_external"),

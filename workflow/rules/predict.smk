@@ -16,7 +16,8 @@ rule predict_folder:
             "learn/models",
             "learn/augment",
             "learn/gradcam",
-            "evaluate/figures",
+            "evaluate/figures/common",
+            "evaluate/figures/gradcam",
         ),
     output:
         images="results/{study}/predict/{arm}/images.csv",

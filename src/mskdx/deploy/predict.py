@@ -208,7 +208,7 @@ def _patient_table(ensemble: pd.DataFrame, image_threshold: float, threshold: fl
 
 
 def _gradcam(checkpoint: Path, cache: dict, ensemble: pd.DataFrame, n: int, figure: Path) -> None:
-    from mskdx.evaluate.figures import plot_gradcam_grid
+    from mskdx.evaluate.figures.gradcam import plot_gradcam_grid
     from mskdx.learn import gradcam, models
     from mskdx.learn.checkpoints import load_final, prepare_images
 

@@ -196,7 +196,7 @@ def plot_calibration_step(
     external: Sequence[PathLike] | None = None,
 ) -> None:
     """Reliability diagram of one arm, development and external cohorts together."""
-    from mskdx.evaluate.figures import plot_calibration
+    from mskdx.evaluate.figures.calibration import plot_calibration
 
     cohorts = {
         name: frame[frame["arm"] == arm]
@@ -224,7 +224,7 @@ def plot_decision_curve_step(
     style: dict,
     external: Sequence[PathLike] | None = None,
 ) -> None:
-    from mskdx.evaluate.figures import plot_decision_curve
+    from mskdx.evaluate.figures.calibration import plot_decision_curve
 
     curves = decision_curve_table(read_cohorts(predictions, external), level, low, high, step)
     write_table(curves, table)

@@ -278,7 +278,7 @@ def plot_roc_external_step(
 ) -> None:
     """Development ROC (pooled test folds) beside each external cohort's (ensemble)."""
     from mskdx.evaluate.clinical import read_cohorts, scored_rows
-    from mskdx.evaluate.figures import plot_roc_panels
+    from mskdx.evaluate.figures.roc import plot_roc_panels
 
     panels = {}
     for name, predictions in read_cohorts(development, external).items():

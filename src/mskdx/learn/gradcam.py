@@ -28,7 +28,7 @@ empty table with the usual columns and the caller reports the localisation as sk
 
 The target layer of the project's networks is `mskdx.learn.models.cam_layer(model)` (the last ResNet
 stage). torch and pytorch_grad_cam are imported only inside `compute_cams`, so the scoring and
-summary functions (and `mskdx.evaluate.figures`, which uses them) run without torch.
+summary functions (and `mskdx.evaluate.figures.gradcam`, which uses them) run without torch.
 """
 
 from __future__ import annotations
