@@ -120,6 +120,7 @@ rule plot_roc_external:
         external=get_all_external_ensembles,
         code=library_sources(
             "evaluate/external",
+            "evaluate/clinical",
             "evaluate/figures/common",
             "evaluate/figures/roc",
             "evaluate/stats",

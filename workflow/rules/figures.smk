@@ -189,7 +189,12 @@ rule plot_gradcam:
 rule plot_localisation:
     input:
         scores="results/{study}/tables/localisation_scores.csv",
-        code=library_sources("evaluate/figures/common", "evaluate/figures/gradcam"),
+        code=library_sources(
+            "evaluate/figures/common",
+            "evaluate/figures/gradcam",
+            "learn/gradcam",
+            "evaluate/stats/proportions",
+        ),
     output:
         figure=report(
             figure("results/{study}/figures/localisation"),

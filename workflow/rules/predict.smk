@@ -9,6 +9,8 @@ rule predict_folder:
         code=library_sources(
             "deploy/predict",
             "evaluate/external",
+            "evaluate/markdown",
+            "evaluate/stats/proportions",
             "ingest",
             "learn/checkpoints",
             "learn/device",
