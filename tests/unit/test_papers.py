@@ -12,13 +12,9 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from mskdx.evaluate.papers import printed as papers
-from mskdx.evaluate.papers.check import (
-    COLUMNS,
-    CheckRows,
-    binomial_intervals,
-    fold_compositions,
-    paper_check,
-)
+from mskdx.evaluate.papers.check import paper_check
+from mskdx.evaluate.papers.common import COLUMNS, CheckRows, binomial_intervals
+from mskdx.evaluate.papers.gout_patients import fold_compositions
 from mskdx.evaluate.papers.printed import Cell
 from mskdx.evaluate.stats.proportions import wilson_ci
 
