@@ -8,9 +8,17 @@ Confidence intervals of proportions are recomputed with the standard binomial in
 statsmodels' `proportion_confint` (Wilson score, Wald = normal approximation, Clopper-Pearson =
 exact); each CI row says which of them reproduces the printed bounds at the printed precision,
 and for a miss which bound misses and by how much.
+
+Every row is graded (`GRADES`): ``consistent`` (reproduced, or the claim holds),
+``unexplained`` (not reproduced, but a plausible method the paper does not name would give it;
+the note says which) or ``inconsistent`` (no method can give it: an interval narrower than every
+binomial interval of its printed counts, parts that do not add up, a claim its own table
+contradicts). docs/paper_check.md says how each kind of row is graded.
 """
 
 from __future__ import annotations
+
+import math
 
 from scipy.stats import norm
 from statsmodels.stats.proportion import proportion_confint
@@ -20,23 +28,39 @@ from mskdx.evaluate.papers.printed import Cell
 __all__ = [
     "CI_METHODS",
     "COLUMNS",
+    "CONSISTENT",
     "GOUT",
+    "GRADES",
+    "INCONSISTENT",
     "METHOD_SCOPE",
     "OLT",
+    "UNEXPLAINED",
     "Z95",
     "CheckRows",
     "binomial_intervals",
     "bound_misses",
     "difference",
     "finer",
+    "identical_rows",
     "interval_text",
     "near_miss",
     "reproduces",
     "rounded",
+    "truncates_to",
 ]
 
-#: Columns of the paper check table.
-COLUMNS = ["paper", "quantity", "printed", "recomputed", "method", "consistent", "note"]
+#: Columns of the paper check table; ``consistent`` is True exactly when ``grade`` is consistent.
+COLUMNS = ["paper", "quantity", "printed", "recomputed", "method", "grade", "consistent", "note"]
+
+#: The grades of a row, best first (see the module docstring).
+CONSISTENT, UNEXPLAINED, INCONSISTENT = "consistent", "unexplained", "inconsistent"
+GRADES = (CONSISTENT, UNEXPLAINED, INCONSISTENT)
+
+#: Why an interval wider than every binomial interval of its counts is only unexplained.
+WIDER_THAN_BINOMIAL = (
+    "a method the paper does not name that allows for images clustered by patient (a "
+    "patient-level bootstrap, say) gives wider intervals than the binomial ones"
+)
 
 #: The binomial 95% CIs tried on every printed CI of a proportion: label -> statsmodels method.
 CI_METHODS = {"Wilson": "wilson", "Wald": "normal", "Clopper-Pearson": "beta"}
@@ -73,14 +97,25 @@ def difference(cell: Cell, value: float) -> str:
     return f"{finer(abs(gap), cell)} {'higher' if gap > 0 else 'lower'}"
 
 
+def truncates_to(cell: Cell, value: float) -> bool:
+    """True if `value` (>= 0) cut, not rounded, to the printed digits of `cell` gives `cell`."""
+    scale = 10**cell.decimals
+    return math.floor(value * scale + 1e-9) == round(cell.value * scale)
+
+
 def near_miss(cell: Cell, value: float) -> str:
-    """A note when `value` misses `cell` by less than one unit of its last digit, else ""."""
+    """A note when `value` misses `cell` by less than one unit of its last digit, else "".
+
+    The note asks "truncated rather than rounded?" only where truncation gives the printed
+    digits, that is where the printed value is the lower one.
+    """
     if cell.agrees(value) or abs(value - cell.value) >= 2 * cell.half_unit:
         return ""
-    return (
+    text = (
         f"{value:.{cell.decimals + 2}f} rounds to {rounded(value, cell)}, not {cell}: off by one "
-        "in the last digit (truncated rather than rounded?)"
+        "in the last digit"
     )
+    return f"{text} (truncated rather than rounded?)" if truncates_to(cell, value) else text
 
 
 def bound_misses(method: str, low: Cell, high: Cell, interval: tuple[float, float]) -> str:
@@ -95,6 +130,12 @@ def bound_misses(method: str, low: Cell, high: Cell, interval: tuple[float, floa
             hint = near_miss(cell, value)
             misses.append(f"{text} ({hint})" if hint else text)
     return "; ".join(misses)
+
+
+def identical_rows(table: dict[str, dict[str, object]]) -> list[tuple[str, str]]:
+    """Pairs of row names (in table order) whose printed cells are all equal."""
+    names = list(table)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if table[a] == table[b]]
 
 
 def binomial_intervals(successes: int, n: int, scale: float) -> dict[str, tuple[float, float]]:
@@ -126,11 +167,19 @@ class CheckRows:
         method: str,
         consistent: bool,
         note: str = "",
-        note_if_inconsistent: str = "",
+        note_if_flagged: str = "",
+        flag: str = INCONSISTENT,
     ) -> None:
-        """Add a row; `note_if_inconsistent` is appended to the note only when the check fails."""
-        if not consistent and note_if_inconsistent:
-            note = f"{note}; {note_if_inconsistent}" if note else note_if_inconsistent
+        """Add a row, graded `flag` (inconsistent or unexplained) unless `consistent`.
+
+        `note_if_flagged` is appended to the note only when the check fails; for an unexplained
+        row it names the method the paper does not, which would give the printed value.
+        """
+        if flag not in (UNEXPLAINED, INCONSISTENT):
+            raise ValueError(f"flag {flag!r}: expected {UNEXPLAINED!r} or {INCONSISTENT!r}")
+        if not consistent and note_if_flagged:
+            note = f"{note}; {note_if_flagged}" if note else note_if_flagged
+        grade = CONSISTENT if consistent else flag
         self.rows.append(
             {
                 "paper": paper,
@@ -138,7 +187,8 @@ class CheckRows:
                 "printed": printed,
                 "recomputed": recomputed,
                 "method": method,
-                "consistent": bool(consistent),
+                "grade": grade,
+                "consistent": grade == CONSISTENT,
                 "note": note,
             }
         )
@@ -168,7 +218,7 @@ class CheckRows:
             f"k/n{' x 100' if percent else ''}",
             cell.agrees(value),
             note,
-            note_if_inconsistent=f"{miss} ({hint})" if hint else miss,
+            note_if_flagged=f"{miss} ({hint})" if hint else miss,
         )
         return value
 
@@ -185,17 +235,22 @@ class CheckRows:
         counts_from: str = "",
         extra: dict[str, tuple[float, float]] | None = None,
         explain: dict[str, str] | None = None,
+        counts_printed: bool = True,
+        wider_because: str = WIDER_THAN_BINOMIAL,
     ) -> list[str]:
         """Which 95% CI method reproduces a printed CI of `successes`/`n`; return their labels.
 
         With `stated` (the method the paper names) the row is consistent iff that method
         reproduces the printed bounds; without, iff any tried method does. Misses are measured
-        against the stated method, else Wilson. `extra` adds candidate intervals that are not
-        binomial (label -> bounds, in the printed unit); `explain` (label -> text) is added to
-        the note when that method reproduces the printed CI.
+        against the stated method, else Wilson, and graded by `grade_interval_miss`
+        (`counts_printed` False: the counts are reconstructed, not printed; `wider_because`:
+        why an interval wider than the binomial ones is plausible). `extra` adds candidate
+        intervals that are not binomial (label -> bounds, in the printed unit); `explain`
+        (label -> text) is added to the note when that method reproduces the printed CI.
         """
-        intervals = binomial_intervals(successes, n, 100.0 if percent else 1.0)
-        intervals.update(extra or {})
+        scale = 100.0 if percent else 1.0
+        binomial = binomial_intervals(successes, n, scale)
+        intervals = {**binomial, **(extra or {})}
         reproduced = [label for label, bounds in intervals.items() if reproduces(low, high, bounds)]
         reference = stated or "Wilson"
         consistent = reference in reproduced if stated else bool(reproduced)
@@ -211,6 +266,21 @@ class CheckRows:
                 note += f", not by the stated {stated}"
         else:
             note = f"reproduced by none of {tried}"
+        grade, why = (
+            (CONSISTENT, "")
+            if consistent
+            else grade_interval_miss(
+                low,
+                high,
+                binomial,
+                reproduced,
+                successes / n,
+                scale,
+                counts_printed=counts_printed,
+                wider_because=wider_because,
+            )
+        )
+        misses = bound_misses(reference, low, high, intervals[reference])
         self.add(
             paper,
             quantity,
@@ -223,6 +293,69 @@ class CheckRows:
             method,
             consistent,
             note,
-            note_if_inconsistent=bound_misses(reference, low, high, intervals[reference]),
+            note_if_flagged="; ".join(part for part in (misses, why) if part),
+            flag=grade if grade != CONSISTENT else INCONSISTENT,
         )
         return reproduced
+
+
+def grade_interval_miss(
+    low: Cell,
+    high: Cell,
+    binomial: dict[str, tuple[float, float]],
+    reproduced: list[str],
+    proportion: float,
+    scale: float,
+    counts_printed: bool = True,
+    wider_because: str = WIDER_THAN_BINOMIAL,
+) -> tuple[str, str]:
+    """Grade a printed CI that its stated (or every tried) method misses; return (grade, why).
+
+    `binomial` holds the binomial intervals of the counts (in the printed unit, `scale` times
+    the proportion) and `reproduced` the tried methods that give the printed bounds.
+
+    Unexplained where another tried method reproduces it, where a binomial interval cut (not
+    rounded) to the printed digits does, where it is wider than every binomial interval of its
+    counts (`wider_because`), or where it is as wide but placed elsewhere. Inconsistent where it
+    excludes its own counts' rate, or is narrower than every binomial interval of its printed
+    counts (no interval of those counts is that narrow; with reconstructed counts,
+    `counts_printed` False, only unexplained).
+    """
+    if reproduced:
+        return UNEXPLAINED, ""
+    for label, (lo, hi) in binomial.items():
+        if truncates_to(low, lo) and truncates_to(high, hi):
+            return UNEXPLAINED, (
+                f"{label} cut (not rounded) to the printed digits gives {interval_text(low, high)}"
+            )
+    rate = scale * proportion
+    if not low.value - low.half_unit <= rate <= high.value + high.half_unit:
+        return INCONSISTENT, f"the interval excludes its own counts' rate {finer(rate, low)}"
+    widest = (high.value + high.half_unit) - (low.value - low.half_unit)
+    narrowest = (high.value - high.half_unit) - (low.value + low.half_unit)
+    widths = {label: hi - lo for label, (lo, hi) in binomial.items()}
+    listing = ", ".join(f"{label} {finer(w, low)}" for label, w in widths.items())
+    if widest < min(widths.values()):
+        half = widest / 2 / scale
+        n_needed = proportion * (1 - proportion) * (Z95 / half) ** 2
+        why = (
+            f"narrower than every binomial interval of these counts: at most "
+            f"{finer(widest, low)} wide against {listing}; a normal-approximation interval this "
+            f"narrow needs about {n_needed:.0f} trials"
+        )
+        if counts_printed:
+            return INCONSISTENT, why
+        return UNEXPLAINED, (
+            f"{why}; the counts are reconstructed, not printed, so larger ones might give it"
+        )
+    if narrowest > max(widths.values()):
+        ratio = narrowest / widths["Wilson"]
+        return UNEXPLAINED, (
+            f"wider than every binomial interval of these counts: at least "
+            f"{finer(narrowest, low)} wide against {listing} ({ratio:.1f} times Wilson's): "
+            f"{wider_because}"
+        )
+    return UNEXPLAINED, (
+        "as wide as a binomial interval of these counts but placed elsewhere: a method the paper "
+        "does not name (a bootstrap, say) might give it"
+    )

@@ -8,14 +8,30 @@ Table III is `mskdx.evaluate.papers.gout_patients`.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+from scipy.stats import binom, chi2
+
 from mskdx.evaluate.papers import printed as papers
-from mskdx.evaluate.papers.common import GOUT, CheckRows, difference, finer, rounded
-from mskdx.evaluate.papers.printed import PrintedProportion
+from mskdx.evaluate.papers.common import (
+    GOUT,
+    INCONSISTENT,
+    UNEXPLAINED,
+    CheckRows,
+    difference,
+    finer,
+    rounded,
+)
+from mskdx.evaluate.papers.printed import Cell, PrintedProportion
 
 __all__ = [
+    "check_gout_abstract",
     "check_gout_claims",
     "check_gout_cohort",
     "check_gout_gradcam",
+    "check_gout_gradcam_vs_table1",
+    "check_gout_mcnemar",
     "check_gout_table1_counts",
     "check_gout_table1_rates",
     "check_gout_test_images",
@@ -24,13 +40,28 @@ __all__ = [
 
 def check_gout_table1_rates(rows: CheckRows) -> None:
     """Table I: each ACC/SEN/SPE from its printed count, each CI against the binomial CIs."""
+    gout = papers.GOUT
+    per_patient = gout["images"] / gout["patients"]
+    clustered = (
+        f"the images are clustered by patient ({per_patient:.1f} per patient) and the paper "
+        "names no CI method: a patient-level bootstrap gives intervals wider than the binomial "
+        f"ones, by up to sqrt({per_patient:.1f}) = {math.sqrt(per_patient):.1f} times where a "
+        "patient's images all fare alike"
+    )
     for arm, printed in papers.GOUT_TABLE1.items():
         label = papers.GOUT_ARM_LABELS[arm]
         for name, title in (("acc", "ACC"), ("sen", "SEN"), ("spe", "SPE")):
             rate: PrintedProportion = printed[name]
             rows.percentage(GOUT, f"Table I {label} {title} %", rate.value, rate.k, rate.n, True)
             rows.interval(
-                GOUT, f"Table I {label} {title} 95% CI", rate.low, rate.high, rate.k, rate.n, True
+                GOUT,
+                f"Table I {label} {title} 95% CI",
+                rate.low,
+                rate.high,
+                rate.k,
+                rate.n,
+                True,
+                wider_because=clustered,
             )
 
 
@@ -46,7 +77,7 @@ def check_gout_table1_counts(rows: CheckRows) -> None:
             f"{n_gout + n_control}",
             "every test image is gout (SEN) or control (SPE); the same n in every arm",
             n_gout + n_control == n_all,
-            note_if_inconsistent=f"{n_gout + n_control} images is about one fold "
+            note_if_flagged=f"{n_gout + n_control} images is about one fold "
             f"({gout['images']} / {gout['folds']} = {gout['images'] / gout['folds']:.1f}), "
             f"{n_gout + n_control - n_all} more than ACC's {n_all}",
         )
@@ -69,7 +100,7 @@ def check_gout_table1_counts(rows: CheckRows) -> None:
             "ACC = (TP + TN) / (gout + control images), TP and TN from the SEN and SPE counts",
             acc.value.agrees(value),
             note=counts_note if acc.value.agrees(value) else "",
-            note_if_inconsistent=f"{correct}/{total} = {finer(value, acc.value)}; printed "
+            note_if_flagged=f"{correct}/{total} = {finer(value, acc.value)}; printed "
             f"{acc.value} is {difference(acc.value, value)}"
             + (f"; {counts_note}" if counts_note else ""),
         )
@@ -87,9 +118,13 @@ def check_gout_test_images(rows: CheckRows) -> None:
         f"{gout['images']} pooled over folds; {per_fold:.1f} per fold",
         f"five-fold CV: each of the {gout['images']} images is tested once",
         n_all in (gout["images"], round(per_fold)),
-        note_if_inconsistent=f"{n_all} is neither the pooled test set nor one fold: "
+        note_if_flagged=f"{n_all} is neither the pooled test set nor an average fold: "
         f"{gout['images'] - n_all} fewer than {gout['images']}, {per_fold - n_all:.1f} fewer "
-        f"than {per_fold:.1f}",
+        f"than {per_fold:.1f}; folds are drawn by patient, so one fold of "
+        f"{gout['test_patients']} patients holds {n_all} images if its patients have "
+        f"{n_all / gout['test_patients']:.1f} images each, against "
+        f"{gout['images'] / gout['patients']:.2f} on average",
+        flag=UNEXPLAINED,
     )
     n_gout, n_control = reference["sen"].n, reference["spe"].n
     group_gout, group_control = gout["images_gout"], gout["images_control"]
@@ -111,7 +146,7 @@ def check_gout_test_images(rows: CheckRows) -> None:
         "'approximately equal size', so a test fold holds about a fifth of each group's images "
         f"(taken as within {100 * tolerance:.0f}%)",
         within,
-        note_if_inconsistent=(
+        note_if_flagged=(
             f"SEN n {n_gout} is {abs(n_gout - fifth_gout):.1f} images "
             f"({100 * abs(n_gout - fifth_gout) / fifth_gout:.1f}%) "
             f"{'fewer' if n_gout < fifth_gout else 'more'} than a fifth of {group_gout}; SPE n "
@@ -119,8 +154,14 @@ def check_gout_test_images(rows: CheckRows) -> None:
             f"({100 * abs(n_control - fifth_control) / fifth_control:.1f}%) "
             f"{'fewer' if n_control < fifth_control else 'more'} than a fifth of {group_control}; "
             f"the test set is {share_test:.1f}% gout vs {share_data:.1f}% in the dataset, "
-            f"{abs(share_data - share_test):.1f} points apart"
+            f"{abs(share_data - share_test):.1f} points apart; possible only if this fold's gout "
+            f"patients had {n_gout / (gout['patients_gout'] / gout['folds']):.1f} images each "
+            f"and its controls {n_control / (gout['patients_control'] / gout['folds']):.1f} "
+            f"(against {group_gout / gout['patients_gout']:.1f} and "
+            f"{group_control / gout['patients_control']:.1f} on average), or if an image's label "
+            "is not its patient's group"
         ),
+        flag=UNEXPLAINED,
     )
 
 
@@ -151,7 +192,7 @@ def check_gout_cohort(rows: CheckRows) -> None:
             f"{sum(parts)}",
             "sum",
             sum(parts) == total,
-            note_if_inconsistent=f"the parts add up to {sum(parts) - total:+d} images",
+            note_if_flagged=f"the parts add up to {sum(parts) - total:+d} images",
         )
     minimum = gout["min_images_per_patient"]
     per_patient = gout["images"] / gout["patients"]
@@ -167,10 +208,11 @@ def check_gout_cohort(rows: CheckRows) -> None:
         f"{gout['images_control']} / {gout['patients_control']} = {per_control:.2f})",
         "images analysed / patients",
         per_patient >= minimum,
-        note_if_inconsistent=f"{minimum} per patient needs at least {needed} images, "
-        f"{needed - gout['images']} more than the {gout['images']} analysed; only an unreported "
-        "exclusion of captured images (Fig 1 mentions 'inclusion and exclusion of images') "
-        "would reconcile them",
+        note_if_flagged=f"{minimum} per patient needs at least {needed} images, "
+        f"{needed - gout['images']} more than the {gout['images']} analysed; an exclusion of "
+        "captured images that the text does not report (Fig 1 mentions 'inclusion and exclusion "
+        "of images') would reconcile them",
+        flag=UNEXPLAINED,
     )
     per_fold = gout["patients"] / gout["folds"]
     rows.add(
@@ -187,36 +229,8 @@ def check_gout_cohort(rows: CheckRows) -> None:
 
 def check_gout_claims(rows: CheckRows) -> None:
     """The text's claims about Table I (significance, best arm) and Table II (complexity)."""
-    gout, table1 = papers.GOUT, papers.GOUT_TABLE1
-    alpha = gout["alpha"]
-    keys = ("p_acc", "p_sen", "p_spe", "p_auc")
-    for arm in gout["claim_significant_vs"]:
-        pvalues = {k: table1[arm][k].value for k in keys}
-        smallest = min(pvalues, key=pvalues.get)
-        rows.add(
-            GOUT,
-            f"text: 3 blocks differs significantly from {papers.GOUT_ARM_LABELS[arm]}",
-            "significant",
-            f"smallest printed p = {pvalues[smallest]:.2f} ({smallest})",
-            f"any Table I p < {alpha}",
-            pvalues[smallest] < alpha,
-            note_if_inconsistent=f"no printed p against {papers.GOUT_ARM_LABELS[arm]} is below "
-            f"{alpha}: " + ", ".join(f"{k} {table1[arm][k]}" for k in keys),
-        )
-    for arm in gout["claim_not_significant_vs"]:
-        pvalues = {k: table1[arm][k].value for k in keys}
-        smallest = min(pvalues, key=pvalues.get)
-        rows.add(
-            GOUT,
-            f"text: no significant difference from {papers.GOUT_ARM_LABELS[arm]}",
-            "not significant",
-            f"smallest printed p = {pvalues[smallest]:.2f} ({smallest})",
-            f"all Table I p >= {alpha}",
-            pvalues[smallest] >= alpha,
-            note_if_inconsistent=f"Table I prints p < {alpha} against "
-            f"{papers.GOUT_ARM_LABELS[arm]}: "
-            + ", ".join(f"{k} {table1[arm][k]}" for k in keys if table1[arm][k].value < alpha),
-        )
+    table1 = papers.GOUT_TABLE1
+    _check_significance_claims(rows)
     for name, title in (("auc", "AUC"), ("acc", "ACC")):
         values = {arm: row[name].value.value for arm, row in table1.items()}
         top = max(values, key=values.get)
@@ -243,6 +257,42 @@ def check_gout_claims(rows: CheckRows) -> None:
             f"{papers.GOUT_ARM_LABELS[arm]} ({values[arm]:g})",
             "Table II",
             arm == expected,
+        )
+
+
+def _check_significance_claims(rows: CheckRows) -> None:
+    """'statistically significant difference compared to the 6-block model, no statistically
+    significant difference compared to the 2 and 4-block models': the sentence is about the
+    AUC and ACC (`GOUT['claim_quantities']`), so only their p-values are read."""
+    gout, table1 = papers.GOUT, papers.GOUT_TABLE1
+    alpha, keys = gout["alpha"], gout["claim_quantities"]
+    others = [k for k in ("p_acc", "p_sen", "p_spe", "p_auc") if k not in keys]
+    for arm, claimed in [(a, True) for a in gout["claim_significant_vs"]] + [
+        (a, False) for a in gout["claim_not_significant_vs"]
+    ]:
+        label = papers.GOUT_ARM_LABELS[arm]
+        pvalues = {k: table1[arm][k].value for k in keys}
+        significant = [k for k in keys if pvalues[k] < alpha]
+        listing = ", ".join(f"{k} {table1[arm][k]}" for k in keys)
+        beyond = [k for k in others if table1[arm][k].value < alpha]
+        rows.add(
+            GOUT,
+            f"text: 3 blocks differs significantly from {label}"
+            if claimed
+            else f"text: no significant difference from {label}",
+            f"{'significant' if claimed else 'not significant'} (AUC and ACC)",
+            listing,
+            f"{'some' if claimed else 'no'} Table I p of the quantities the claim names "
+            f"({', '.join(keys)}) below {alpha}",
+            bool(significant) == claimed,
+            note=f"{', '.join(f'{k} {table1[arm][k]}' for k in beyond)} below {alpha}, which the "
+            "claim does not cover"
+            if beyond
+            else "",
+            note_if_flagged=f"no p of the claimed quantities against {label} is below {alpha}"
+            if claimed
+            else f"Table I prints p < {alpha} against {label}: "
+            + ", ".join(f"{k} {table1[arm][k]}" for k in significant),
         )
 
 
@@ -281,6 +331,160 @@ def check_gout_gradcam(rows: CheckRows) -> None:
         f"{sum(fn_counts)}",
         "sum",
         sum(fn_counts) <= gout["gradcam_fn"],
-        note_if_inconsistent=f"{sum(fn_counts) - gout['gradcam_fn']} more reasons than images: "
-        "the categories overlap or a count is wrong",
+        note_if_flagged=f"{sum(fn_counts) - gout['gradcam_fn']} more reasons than images: "
+        "overlapping categories (one image missing two kinds of lesion) would give it; the text "
+        "does not say whether an image is counted once",
+        flag=UNEXPLAINED,
     )
+
+
+def check_gout_gradcam_vs_table1(rows: CheckRows) -> None:
+    """The Grad-CAM review's counts against the errors of the model it reviews (Table I, 3 blocks).
+
+    The review's disagreements are that model's errors ('lesions ... overlooked by the model',
+    'false-positive images'): over the same images they equal Table I's errors, over more
+    images they contain them. Equal: consistent; containing: unexplained (the paper does not
+    say how the two sets of images relate); fewer than Table I's: inconsistent.
+    """
+    gout, best = papers.GOUT, papers.GOUT_TABLE1["blocks3"]
+    acc, sen, spe = best["acc"], best["sen"], best["spe"]
+    missed, false_pos, wrong = sen.n - sen.k, spe.n - spe.k, acc.n - acc.k
+    agree, disagree = gout["gradcam_agree"], gout["gradcam_disagree"]
+    fn, fp, reviewed = gout["gradcam_fn"], gout["gradcam_fp"], agree + disagree
+    equal = (fn, fp, disagree, reviewed) == (missed, false_pos, wrong, acc.n)
+    contains = fn >= missed and fp >= false_pos and disagree >= wrong and reviewed >= acc.n
+    rows.add(
+        GOUT,
+        "Grad-CAM review vs Table I 3 blocks: missed and false-positive images",
+        f"{agree} agreeing + {disagree} disagreeing ({fn} missed + {fp} false-positive) of "
+        f"{reviewed} images",
+        f"Table I 3 blocks: {missed} missed ({sen.n} - {sen.k}) + {false_pos} false-positive "
+        f"({spe.n} - {spe.k}) of {sen.n + spe.n} images; {wrong} wrong of {acc.n} (ACC); the "
+        f"review's counts are {fn / missed:.2f}, {fp / false_pos:.2f} and {disagree / wrong:.2f} "
+        "times these",
+        "the review's disagreements are the reviewed model's errors: over the same images equal "
+        "to Table I's, over more images containing them",
+        equal,
+        note_if_flagged=(
+            f"the review counts all {reviewed} images, Table I {sen.n + spe.n} (SEN, SPE) or "
+            f"{acc.n} (ACC); the review's missed and false-positive images are "
+            f"{fn / missed:.1f} and {fp / false_pos:.1f} times Table I's, as for "
+            f"{gout['folds']} test folds like Table I's, which the paper does not say it is; the "
+            f"review's agreement {agree}/{reviewed} = {100 * agree / reviewed:.2f}% equals "
+            f"Table I's ACC {acc.value}, and Table I's ACC n ({acc.n}) equals the review's "
+            f"{disagree} disagreeing images"
+            if contains
+            else "the review, covering at least Table I's images, has fewer errors of a kind "
+            "than Table I's test set alone"
+        ),
+        flag=UNEXPLAINED if contains else INCONSISTENT,
+    )
+
+
+def check_gout_abstract(rows: CheckRows) -> None:
+    """The abstract's numbers against the tables and the results text."""
+    gout, best = papers.GOUT, papers.GOUT_TABLE1["blocks3"]
+    abstract, table = gout["abstract_auc"], best["auc"]
+    rows.add(
+        GOUT,
+        "abstract AUC = Table I 3 blocks AUC",
+        f"abstract {abstract.value} [{abstract.low}, {abstract.high}]",
+        f"Table I {table.value} [{table.low}, {table.high}]",
+        "the best model's AUC and CI, cell by cell",
+        (abstract.value, abstract.low, abstract.high) == (table.value, table.low, table.high),
+    )
+    rows.add(
+        GOUT,
+        "abstract Grad-CAM agreement = results text",
+        f"abstract {gout['abstract_gradcam_agree']} images",
+        f"text {gout['gradcam_agree']} images",
+        "the same count",
+        gout["abstract_gradcam_agree"] == gout["gradcam_agree"],
+    )
+
+
+#: McNemar variants tried on Table I's p-values; the first three are what software calls
+#: "McNemar's test" (McNemar 1947; Edwards 1948; the exact binomial form), mid-p is not.
+MCNEMAR_VARIANTS = ("McNemar 1947 (no correction)", "Edwards' correction", "exact", "mid-p")
+
+
+def _mcnemar_pvalues(b: np.ndarray, c: np.ndarray, variant: str) -> np.ndarray:
+    """Two-sided p of McNemar's test for arrays of discordant counts, by `variant`.
+
+    Chi-square statistic (b - c)^2 / (b + c) (McNemar 1947), (|b - c| - 1)^2 / (b + c) with
+    Edwards' (1948) correction; exact: 2 P(X <= min(b, c)), X ~ Binomial(b + c, 1/2), capped
+    at 1 (as `mskdx.evaluate.stats.mcnemar`); mid-p: the exact p less P(X = min(b, c)).
+    """
+    s, low = b + c, np.minimum(b, c)
+    if variant == "McNemar 1947 (no correction)":
+        return chi2.sf((b - c) ** 2 / s, 1)
+    if variant == "Edwards' correction":
+        return chi2.sf(np.maximum(np.abs(b - c) - 1, 0) ** 2 / s, 1)
+    exact = 2 * binom.cdf(low, s, 0.5)
+    if variant == "exact":
+        return np.minimum(1.0, exact)
+    return np.minimum(1.0, exact - binom.pmf(low, s, 0.5))
+
+
+def mcnemar_fits(k_reference: int, k_other: int, n: int, pvalue: Cell) -> dict[str, list[int]]:
+    """Per McNemar variant, the discordant totals b + c that give `pvalue` (as printed).
+
+    b (reference right, other wrong) - c (reference wrong, other right) = k_reference - k_other;
+    b + c has the parity of that difference and is bounded by the counts.
+    """
+    d = k_reference - k_other
+    s = np.arange(max(abs(d), 1), n + 1)
+    s = s[(s - d) % 2 == 0]
+    b, c = (s + d) // 2, (s - d) // 2
+    keep = (b <= min(k_reference, n - k_other)) & (c <= min(n - k_reference, k_other))
+    s, b, c = s[keep], b[keep], c[keep]
+    tolerance = pvalue.half_unit + 1e-9
+    return {
+        variant: [
+            int(x) for x in s[np.abs(_mcnemar_pvalues(b, c, variant) - pvalue.value) <= tolerance]
+        ]
+        for variant in MCNEMAR_VARIANTS
+    }
+
+
+def check_gout_mcnemar(rows: CheckRows) -> None:
+    """Table I's McNemar p-values (ACC, SEN, SPE vs 3 blocks): can the printed counts give them?
+
+    Consistent where a variant of McNemar's test gives the printed p for some discordant total;
+    unexplained where only the mid-p variant does; inconsistent where none does.
+    """
+    table1 = papers.GOUT_TABLE1
+    reference = table1["blocks3"]
+    named = MCNEMAR_VARIANTS[:3]
+    for arm, row in table1.items():
+        if arm == "blocks3":
+            continue
+        label = papers.GOUT_ARM_LABELS[arm]
+        for name, title in (("acc", "ACC"), ("sen", "SEN"), ("spe", "SPE")):
+            ref, other, pvalue = reference[name], row[name], row[f"p_{name}"]
+            fits = mcnemar_fits(ref.k, other.k, ref.n, pvalue)
+            found = [v for v in MCNEMAR_VARIANTS if fits[v]]
+            rows.add(
+                GOUT,
+                f"Table I {label} {title} p: McNemar from the counts",
+                f"{pvalue} ({ref.k}/{ref.n} vs {other.k}/{other.n})",
+                "; ".join(
+                    f"{v}: b + c = {', '.join(map(str, fits[v][:4]))}"
+                    + ("..." if len(fits[v]) > 4 else "")
+                    if fits[v]
+                    else f"{v}: none"
+                    for v in MCNEMAR_VARIANTS
+                ),
+                f"every discordant total b + c with b - c = {ref.k} - {other.k}, by each variant "
+                "of McNemar's test; the paper names McNemar's test",
+                any(fits[v] for v in named),
+                note=f"given by {', '.join(v for v in found if v in named)}"
+                if any(v in named for v in found)
+                else "",
+                note_if_flagged=f"only the mid-p variant, which the paper does not name, gives "
+                f"{pvalue}"
+                if found
+                else f"no discordant total gives {pvalue} by any variant: the p-value and the "
+                "printed counts cannot both be right",
+                flag=UNEXPLAINED if found else INCONSISTENT,
+            )

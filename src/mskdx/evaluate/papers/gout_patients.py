@@ -15,12 +15,14 @@ from collections.abc import Iterable
 import numpy as np
 
 from mskdx.evaluate.papers import printed as papers
-from mskdx.evaluate.papers.common import GOUT, Z95, CheckRows, rounded
+from mskdx.evaluate.papers.common import GOUT, Z95, CheckRows, identical_rows, rounded
 from mskdx.evaluate.papers.printed import Cell, PrintedProportion
 
 __all__ = [
+    "check_gout_copied_folds",
     "check_gout_diagnosis",
     "check_gout_table3",
+    "check_gout_threshold_grid",
     "check_gout_thresholds",
     "fold_compositions",
 ]
@@ -143,7 +145,8 @@ def check_gout_diagnosis(rows: CheckRows) -> None:
         mean, spread = float(values.mean()), float(values.std(ddof=1))
         spread_label = "mean +- 1.96 SD of the folds"
         extra = {spread_label: (mean - Z95 * spread, mean + Z95 * spread)}
-        if key == "acc":
+        counts_printed = key == "acc"
+        if counts_printed:
             successes, n, source = printed.k, printed.n, "the text's count"
         elif pooled:
             successes, n = pooled[key]
@@ -159,6 +162,7 @@ def check_gout_diagnosis(rows: CheckRows) -> None:
             n,
             True,
             counts_from=source,
+            counts_printed=counts_printed,
             extra=extra,
             explain={
                 spread_label: f"Table III's five fold {key.upper()} values, sample SD: a range of "
@@ -248,7 +252,7 @@ def _check_average_row(rows: CheckRows, folds: Folds, smallest: list[Composition
         "folds' test patients, not the mean of the fold values"
         if is_pooled and not is_mean
         else "",
-        note_if_inconsistent="neither the mean of the folds nor the pooled rates",
+        note_if_flagged="neither the mean of the folds nor the pooled rates",
     )
 
 
@@ -300,7 +304,7 @@ def _check_folds_add_up(
         "true negatives) whose ACC, SEN, SPE round to Table III, then of every combination of "
         "one composition per fold",
         target in reach and len(fitting_folds) == len(folds),
-        note_if_inconsistent="no fold composition reproduces Table III's per-fold percentages "
+        note_if_flagged="no fold composition reproduces Table III's per-fold percentages "
         f"with the stated totals: the folds cannot add up to {target[0]} + {target[1]} = "
         f"{sum(target)} patients"
         + (
@@ -323,7 +327,7 @@ def check_gout_thresholds(rows: CheckRows) -> None:
             f"{row['threshold'].value - text.value:+.2f}",
             "difference",
             row["threshold"].value == text.value,
-            note_if_inconsistent="the text's list and Table III disagree",
+            note_if_flagged="the text's list and Table III disagree",
         )
     average = gout["text_threshold_average"]
     text_mean = float(np.mean([c.value for c in gout["text_thresholds"]]))
@@ -335,7 +339,7 @@ def check_gout_thresholds(rows: CheckRows) -> None:
         rounded(text_mean, average),
         "mean",
         average.agrees(text_mean),
-        note_if_inconsistent=f"mean {text_mean:.3f}; {average} is the mean of Table III's "
+        note_if_flagged=f"mean {text_mean:.3f}; {average} is the mean of Table III's "
         f"thresholds ({table_mean:.3f}), which differ from the text's list in one fold"
         if average.agrees(table_mean)
         else f"mean {text_mean:.3f}",
@@ -347,4 +351,60 @@ def check_gout_thresholds(rows: CheckRows) -> None:
         rounded(table_mean, gout["abstract_threshold"]),
         "mean",
         gout["abstract_threshold"].agrees(table_mean),
+    )
+
+
+def check_gout_copied_folds(rows: CheckRows) -> None:
+    """Table III rows identical in every cell, against the text's own value for each fold.
+
+    Two folds of the same size can share their rates and threshold by chance, so identical
+    rows alone are no flag; they are inconsistent where the text gives the two folds different
+    values (its list of fold thresholds): then one row repeats the other in place of its own.
+    """
+    folds = _table3_folds()
+    table = dict(folds)
+    text = dict(zip(table, papers.GOUT["text_thresholds"], strict=True))
+    pairs = identical_rows(table)
+    contradicted = [(a, b) for a, b in pairs if text[a] != text[b]]
+    cells = ("acc", "sen", "spe", "threshold")
+    rows.add(
+        GOUT,
+        "Table III: fold rows identical in every cell",
+        "; ".join(f"{a} = {b}: " + " / ".join(str(table[a][c]) for c in cells) for a, b in pairs)
+        or "no two folds identical",
+        "; ".join(f"text thresholds: {a} {text[a]}, {b} {text[b]}" for a, b in pairs) or "-",
+        "every pair of fold rows compared cell by cell (ACC, SEN, SPE, threshold), then with "
+        "the text's list of fold thresholds",
+        not contradicted,
+        note="identical rows are possible for two folds of the same size; the text gives them "
+        "the same threshold"
+        if pairs and not contradicted
+        else "",
+        note_if_flagged="; ".join(
+            f"{b} repeats {a} in every cell, but the text's thresholds differ ({a} {text[a]}, "
+            f"{b} {text[b]}): {b}'s row looks copied from {a}'s"
+            for a, b in contradicted
+        ),
+    )
+
+
+def check_gout_threshold_grid(rows: CheckRows) -> None:
+    """Every fold threshold, in Table III and in the text, on the searched grid (0 to 1 by 0.02)."""
+    step = papers.GOUT["threshold_step"]
+    values = [(f"Table III {name}", row["threshold"]) for name, row in _table3_folds()] + [
+        (f"text fold {i}", cell) for i, cell in enumerate(papers.GOUT["text_thresholds"], 1)
+    ]
+    off = [
+        (name, cell)
+        for name, cell in values
+        if abs(cell.value / step - round(cell.value / step)) > 1e-6
+    ]
+    rows.add(
+        GOUT,
+        f"fold thresholds on the searched grid (0 to 1 by {step:g})",
+        ", ".join(str(cell) for _, cell in values),
+        "all on the grid" if not off else "off the grid: " + ", ".join(f"{n} {c}" for n, c in off),
+        f"'Set the threshold from 0 to 1 (interval of {step:g})': each threshold a multiple of "
+        f"{step:g}",
+        not off,
     )

@@ -18,6 +18,7 @@ from mskdx.evaluate.papers.common import (
     CI_METHODS,
     METHOD_SCOPE,
     OLT,
+    UNEXPLAINED,
     Z95,
     CheckRows,
     binomial_intervals,
@@ -31,6 +32,7 @@ from mskdx.evaluate.papers.printed import Cell, PrintedAuc, PrintedProportion
 from mskdx.evaluate.stats.hanley import hanley_mcneil_se
 
 __all__ = [
+    "check_olt_split_unit",
     "check_olt_auc",
     "check_olt_confusion",
     "check_olt_identical_cis",
@@ -67,8 +69,6 @@ def check_olt_table1(rows: CheckRows) -> None:
             "/".join(f"{100 * s:.1f}" for s in shares),
             "share of images per subset",
             all(abs(s - f) <= 0.01 for s, f in zip(shares, olt["fractions"], strict=True)),
-            "within 1 point of 60/20/20 at the image level, although the split is said to be "
-            "by patient",
         )
         per_class = _images_per_class(sequence)
         scans = {"patient": olt["scans_olt"], "healthy": olt["scans_healthy"]}
@@ -86,7 +86,43 @@ def check_olt_table1(rows: CheckRows) -> None:
             all(r >= planes for r in ratios.values()),
             note=f"healthy scans give {ratios['healthy'] / ratios['patient']:.2f} times as many "
             "images as OLT scans; the paper does not say how many slices were taken per scan",
-            note_if_inconsistent=f"fewer than {planes} images per scan",
+            note_if_flagged=f"fewer than {planes} images per scan",
+        )
+
+
+def check_olt_split_unit(rows: CheckRows) -> None:
+    """Table I's subset sizes against a split by patient, as the text says it was made.
+
+    A split of whole patients (scans) gives subsets whose image counts only approximate the
+    fractions, since scans contribute different numbers of images (here 2.0-3.4 per scan); an
+    image-level split (e.g. ``train_test_split`` on the images) hits them to the image. Sizes
+    within one image of the fractions are graded unexplained: an image-level split gives them,
+    a patient-level one only by chance.
+    """
+    olt = papers.OLT
+    for sequence, subsets in papers.OLT_TABLE1.items():
+        sizes = {s: sum(subsets[s].values()) for s in ("train", "val", "test")}
+        total = sum(sizes.values())
+        exact = {s: f * total for s, f in zip(sizes, olt["fractions"], strict=True)}
+        to_the_image = all(abs(sizes[s] - exact[s]) < 1 for s in sizes)
+        per_scan = {
+            cls: sum(subsets[s][cls] for s in subsets) / olt[key]
+            for cls, key in (("patient", "scans_olt"), ("healthy", "scans_healthy"))
+        }
+        rows.add(
+            OLT,
+            f"Table I {sequence}: subset sizes vs a split by patient",
+            " / ".join(str(sizes[s]) for s in sizes) + f" of {total} images",
+            " / ".join(f"{exact[s]:g}" for s in sizes)
+            + f" = {' / '.join(f'{100 * f:g}' for f in olt['fractions'])}% of {total} images",
+            "'the split was performed at the patient level': whole scans of "
+            f"{per_scan['patient']:.2f} (OLT) and {per_scan['healthy']:.2f} (healthy) images on "
+            "average go to each subset, so the subsets' image counts need not hit the fractions",
+            not to_the_image,
+            note_if_flagged="every subset is the stated fraction of the images to within one "
+            "image: what a split of the images gives; a split of whole patients would give it "
+            "only by chance",
+            flag=UNEXPLAINED,
         )
 
 
@@ -111,7 +147,7 @@ def check_olt_text_statements(rows: CheckRows) -> None:
         "on-the-fly augmentation ('without artificially expanding the dataset size') leaves the "
         "number of images unchanged, and only the training set is augmented",
         not augmented,
-        note_if_inconsistent="the counts are Table I's original images (including the "
+        note_if_flagged="the counts are Table I's original images (including the "
         "unaugmented validation and test sets), not a result of augmentation",
     )
     rows.add(
@@ -125,7 +161,7 @@ def check_olt_text_statements(rows: CheckRows) -> None:
         ),
         "the two statements of which 2D slices were used",
         set(olt["planes_limitations"]) <= set(olt["planes_methods"]),
-        note_if_inconsistent="the Methods select coronal and sagittal images; the Limitations "
+        note_if_flagged="the Methods select coronal and sagittal images; the Limitations "
         "say only axial slices were used",
     )
     rows.add(
@@ -145,9 +181,12 @@ def check_olt_text_statements(rows: CheckRows) -> None:
         f"{scans[0]} OLT + {scans[1]} healthy scans",
         "the same cohort counted twice",
         subfolders == scans,
-        note_if_inconsistent=f"{subfolders[0] - scans[0]:+d} patient and "
+        note_if_flagged=f"{subfolders[0] - scans[0]:+d} patient and "
         f"{subfolders[1] - scans[1]:+d} healthy; the paper does not say what a subfolder "
-        f"holds ({sum(subfolders)} subfolders, {olt['screened_scans']} scans screened)",
+        f"holds ({sum(subfolders)} subfolders, {olt['screened_scans']} scans screened): "
+        "subfolders per series or counted before the exclusions would give more than the "
+        "included scans",
+        flag=UNEXPLAINED,
     )
 
 
@@ -237,7 +276,7 @@ def check_olt_table2(rows: CheckRows) -> None:
             f"{rounded(successes / n, f1)} ({successes}/{n})",
             "F1 = 2 TP / (2 TP + FP + FN) from the text's confusion counts",
             f1.agrees(successes / n),
-            note_if_inconsistent=f"printed {f1} is {difference(f1, successes / n)}",
+            note_if_flagged=f"printed {f1} is {difference(f1, successes / n)}",
         )
 
 
@@ -289,7 +328,7 @@ def check_olt_identical_cis(rows: CheckRows) -> None:
                 "gives the printed CI for both?",
                 bool(both),
                 note=f"reproduced for both by {', '.join(both)}" if both else "",
-                note_if_inconsistent=(
+                note_if_flagged=(
                     "no method gives the same CI for both counts"
                     + (f"; only {name_a} is reproduced ({', '.join(only_a)})" if only_a else "")
                     + (f"; only {name_b} is reproduced ({', '.join(only_b)})" if only_b else "")
@@ -321,7 +360,7 @@ def check_olt_misplaced_cells(rows: CheckRows) -> None:
         f"the cell equals T2's accuracy {rounded(accuracy_t2, accuracy_cell.value)}% {t2_interval}"
         if accuracy_cell.value.agrees(accuracy_t2)
         else "",
-        note_if_inconsistent=f"printed {accuracy_cell.value} is "
+        note_if_flagged=f"printed {accuracy_cell.value} is "
         f"{difference(accuracy_cell.value, accuracy_t1)} than T1's accuracy",
     )
     auc_cell: PrintedAuc = printed["auc"]
@@ -336,7 +375,7 @@ def check_olt_misplaced_cells(rows: CheckRows) -> None:
         "the cell holds T2's AUC from the text"
         if (auc_cell.value, auc_cell.low, auc_cell.high) == (auc_t2.value, auc_t2.low, auc_t2.high)
         else "",
-        note_if_inconsistent=f"printed {auc_cell.value} is "
+        note_if_flagged=f"printed {auc_cell.value} is "
         f"{difference(auc_cell.value, auc_t1.value.value)} than T1's {auc_t1.value}",
     )
 
@@ -359,7 +398,7 @@ def check_olt_auc(rows: CheckRows) -> None:
             f"{olt['ci_method']} applies to a {METHOD_SCOPE[olt['ci_method']]}",
             "scope of the named method",
             METHOD_SCOPE[olt["ci_method"]] == "AUC",
-            note_if_inconsistent="an AUC is not a proportion of independent trials; a CI made "
+            note_if_flagged="an AUC is not a proportion of independent trials; a CI made "
             f"for an AUC from these counts (Hanley & McNeil 1982: {n_pos} positives, {n_neg} "
             f"negatives, AUC +- 1.96 SE) is "
             f"{interval_text(rounded(hm_low, auc.low), rounded(hm_high, auc.high))}, "
@@ -394,6 +433,11 @@ def check_olt_auc(rows: CheckRows) -> None:
         )
     (auc_t1, se_t1, n_t1), (auc_t2, se_t2, n_t2) = standard_errors["T1"], standard_errors["T2"]
     z = (auc_t1 - auc_t2) / math.hypot(se_t1, se_t2)
+    printed_se = {
+        seq: (olt[seq]["auc"].high.value - olt[seq]["auc"].low.value) / 2 / Z95
+        for seq in ("T1", "T2")
+    }
+    z_printed = (auc_t1 - auc_t2) / math.hypot(printed_se["T1"], printed_se["T2"])
     pvalue = 2 * float(norm.sf(abs(z)))
     rows.add(
         OLT,
@@ -402,6 +446,7 @@ def check_olt_auc(rows: CheckRows) -> None:
         f"z = {z:.2f}, p = {pvalue:.2f}",
         "two independent AUCs, Hanley-McNeil SEs (the paper names no test)",
         pvalue < 0.05,
-        note_if_inconsistent=f"a {auc_t1 - auc_t2:.2f} difference on {n_t1} and {n_t2} test "
-        "images is not significant",
+        note_if_flagged=f"a {auc_t1 - auc_t2:.2f} difference on {n_t1} and {n_t2} test "
+        "images is not significant; even the printed CIs (SE = half-width / 1.96) give "
+        f"z = {z_printed:.2f}, p = {2 * float(norm.sf(abs(z_printed))):.2f}",
     )
