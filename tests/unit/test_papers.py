@@ -29,17 +29,19 @@ from mskdx.evaluate.papers.common import (
 from mskdx.evaluate.papers.gout import (
     check_gout_abstract,
     check_gout_claims,
+    check_gout_cohort,
+    check_gout_gradcam,
     check_gout_gradcam_vs_table1,
-    check_gout_mcnemar,
     check_gout_table1_rates,
-    mcnemar_fits,
 )
 from mskdx.evaluate.papers.gout_patients import (
     check_gout_copied_folds,
+    check_gout_diagnosis_vs_table3,
     check_gout_threshold_grid,
     fold_compositions,
 )
-from mskdx.evaluate.papers.olt import check_olt_split_unit
+from mskdx.evaluate.papers.gout_pvalues import check_gout_mcnemar, mcnemar_fits
+from mskdx.evaluate.papers.olt import check_olt_rates_vs_table2, check_olt_split_unit
 from mskdx.evaluate.papers.printed import Cell, PrintedAuc
 from mskdx.evaluate.stats.proportions import wilson_ci
 
@@ -679,3 +681,30 @@ def test_unexplained_rows_say_what_would_explain_them(check):
     assert row["grade"] == UNEXPLAINED and "exclusion of captured images" in row["note"]
     row = _row(check, "statistically trails")
     assert row["grade"] == INCONSISTENT and "even the printed CIs" in row["note"]
+
+
+def test_narrative_numbers_against_the_tables(check, doctored):
+    row = _row(check, "text diagnostic ACC / SEN / SPE = Table III average")
+    assert row["grade"] == CONSISTENT and row["printed"] == "91.10 / 93.91 / 86.84"
+    for quantity, printed in (
+        ("T1 text sensitivity = Table II (T1) patient recall", "text 82.1%, Table II 0.82"),
+        ("T1 text specificity = Table II (T1) healthy recall", "text 97.8%, Table II 0.98"),
+        ("T2 text specificity = Table II (T2) healthy recall", "text 89.0%, Table II 0.89"),
+    ):
+        row = _row(check, quantity)
+        assert row["grade"] == CONSISTENT and row["printed"] == printed
+    row = _row(check, "abstract 'training set = 4:1'")
+    assert row["grade"] == CONSISTENT and row["recomputed"] == "209:51 = 4.10:1"
+    assert _row(check, "false-positive reasons")["recomputed"] == "80"  # 23 + 47 + 10 of 204
+    assert _row(check, "misdirected regions add up")["grade"] == CONSISTENT  # 20 + 10 = 30
+    # doctored copies that change each verdict
+    doctored["GOUT"]["diagnostic_sensitivity"] = dataclasses.replace(
+        doctored["GOUT"]["diagnostic_sensitivity"], value=Cell("93.19")
+    )
+    assert _run(check_gout_diagnosis_vs_table3).iloc[0]["grade"] == INCONSISTENT
+    doctored["OLT"]["T1"] = {**doctored["OLT"]["T1"], "specificity": Cell("96.8")}
+    assert _run(check_olt_rates_vs_table2, "T1 text specificity")["grade"] == INCONSISTENT
+    doctored["GOUT"].update(train_patients=200, test_patients=60)
+    assert _run(check_gout_cohort, "training set = 4:1")["grade"] == INCONSISTENT
+    doctored["GOUT"]["gradcam_focus_errors"] = 31
+    assert _run(check_gout_gradcam, "misdirected regions")["grade"] == INCONSISTENT

@@ -1,9 +1,10 @@
-"""Recompute the two papers' summary numbers from their own printed counts; flag what disagrees.
+"""Recompute the two papers' summary numbers from their own printed counts; grade what disagrees.
 
-`paper_check` returns one row per recomputation (see `mskdx.evaluate.papers.common.CheckRows`),
-the gout paper's rows first (`gout`: Table I, cohort, claims, Grad-CAM; `gout_patients`:
-Table III and the text's diagnosis), then the OLT paper's (`olt`); `write_paper_check` writes
-them as CSV and Markdown (rule check_papers).
+`paper_check` returns one graded row per recomputation (see `mskdx.evaluate.papers.common`),
+the gout paper's rows first (`gout`: Table I, cohort, claims, Grad-CAM; `gout_pvalues`:
+Table I's McNemar p-values; `gout_patients`: Table III and the text's diagnosis), then the OLT
+paper's (`olt`); `write_paper_check` writes them as CSV and Markdown under a summary of the
+grades (rule check_papers).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from mskdx.evaluate.papers.gout import (
     check_gout_cohort,
     check_gout_gradcam,
     check_gout_gradcam_vs_table1,
-    check_gout_mcnemar,
     check_gout_table1_counts,
     check_gout_table1_rates,
     check_gout_test_images,
@@ -34,15 +34,18 @@ from mskdx.evaluate.papers.gout import (
 from mskdx.evaluate.papers.gout_patients import (
     check_gout_copied_folds,
     check_gout_diagnosis,
+    check_gout_diagnosis_vs_table3,
     check_gout_table3,
     check_gout_threshold_grid,
     check_gout_thresholds,
 )
+from mskdx.evaluate.papers.gout_pvalues import check_gout_mcnemar
 from mskdx.evaluate.papers.olt import (
     check_olt_auc,
     check_olt_confusion,
     check_olt_identical_cis,
     check_olt_misplaced_cells,
+    check_olt_rates_vs_table2,
     check_olt_split_unit,
     check_olt_table1,
     check_olt_table2,
@@ -62,6 +65,7 @@ CHECKS = (
     check_gout_test_images,
     check_gout_cohort,
     check_gout_diagnosis,
+    check_gout_diagnosis_vs_table3,
     check_gout_table3,
     check_gout_copied_folds,
     check_gout_thresholds,
@@ -74,6 +78,7 @@ CHECKS = (
     check_olt_split_unit,
     check_olt_text_statements,
     check_olt_confusion,
+    check_olt_rates_vs_table2,
     check_olt_table2,
     check_olt_identical_cis,
     check_olt_misplaced_cells,

@@ -3,15 +3,13 @@
 Table I prints, per model (2, 3, 4, 6 residual blocks), the test images' ACC, SEN and SPE with
 their counts and 95% CIs, the AUC and p-values against 3 blocks; the text gives the cohort's
 counts, claims about Tables I and II, and the Grad-CAM review's counts. The patient-level
-Table III is `mskdx.evaluate.papers.gout_patients`.
+Table III is `mskdx.evaluate.papers.gout_patients`, Table I's McNemar p-values
+`mskdx.evaluate.papers.gout_pvalues`.
 """
 
 from __future__ import annotations
 
 import math
-
-import numpy as np
-from scipy.stats import binom, chi2
 
 from mskdx.evaluate.papers import printed as papers
 from mskdx.evaluate.papers.common import (
@@ -23,7 +21,7 @@ from mskdx.evaluate.papers.common import (
     finer,
     rounded,
 )
-from mskdx.evaluate.papers.printed import Cell, PrintedProportion
+from mskdx.evaluate.papers.printed import PrintedProportion
 
 __all__ = [
     "check_gout_abstract",
@@ -31,7 +29,6 @@ __all__ = [
     "check_gout_cohort",
     "check_gout_gradcam",
     "check_gout_gradcam_vs_table1",
-    "check_gout_mcnemar",
     "check_gout_table1_counts",
     "check_gout_table1_rates",
     "check_gout_test_images",
@@ -225,6 +222,18 @@ def check_gout_cohort(rows: CheckRows) -> None:
         note=f"{gout['train_patients']} + {gout['test_patients']} = {gout['patients']}; a fold "
         f"within one patient of {per_fold:g} is 'approximately equal'",
     )
+    ratio = gout["train_test_ratio"]
+    expected = gout["patients"] * ratio / (ratio + 1)
+    rows.add(
+        GOUT,
+        f"abstract 'training set = {ratio:g}:1' vs training and testing patients",
+        f"{ratio:g}:1",
+        f"{gout['train_patients']}:{gout['test_patients']} = "
+        f"{gout['train_patients'] / gout['test_patients']:.2f}:1",
+        f"{ratio:g}:1 of {gout['patients']} patients is {expected:g} training patients; within "
+        "one patient",
+        abs(gout["train_patients"] - expected) <= 1,
+    )
 
 
 def check_gout_claims(rows: CheckRows) -> None:
@@ -323,18 +332,31 @@ def check_gout_gradcam(rows: CheckRows) -> None:
         total = gout[total_key]
         for reason, (count, cell) in gout[reasons_key].items():
             rows.percentage(GOUT, f"Grad-CAM {reason} (of {total})", cell, count, total, True)
-    fn_counts = [count for count, _ in gout["gradcam_fn_reasons"].values()]
+    for kind, total_key, reasons_key in (
+        ("false-negative", "gradcam_fn", "gradcam_fn_reasons"),
+        ("false-positive", "gradcam_fp", "gradcam_fp_reasons"),
+    ):
+        counts = [count for count, _ in gout[reasons_key].values()]
+        rows.add(
+            GOUT,
+            f"Grad-CAM: {kind} reasons add up to at most the {kind}s",
+            f"{' + '.join(map(str, counts))} of {gout[total_key]}",
+            f"{sum(counts)}",
+            "sum",
+            sum(counts) <= gout[total_key],
+            note_if_flagged=f"{sum(counts) - gout[total_key]} more reasons than images: "
+            "overlapping categories (one image missing two kinds of lesion) would give it; the "
+            "text does not say whether an image is counted once",
+            flag=UNEXPLAINED,
+        )
+    focus = [count for count, _ in gout["gradcam_focus_reasons"].values()]
     rows.add(
         GOUT,
-        "Grad-CAM: false-negative reasons add up to at most the false negatives",
-        f"{' + '.join(map(str, fn_counts))} of {gout['gradcam_fn']}",
-        f"{sum(fn_counts)}",
-        "sum",
-        sum(fn_counts) <= gout["gradcam_fn"],
-        note_if_flagged=f"{sum(fn_counts) - gout['gradcam_fn']} more reasons than images: "
-        "overlapping categories (one image missing two kinds of lesion) would give it; the text "
-        "does not say whether an image is counted once",
-        flag=UNEXPLAINED,
+        "Grad-CAM: the two misdirected regions add up to the focus errors",
+        f"{' + '.join(map(str, focus))} of {gout['gradcam_focus_errors']}",
+        f"{sum(focus)}",
+        "sum (the text's shares of the two regions add up to 100%)",
+        sum(focus) == gout["gradcam_focus_errors"],
     )
 
 
@@ -401,90 +423,3 @@ def check_gout_abstract(rows: CheckRows) -> None:
         "the same count",
         gout["abstract_gradcam_agree"] == gout["gradcam_agree"],
     )
-
-
-#: McNemar variants tried on Table I's p-values; the first three are what software calls
-#: "McNemar's test" (McNemar 1947; Edwards 1948; the exact binomial form), mid-p is not.
-MCNEMAR_VARIANTS = ("McNemar 1947 (no correction)", "Edwards' correction", "exact", "mid-p")
-
-
-def _mcnemar_pvalues(b: np.ndarray, c: np.ndarray, variant: str) -> np.ndarray:
-    """Two-sided p of McNemar's test for arrays of discordant counts, by `variant`.
-
-    Chi-square statistic (b - c)^2 / (b + c) (McNemar 1947), (|b - c| - 1)^2 / (b + c) with
-    Edwards' (1948) correction; exact: 2 P(X <= min(b, c)), X ~ Binomial(b + c, 1/2), capped
-    at 1 (as `mskdx.evaluate.stats.mcnemar`); mid-p: the exact p less P(X = min(b, c)).
-    """
-    s, low = b + c, np.minimum(b, c)
-    if variant == "McNemar 1947 (no correction)":
-        return chi2.sf((b - c) ** 2 / s, 1)
-    if variant == "Edwards' correction":
-        return chi2.sf(np.maximum(np.abs(b - c) - 1, 0) ** 2 / s, 1)
-    exact = 2 * binom.cdf(low, s, 0.5)
-    if variant == "exact":
-        return np.minimum(1.0, exact)
-    return np.minimum(1.0, exact - binom.pmf(low, s, 0.5))
-
-
-def mcnemar_fits(k_reference: int, k_other: int, n: int, pvalue: Cell) -> dict[str, list[int]]:
-    """Per McNemar variant, the discordant totals b + c that give `pvalue` (as printed).
-
-    b (reference right, other wrong) - c (reference wrong, other right) = k_reference - k_other;
-    b + c has the parity of that difference and is bounded by the counts.
-    """
-    d = k_reference - k_other
-    s = np.arange(max(abs(d), 1), n + 1)
-    s = s[(s - d) % 2 == 0]
-    b, c = (s + d) // 2, (s - d) // 2
-    keep = (b <= min(k_reference, n - k_other)) & (c <= min(n - k_reference, k_other))
-    s, b, c = s[keep], b[keep], c[keep]
-    tolerance = pvalue.half_unit + 1e-9
-    return {
-        variant: [
-            int(x) for x in s[np.abs(_mcnemar_pvalues(b, c, variant) - pvalue.value) <= tolerance]
-        ]
-        for variant in MCNEMAR_VARIANTS
-    }
-
-
-def check_gout_mcnemar(rows: CheckRows) -> None:
-    """Table I's McNemar p-values (ACC, SEN, SPE vs 3 blocks): can the printed counts give them?
-
-    Consistent where a variant of McNemar's test gives the printed p for some discordant total;
-    unexplained where only the mid-p variant does; inconsistent where none does.
-    """
-    table1 = papers.GOUT_TABLE1
-    reference = table1["blocks3"]
-    named = MCNEMAR_VARIANTS[:3]
-    for arm, row in table1.items():
-        if arm == "blocks3":
-            continue
-        label = papers.GOUT_ARM_LABELS[arm]
-        for name, title in (("acc", "ACC"), ("sen", "SEN"), ("spe", "SPE")):
-            ref, other, pvalue = reference[name], row[name], row[f"p_{name}"]
-            fits = mcnemar_fits(ref.k, other.k, ref.n, pvalue)
-            found = [v for v in MCNEMAR_VARIANTS if fits[v]]
-            rows.add(
-                GOUT,
-                f"Table I {label} {title} p: McNemar from the counts",
-                f"{pvalue} ({ref.k}/{ref.n} vs {other.k}/{other.n})",
-                "; ".join(
-                    f"{v}: b + c = {', '.join(map(str, fits[v][:4]))}"
-                    + ("..." if len(fits[v]) > 4 else "")
-                    if fits[v]
-                    else f"{v}: none"
-                    for v in MCNEMAR_VARIANTS
-                ),
-                f"every discordant total b + c with b - c = {ref.k} - {other.k}, by each variant "
-                "of McNemar's test; the paper names McNemar's test",
-                any(fits[v] for v in named),
-                note=f"given by {', '.join(v for v in found if v in named)}"
-                if any(v in named for v in found)
-                else "",
-                note_if_flagged=f"only the mid-p variant, which the paper does not name, gives "
-                f"{pvalue}"
-                if found
-                else f"no discordant total gives {pvalue} by any variant: the p-value and the "
-                "printed counts cannot both be right",
-                flag=UNEXPLAINED if found else INCONSISTENT,
-            )

@@ -21,6 +21,7 @@ from mskdx.evaluate.papers.printed import Cell, PrintedProportion
 __all__ = [
     "check_gout_copied_folds",
     "check_gout_diagnosis",
+    "check_gout_diagnosis_vs_table3",
     "check_gout_table3",
     "check_gout_threshold_grid",
     "check_gout_thresholds",
@@ -407,4 +408,21 @@ def check_gout_threshold_grid(rows: CheckRows) -> None:
         f"'Set the threshold from 0 to 1 (interval of {step:g})': each threshold a multiple of "
         f"{step:g}",
         not off,
+    )
+
+
+def check_gout_diagnosis_vs_table3(rows: CheckRows) -> None:
+    """The text's diagnostic accuracy, sensitivity and specificity against Table III's average."""
+    gout, average = papers.GOUT, papers.GOUT_TABLE3["average"]
+    keys = (("diagnostic_accuracy", "acc"), ("diagnostic_sensitivity", "sen"))
+    keys += (("diagnostic_specificity", "spe"),)
+    text = [gout[name].value for name, _ in keys]
+    table = [average[key] for _, key in keys]
+    rows.add(
+        GOUT,
+        "text diagnostic ACC / SEN / SPE = Table III average",
+        " / ".join(map(str, text)),
+        " / ".join(map(str, table)),
+        "the same cells (the text cites Table III)",
+        text == table,
     )

@@ -32,6 +32,7 @@ from mskdx.evaluate.papers.printed import Cell, PrintedAuc, PrintedProportion
 from mskdx.evaluate.stats.hanley import hanley_mcneil_se
 
 __all__ = [
+    "check_olt_rates_vs_table2",
     "check_olt_split_unit",
     "check_olt_auc",
     "check_olt_confusion",
@@ -243,6 +244,25 @@ def check_olt_confusion(rows: CheckRows) -> None:
         if "specificity" in olt[sequence]:
             rows.percentage(
                 OLT, f"{sequence} specificity %", olt[sequence]["specificity"], tn, tn + fp, True
+            )
+
+
+def check_olt_rates_vs_table2(rows: CheckRows) -> None:
+    """The text's sensitivity and specificity (%) against Table II's recall of each class."""
+    olt = papers.OLT
+    for sequence in papers.OLT_CONFUSION:
+        for name, cls in (("sensitivity", "patient"), ("specificity", "healthy")):
+            if name not in olt[sequence]:
+                continue
+            text: Cell = olt[sequence][name]
+            recall: Cell = papers.OLT_TABLE2_PRINTED[(sequence, cls)]["recall"].value
+            rows.add(
+                OLT,
+                f"{sequence} text {name} = Table II ({sequence}) {cls} recall",
+                f"text {text}%, Table II {recall}",
+                rounded(text.value / 100, recall),
+                f"the text's {name} at Table II's precision ({name} is the {cls} class's recall)",
+                recall.agrees(text.value / 100),
             )
 
 

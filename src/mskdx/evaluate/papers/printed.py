@@ -207,6 +207,7 @@ GOUT: dict = {
     "images_gout": 1389,  # Results: "1389 images from 149 patients"
     "images_control": 1021,  # Results: "1021 images from 111 patients"
     "folds": 5,
+    "train_test_ratio": 4,  # abstract: "five-fold cross-validation method (training set = 4:1)"
     "train_patients": 209,  # Results: "the training set includes data from 209 patients"
     "test_patients": 51,  # "... and the testing set includes data from 51 patients"
     # Results text: "thresholds for the five folds ... 0.28, 0.30, 0.36, 0.34, and 0.34, with an
