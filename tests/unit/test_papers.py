@@ -620,6 +620,9 @@ def test_split_sizes_betray_an_image_level_split(check, doctored):
         row = _row(check, f"Table I {sequence}: subset sizes vs a split by patient")
         assert row["grade"] == UNEXPLAINED and row["printed"] == f"{sizes} images"
         assert "what a split of the images gives" in row["note"]
+    # the counter-evidence is said too: T1's 120 OLT images are 2 per scan and split 34/12/14
+    row = _row(check, "Table I T1: subset sizes vs a split by patient")
+    assert "its OLT images (2 per scan) do split into whole scans (34 / 12 / 14)" in row["note"]
     # doctored: three healthy test images more in training, as a split of whole scans might give
     t1 = doctored["OLT_TABLE1"]["T1"]
     t1["train"] = {**t1["train"], "healthy": t1["train"]["healthy"] + 3}

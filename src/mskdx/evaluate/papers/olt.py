@@ -110,6 +110,16 @@ def check_olt_split_unit(rows: CheckRows) -> None:
             cls: sum(subsets[s][cls] for s in subsets) / olt[key]
             for cls, key in (("patient", "scans_olt"), ("healthy", "scans_healthy"))
         }
+        # A class with the same number of images in every scan must split into whole scans.
+        whole = [
+            f"its {'OLT' if cls == 'patient' else cls} images ({per_scan[cls]:g} per scan) do "
+            "split into whole scans ("
+            + " / ".join(f"{subsets[s][cls] / per_scan[cls]:g}" for s in sizes)
+            + ")"
+            for cls in per_scan
+            if per_scan[cls] == int(per_scan[cls])
+            and all(subsets[s][cls] % int(per_scan[cls]) == 0 for s in sizes)
+        ]
         rows.add(
             OLT,
             f"Table I {sequence}: subset sizes vs a split by patient",
@@ -122,7 +132,7 @@ def check_olt_split_unit(rows: CheckRows) -> None:
             not to_the_image,
             note_if_flagged="every subset is the stated fraction of the images to within one "
             "image: what a split of the images gives; a split of whole patients would give it "
-            "only by chance",
+            "only by chance" + "".join(f"; {text}, as a split by patient needs" for text in whole),
             flag=UNEXPLAINED,
         )
 
