@@ -346,7 +346,8 @@ def grade_interval_miss(
         if counts_printed:
             return INCONSISTENT, why
         return UNEXPLAINED, (
-            f"{why}; the counts are reconstructed, not printed, so larger ones might give it"
+            f"{why}; but the counts are reconstructed, not printed: the interval may rest on "
+            "counts the paper does not give"
         )
     if narrowest > max(widths.values()):
         ratio = narrowest / widths["Wilson"]

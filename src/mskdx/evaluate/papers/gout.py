@@ -390,8 +390,9 @@ def check_gout_gradcam_vs_table1(rows: CheckRows) -> None:
         note_if_flagged=(
             f"the review counts all {reviewed} images, Table I {sen.n + spe.n} (SEN, SPE) or "
             f"{acc.n} (ACC); the review's missed and false-positive images are "
-            f"{fn / missed:.1f} and {fp / false_pos:.1f} times Table I's, as for "
-            f"{gout['folds']} test folds like Table I's, which the paper does not say it is; the "
+            f"{fn / missed:.1f} and {fp / false_pos:.1f} times Table I's, as if Table I were "
+            f"one of {gout['folds']} test folds and the review their sum, which the paper does "
+            "not say; the "
             f"review's agreement {agree}/{reviewed} = {100 * agree / reviewed:.2f}% equals "
             f"Table I's ACC {acc.value}, and Table I's ACC n ({acc.n}) equals the review's "
             f"{disagree} disagreeing images"
