@@ -135,8 +135,9 @@ def firth_profile_ci(
 ) -> tuple[float, float]:
     """Profile penalised-likelihood interval of coefficient `which` (Heinze & Schemper 2002).
 
-    A bound that does not come within `limit` standard errors... of the estimate is reported as
-    -inf or +inf (the penalised profile never reaches the cut-off on that side).
+    The search for each bound widens the step from the estimate by doubling, up to `limit`
+    standard errors; a bound not found there is reported as -inf or +inf (the penalised profile
+    never reaches the cut-off on that side).
     """
     yy, XX, off = _design(y, X, offset)
     k = XX.shape[1]
