@@ -256,7 +256,7 @@ def delong_test(
             log.warning("DeLong test: AUCs differ by %.6g with zero variance: not estimable", diff)
             z = p = low = high = math.nan
             note = (
-                f"not estimable: the AUCs differ by {diff:.3g} but the DeLong variance of the "
+                f"not estimable: the AUCs differ by {abs(diff):.3g} but the DeLong variance of the "
                 "difference is 0, so the normal test has no scale"
             )
     else:
