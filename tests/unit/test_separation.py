@@ -144,3 +144,15 @@ def test_calibration_table_marks_separated_rows_in_csv_and_markdown():
     t2 = firth[firth.arm == "T2"].iloc[0]
     assert math.isfinite(t2.slope) and t2.method == "firth"
     assert t2.note.startswith("Firth slope under complete separation")
+
+
+def test_an_ml_fit_that_stops_unconverged_is_not_printed(monkeypatch):
+    import statsmodels.api as sm
+
+    fit = sm.GLM.fit
+    monkeypatch.setattr(sm.GLM, "fit", lambda self, **kw: fit(self, maxiter=1, **kw))
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, 50)
+    res = calibration_fit(rng.binomial(1, p), p)
+    assert res.separation == "none" and math.isnan(res.slope)
+    assert res.note == "slope not estimable: the ML slope fit did not converge"

@@ -146,6 +146,10 @@ def _ml_fits(y, lp, level, fit_slope):
         except (PerfectSeparationError, np.linalg.LinAlgError) as exc:
             return intercept, f"the ML slope fit failed: {exc}"
     b_low, b_high = slope_fit.conf_int(1 - level)[1]
+    if not (slope_fit.converged and np.isfinite([b_low, b_high]).all()):
+        # a guard beyond the separation check: IRLS that stops at its iteration limit leaves a
+        # large number that is no estimate
+        return intercept, "the ML slope fit did not converge"
     return intercept, (float(slope_fit.params[1]), b_low, b_high)
 
 
