@@ -80,6 +80,8 @@ def _maximise(y, X, offset, beta, free, tol, max_iter) -> tuple[NDArray, float, 
             if t_value >= value - 1e-12:
                 break
             step /= 2
+        else:  # no step along the scoring direction improves l*: stop where we are
+            return beta, value, False, iteration
         beta, value, score, info = trial, t_value, t_score, t_info
         if np.abs(step).max() < tol and np.abs(score[free]).max() < 1e-8:
             return beta, value, True, iteration
@@ -152,7 +154,7 @@ def firth_profile_ci(
             beta, best, _, _ = _maximise(yy, XX, off, beta, free, 1e-9, 200)
         else:
             best = _penalised(yy, XX, off, beta)[0]
-        return best - cut
+        return max(best - cut, -1e10)  # finite for brentq where l* underflows to -inf
 
     bounds = []
     centre, scale = float(fit.coef[which]), float(max(fit.se[which], 1e-3))
