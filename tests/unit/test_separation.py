@@ -154,5 +154,8 @@ def test_an_ml_fit_that_stops_unconverged_is_not_printed(monkeypatch):
     rng = np.random.default_rng(3)
     p = rng.uniform(0.05, 0.95, 50)
     res = calibration_fit(rng.binomial(1, p), p)
-    assert res.separation == "none" and math.isnan(res.slope)
-    assert res.note == "slope not estimable: the ML slope fit did not converge"
+    assert res.separation == "none" and math.isnan(res.slope) and math.isnan(res.intercept)
+    assert res.note == (
+        "intercept not estimable: the ML intercept fit did not converge; "
+        "slope not estimable: the ML slope fit did not converge"
+    )

@@ -129,7 +129,8 @@ METHODS = ("ml", "firth")
 
 
 def _ml_fits(y, lp, level, fit_slope):
-    """ML intercept (offset) fit (a, low, high); slope fit (b, low, high), a reason or None."""
+    """ML intercept (offset) fit and slope fit: each (value, low, high) or a reason; slope None
+    when not asked for."""
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
@@ -139,6 +140,10 @@ def _ml_fits(y, lp, level, fit_slope):
         large = sm.GLM(y, np.ones((len(y), 1)), family=family, offset=lp).fit()
         a_low, a_high = large.conf_int(1 - level)[0]
         intercept = (float(large.params[0]), a_low, a_high)
+        if not (large.converged and np.isfinite(intercept).all()):
+            # cannot happen with both classes present (the offset model's ML estimate is
+            # finite), kept so that a number from a failed fit is never printed
+            intercept = "the ML intercept fit did not converge"
         if not fit_slope:
             return intercept, None
         try:
@@ -217,6 +222,9 @@ def calibration_fit(
         slope = (nan, nan, nan)
     elif not np.isfinite(slope).all():
         notes.insert(0, "slope CI not estimable: the profile does not reach the cut-off")
+    if isinstance(intercept, str):
+        notes.insert(0, f"intercept not estimable: {intercept}")
+        intercept = (nan, nan, nan)
     return CalibrationFit(
         *(float(v) for v in intercept),
         *(float(v) for v in slope),
