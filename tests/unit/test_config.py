@@ -44,6 +44,7 @@ def test_config_and_overlays_are_valid(overlay):
         (("studies", "gout", "splits", "folds"), 1, "folds"),
         (("studies", "olt", "preprocess", "size"), 4, "size"),
         (("data", "on_error"), "ignore", "on_error"),
+        (("studies", "olt", "calibration", "method"), "bayes", "method"),
         (("studies", "gout", "train", "epochs_typo"), 3, "epochs_typo"),
     ],
 )

@@ -25,6 +25,9 @@ rule tabulate_calibration:
         "../../envs/stats.yaml"
     params:
         levels=lookup(dpath="studies/{study}/calibration/levels", within=config),
+        method=lookup(
+            dpath="studies/{study}/calibration/method", within=config, default="ml"
+        ),
     script:
         "../scripts/tabulate_calibration.py"
 
