@@ -102,9 +102,10 @@ def pyproject_pins() -> dict[str, str]:
     specs = [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]
     pins = {}
     for spec in specs:
-        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s;]+)\s*", spec)
+        # snakemake[reports]==9.27.1 too: the extra's distribution is pinned at that version
+        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(\[[^\]]*\])?\s*==\s*([^\s;]+)\s*", spec)
         if match:
-            pins[normalize(match.group(1))] = match.group(2)
+            pins[normalize(match.group(1))] = match.group(3)
     return pins
 
 
