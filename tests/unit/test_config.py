@@ -37,17 +37,6 @@ def test_config_and_overlays_are_valid(overlay):
         assert sorted(gout["arms"]) == ["blocks2", "blocks3", "blocks4", "blocks6"]
 
 
-@pytest.mark.parametrize(
-    ("path", "value", "key"),
-    [
-        (("studies", "gout", "train", "lr"), "fast", "lr"),
-        (("studies", "gout", "splits", "folds"), 1, "folds"),
-        (("studies", "olt", "preprocess", "size"), 4, "size"),
-        (("data", "on_error"), "ignore", "on_error"),
-        (("studies", "olt", "calibration", "method"), "bayes", "method"),
-        (("studies", "gout", "train", "epochs_typo"), 3, "epochs_typo"),
-    ],
-)
 def flatten(tree: object, prefix: str = "") -> dict[str, object]:
     """{"a.b.c": leaf} of a nested mapping (lists are leaves)."""
     if not isinstance(tree, dict):
@@ -94,6 +83,17 @@ def test_the_drift_check_sees_a_changed_setting():
     ]
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "key"),
+    [
+        (("studies", "gout", "train", "lr"), "fast", "lr"),
+        (("studies", "gout", "splits", "folds"), 1, "folds"),
+        (("studies", "olt", "preprocess", "size"), 4, "size"),
+        (("data", "on_error"), "ignore", "on_error"),
+        (("studies", "olt", "calibration", "method"), "bayes", "method"),
+        (("studies", "gout", "train", "epochs_typo"), 3, "epochs_typo"),
+    ],
+)
 def test_bad_value_is_refused_naming_the_key(path, value, key):
     config = copy.deepcopy(load("config.yaml"))
     node = config
