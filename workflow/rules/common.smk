@@ -199,6 +199,13 @@ def get_model_specs(wildcards):
     return {arm: model_spec(wildcards.study, arm) for arm in arms(wildcards.study)}
 
 
+def get_compute_threads(wildcards):
+    """The study's intra-op thread count (train.threads): a job computes with exactly this many
+    threads whatever --cores grants, since the count changes the numbers (the order of sums).
+    """
+    return study_config(wildcards.study)["train"]["threads"]
+
+
 def gpu_wanted(wildcards):
     return 0 if study_config(wildcards.study)["train"].get("device") == "cpu" else 1
 
