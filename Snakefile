@@ -21,6 +21,7 @@ include: "workflow/rules/gradcam.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/external.smk"
 include: "workflow/rules/calibration.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/predict.smk"
 
 

@@ -199,6 +199,13 @@ def get_model_specs(wildcards):
     return {arm: model_spec(wildcards.study, arm) for arm in arms(wildcards.study)}
 
 
+def get_compute_threads(wildcards):
+    """The study's intra-op thread count (train.threads): a job computes with exactly this many
+    threads whatever --cores grants, since the count changes the numbers (the order of sums).
+    """
+    return study_config(wildcards.study)["train"]["threads"]
+
+
 def gpu_wanted(wildcards):
     return 0 if study_config(wildcards.study)["train"].get("device") == "cpu" else 1
 
@@ -263,6 +270,7 @@ def get_final_output():
     """Every table and figure of both papers, the Grad-CAM scores and the paper check."""
     out = [
         "results/gout/tables/table1_image_level.csv",
+        "results/gout/tables/table1_repeats.csv",
         "results/gout/tables/table2_complexity.csv",
         "results/olt/tables/table2_performance.csv",
         "results/paper_check.csv",
@@ -272,10 +280,12 @@ def get_final_output():
         out.append(f"results/{study}/tables/localisation.csv")
         out.append(f"results/{study}/tables/calibration.csv")
         out.append(f"results/{study}/tables/claim_checklist.csv")
+        out.append(f"results/{study}/tables/subgroups.csv")
         stems = [
             f"results/{study}/figures/roc",
             f"results/{study}/figures/localisation",
             f"results/{study}/figures/decision_curve",
+            f"results/{study}/figures/failures",
         ]
         for arm in arms(study):
             stems += [
@@ -427,3 +437,37 @@ def get_checklist_settings(wildcards):
         "train": cfg["train"],
         "external": external_cohorts(wildcards.study),
     }
+
+
+# ---- comparisons (compare.smk) ------------------------------------------------------------------
+
+
+def get_all_checkpoints(wildcards):
+    return [
+        f"{model_dir(wildcards.study, arm, fold)}/checkpoint_final.pt"
+        for arm in arms(wildcards.study)
+        for fold in folds(wildcards.study)
+    ]
+
+
+def get_external_manifests(wildcards):
+    return [
+        f"results/{wildcards.study}/external/{cohort}/cache/manifest.csv"
+        for cohort in external_cohorts(wildcards.study)
+    ]
+
+
+def repeat_folds(study):
+    """Every fold of every repeat of repeated k-fold CV (repeat 0 = folds(study))."""
+    splits = study_config(study)["splits"]
+    if splits.get("repeats", 1) == 1 or splits.get("file"):
+        return folds(study)
+    return list(range(splits["folds"] * splits["repeats"]))
+
+
+def get_repeat_predictions(wildcards):
+    return [
+        f"{model_dir(wildcards.study, arm, fold)}/predictions.csv"
+        for arm in arms(wildcards.study)
+        for fold in repeat_folds(wildcards.study)
+    ]

@@ -59,12 +59,13 @@ rule score_external:
         "results/benchmarks/score_external/{study}/{cohort}/{arm}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: get_compute_threads
     resources:
         gpu=gpu_wanted,
         mem_mb=8000,
     params:
         sequence=get_arm_sequence,
+        threads=get_compute_threads,
         device=lookup(dpath="studies/{study}/train/device", within=config),
     script:
         "../scripts/score_external.py"

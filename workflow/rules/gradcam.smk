@@ -22,10 +22,12 @@ rule compute_gradcam:
         "results/benchmarks/compute_gradcam/{study}/{arm}.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: get_compute_threads
     resources:
         gpu=gpu_wanted,
     params:
         folds=lambda wildcards: folds(wildcards.study),
+        threads=get_compute_threads,
         samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
         # unset: the library's default (mskdx.learn.gradcam.POINTING_TOLERANCE_PX)
         tolerance_px=lookup(

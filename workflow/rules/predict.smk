@@ -31,11 +31,12 @@ rule predict_folder:
         "results/benchmarks/predict_folder/{study}/{arm}.tsv"
     conda:
         "../../envs/predict.yaml"
-    threads: 2
+    threads: get_compute_threads
     resources:
         mem_mb=8000,
     params:
         spec=get_extract_spec,
+        threads=get_compute_threads,
         arm_spec=get_arm_spec,
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config

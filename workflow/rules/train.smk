@@ -23,7 +23,7 @@ rule train_fold:
         "results/benchmarks/train_fold/{study}/{arm}/{fold}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: get_compute_threads
     resources:
         gpu=gpu_wanted,
         mem_mb=16000,

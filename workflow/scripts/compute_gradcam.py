@@ -18,6 +18,6 @@ compute_gradcam_step(
     seed=snakemake.params.seed,
     tolerance_px=snakemake.params.tolerance_px,
     layer=snakemake.params.layer,
-    threads=snakemake.threads,
+    threads=snakemake.params.threads,
     **snakemake.output,
 )

@@ -17,6 +17,7 @@ try:
         fractions=cfg.get("fractions"),
         user_file=cfg.get("file", ""),
         class_names=tuple(snakemake.params.class_names),
+        repeats=cfg.get("repeats", 1),
     )
 except MskdxError as err:
     exit_on_error(err)

@@ -16,5 +16,5 @@ predict_step(
     key_env=snakemake.params.key_env,
     private_map=snakemake.params.private_map,
     gradcam=snakemake.params.gradcam,
-    threads=snakemake.threads,
+    threads=snakemake.params.threads,
 )

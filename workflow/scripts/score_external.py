@@ -12,6 +12,6 @@ score_cohort_step(
     arm=snakemake.wildcards.arm,
     sequence=snakemake.params.sequence,
     device="cpu" if snakemake.resources.get("gpu", 0) == 0 else snakemake.params.device,
-    threads=snakemake.threads,
+    threads=snakemake.params.threads,
     **snakemake.output,
 )

@@ -14,6 +14,5 @@ train_fold(
     arm_spec=snakemake.params.arm_spec,
     train_spec=snakemake.params.train_spec,
     seed=snakemake.params.seed,
-    threads=snakemake.threads,
     **snakemake.output,
 )

@@ -110,6 +110,50 @@ def image_pseudonym(sop_instance_uid: str, frame: int, key: bytes) -> str:
     return "I-" + _hmac_hex(key, f"{uid}/{int(frame)}")[:12]
 
 
+#: lower edges of the coarse age bands (years at the study) the manifest keeps instead of dates
+AGE_BAND_EDGES = (0, 20, 40, 60, 80)
+
+
+def age_band(birth_date: str, study_date: str, patient_age: str = "") -> str:
+    """The coarse age band at the study ("40-59", "80+"), never the age or a date.
+
+    From PatientBirthDate and StudyDate (DA, YYYYMMDD) when both parse, else from PatientAge
+    (AS, e.g. "045Y"; months, weeks and days are under 20 years); "" when neither is usable.
+    """
+    years = _years_between(birth_date, study_date)
+    if years is None:
+        years = _age_string_years(patient_age)
+    if years is None or years < 0 or years > 130:
+        return ""
+    lower = max(e for e in AGE_BAND_EDGES if e <= years)
+    upper = [e for e in AGE_BAND_EDGES if e > lower]
+    return f"{lower}-{upper[0] - 1}" if upper else f"{lower}+"
+
+
+def _years_between(birth: str, at: str) -> int | None:
+    import datetime as dt
+
+    try:
+        b = dt.datetime.strptime(str(birth).strip()[:8], "%Y%m%d").date()
+        d = dt.datetime.strptime(str(at).strip()[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+    return d.year - b.year - ((d.month, d.day) < (b.month, b.day))
+
+
+def _age_string_years(value: str) -> int | None:
+    text = str(value).strip().upper()
+    if len(text) != 4 or not text[:3].isdigit() or text[3] not in "DWMY":
+        return None
+    return int(text[:3]) if text[3] == "Y" else 0
+
+
+def coarse_sex(value: str) -> str:
+    """PatientSex as M, F or O; "" when absent or anything else."""
+    text = str(value).strip().upper()
+    return text if text in ("M", "F", "O") else ""
+
+
 def _person_name_values(value: object) -> set[str]:
     """The name as written and its components ("Doe^John" -> "Doe", "John", "John Doe")."""
     text = str(value).strip()

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from mskdx.errors import DicomError
+from mskdx.ingest import deid
 from mskdx.ingest.decode import decode_frames
 from mskdx.ingest.inputs import walk_tree
 from mskdx.ingest.parse import no_bare_errors, quiet_pydicom, read_dataset
@@ -56,6 +57,11 @@ class DicomHeader:
     # ImageOrientationPatient (6 direction cosines) or None, for the MRI plane
     image_orientation: tuple[float, ...] | None = None
     instance_number: int | None = None
+    # not PHI in this form: the scanner, and the patient's sex and coarse age band (subgroups)
+    manufacturer: str = ""
+    model: str = ""
+    sex: str = ""
+    age_band: str = ""
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -118,6 +124,12 @@ def _header(ds: Dataset, path: Path, info: PixelInfo) -> DicomHeader:
         study_instance_uid=_text(ds, "StudyInstanceUID"),
         image_orientation=_orientation(ds),
         instance_number=instance_number,
+        manufacturer=_text(ds, "Manufacturer")[:64],
+        model=_text(ds, "ManufacturerModelName")[:64],
+        sex=deid.coarse_sex(_text(ds, "PatientSex")),
+        age_band=deid.age_band(
+            _text(ds, "PatientBirthDate"), _text(ds, "StudyDate"), _text(ds, "PatientAge")
+        ),
     )
 
 

@@ -274,6 +274,10 @@ def _image_rows(
                     **_region_columns(region, view, result.fitted[i] if result.fitted else False),
                     "has_mask": gt is not None,
                     "lesion": bool(gt.any()) if gt is not None else None,
+                    "manufacturer": h.manufacturer,
+                    "model": h.model,
+                    "sex": h.sex,
+                    "age_band": h.age_band,
                 }
             )
             image_list.append(img)

@@ -26,6 +26,10 @@ class TrainSettings:
     device: str = "auto"
     amp: bool = True
     compile: bool = False
+    # intra-op CPU threads of the job's tensor maths: a fixed number, not the cores the scheduler
+    # grants, because the thread count sets the order of floating-point sums (measured: --cores 1
+    # vs 2 reversed the quick demo's ranking of the gout arms)
+    threads: int = 2
 
     @classmethod
     def from_config(cls, spec: Mapping) -> TrainSettings:
@@ -49,6 +53,7 @@ class TrainSettings:
             device=str(spec.get("device", "auto")),
             amp=bool(spec.get("amp", True)),
             compile=bool(spec.get("compile", False)),
+            threads=int(spec.get("threads", 2)),
         )
         choices = {
             "optimizer": ("adam", "adamw", "sgd"),
@@ -59,8 +64,15 @@ class TrainSettings:
         for key, allowed in choices.items():
             if getattr(out, key) not in allowed:
                 raise ConfigError(f"train.{key}={getattr(out, key)!r}; expected one of {allowed}")
-        if out.lr <= 0 or out.epochs < 1 or out.batch_size < 1 or out.weight_decay < 0:
+        if (
+            out.lr <= 0
+            or out.epochs < 1
+            or out.batch_size < 1
+            or out.weight_decay < 0
+            or out.threads < 1
+        ):
             raise ConfigError(
-                f"train={spec}: expected lr > 0, epochs >= 1, batch_size >= 1, weight_decay >= 0"
+                f"train={spec}: expected lr > 0, epochs >= 1, batch_size >= 1, weight_decay >= 0, "
+                "threads >= 1"
             )
         return out

@@ -122,8 +122,14 @@ def make_splits(
     fractions: list[float] | None = None,
     user_file: str = "",
     class_names: tuple[str, str] = ("0", "1"),
+    repeats: int = 1,
 ) -> pd.DataFrame:
-    """Build (or read the user's) split file for the manifest's patients and write it."""
+    """Build (or read the user's) split file for the manifest's patients and write it.
+
+    `repeats` R > 1 (kfold only) appends R - 1 further independent k-fold splits: repeat r has
+    fold ids r k .. r k + k - 1 and seed `repeat_seed(seed, r)`; repeat 0 is the split of R = 1,
+    so the file's first k folds do not change with R.
+    """
     labels = patient_labels(read_table(manifest_path, "manifest"))
     if user_file:
         splits = read_user_splits(user_file)
@@ -140,19 +146,31 @@ def make_splits(
             splits["label"] = splits.patient.map(labels)
         source = user_file
     elif method == "kfold":
-        splits = kfold_splits(
-            labels,
-            folds=folds,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            class_names=class_names,
-        )
+        parts = []
+        for r in range(repeats):
+            part = kfold_splits(
+                labels,
+                folds=folds,
+                validation_fraction=validation_fraction,
+                seed=repeat_seed(seed, r),
+                class_names=class_names,
+            )
+            parts.append(part.assign(fold=part.fold + r * folds))
+            if repeats > 1:
+                log.info("repeat %d: folds %d-%d, seed %d", r, r * folds, r * folds + folds - 1,
+                         repeat_seed(seed, r))  # fmt: skip
+        splits = pd.concat(parts, ignore_index=True)
         source = "kfold"
     elif method == "holdout":
         splits = holdout_split(labels, fractions=fractions or [0.6, 0.2, 0.2], seed=seed)
         source = "holdout"
     else:
         raise SplitError(f"unknown split method {method!r}; expected kfold or holdout")
+    if repeats > 1 and (user_file or method != "kfold"):
+        raise SplitError(
+            f"splits.repeats={repeats} needs method kfold and no split file; got method "
+            f"{method!r}{' and a split file' if user_file else ''}"
+        )
     check_splits(splits, labels.index, str(source))
     for (fold, subset), part in splits.groupby(["fold", "subset"]):
         log.info("fold %s %s: %d patients (%d positive)", fold, subset, len(part), part.label.sum())
@@ -161,6 +179,11 @@ def make_splits(
 
 
 PSEUDONYM = re.compile(r"P-[0-9a-f]{10}")
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The split seed of repeat `repeat` of repeated k-fold CV (repeat 0: `seed` itself)."""
+    return int(seed) + 1_000_003 * int(repeat)
 
 
 def read_user_splits(path: str | Path) -> pd.DataFrame:

@@ -95,6 +95,10 @@ def train_fold(
 
     `plan` (default `DevicePlan.for_settings(train_spec)`) says how the device is used; it
     changes how fast, not what is computed, so a run may resume under another plan.
+
+    `threads` (default `train.threads` of the settings) is the intra-op thread count of the
+    tensor maths. It changes what is computed (the order of floating-point sums), so it comes
+    from the config, never from the cores a scheduler grants the job.
     """
     arm_spec, train_spec = _plain(arm_spec), _plain(train_spec)
     settings = TrainSettings.from_config(train_spec)
@@ -113,7 +117,7 @@ def train_fold(
         history=Path(history),
         predictions=Path(predictions),
     )
-    with job.plan.runtime(threads):
+    with job.plan.runtime(settings.threads if threads is None else threads):
         _train_fold(job, images, manifest, splits)
 
 

@@ -920,8 +920,7 @@ def _us_dataset(
     ds.AcquisitionTime = time
     ds.ContentTime = time
     ds.Modality = "OT" if gf.secondary_capture else "US"
-    ds.Manufacturer = anatomy["manufacturer"]
-    ds.ManufacturerModelName = "ARIETTA 70"
+    ds.Manufacturer, ds.ManufacturerModelName = DEVICE_MODELS[device_of(patient)["name"]]
     ds.SoftwareVersions = "V3.1.0"
     ds.DeviceSerialNumber = anatomy["serial"]
     ds.StationName = anatomy["station"]
@@ -1017,7 +1016,6 @@ def _region_item(
 
 def _patient_anatomy(patient: GoutPatient, seed: int) -> dict:
     rng = rng_for(seed, "gout", "anatomy", patient.index)
-    makers = ("FUJIFILM Healthcare Corporation", "Hitachi, Ltd.")
     return dict(
         radius=rng.uniform(150, 215),
         cart=rng.uniform(7, 12),
@@ -1025,7 +1023,6 @@ def _patient_anatomy(patient: GoutPatient, seed: int) -> dict:
         mm_per_px=rng.uniform(0.055, 0.075),
         laterality="R" if rng.random() < 0.6 else "L",
         bilateral=bool(rng.random() < 0.3),
-        manufacturer=makers[int(patient.identity.institution_short == "NBRC")],
         serial=f"{int(rng.integers(100000, 999999))}",
         station=f"US{int(rng.integers(1, 6))}-{patient.identity.institution_short}",
     )
@@ -1055,6 +1052,17 @@ DEVICES = (
     dict(name="sector", scale=1.0, record="absent", bars=True, colour_bar=False, field="sector"),
     dict(name="dual", scale=1.0, record="present", bars=False, colour_bar=False, views=2),
 )
+#: Manufacturer and ManufacturerModelName in the headers of each device's files (the subgroup
+#: tables' scanners); header only: the pixels, burned-in text included, do not depend on them
+DEVICE_MODELS = {
+    "main": ("FUJIFILM Healthcare Corporation", "ARIETTA 70"),
+    "no-record": ("GE Healthcare", "LOGIQ E10"),
+    "small": ("FUJIFILM SonoSite, Inc.", "SonoSite Edge II"),
+    "main-colour": ("Canon Medical Systems", "Aplio i800"),
+    "small-stale": ("Esaote", "MyLab X8"),
+    "sector": ("Philips", "EPIQ 7"),
+    "dual": ("Siemens Healthineers", "ACUSON Sequoia"),
+}
 #: share of the linear devices' files with a curvilinear field (convex top edge)
 CURVILINEAR_SHARE = 0.3
 

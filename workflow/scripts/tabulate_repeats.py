@@ -1,0 +1,13 @@
+"""Table I's companion: repeated CV and the corrected resampled t-test (rule tabulate_repeats)."""
+
+from mskdx.evaluate.repeats import tabulate_repeats_step
+from mskdx.io import log_to
+
+log_to(snakemake.log[0])
+tabulate_repeats_step(
+    snakemake.input.predictions,
+    folds=snakemake.params.folds,
+    image_threshold=snakemake.params.image_threshold,
+    best_arm=snakemake.params.best_arm,
+    **snakemake.output,
+)
