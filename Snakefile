@@ -22,6 +22,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/external.smk"
 include: "workflow/rules/calibration.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/deploy.smk"
 
 
 rule all:
