@@ -1,4 +1,5 @@
 # New patients: not in rule all; ask for results/<study>/predict/<arm>/patients.csv.
+# predict.dicom_out writes the DICOM results (PHI) under private/, predict.dicom_send sends them.
 
 
 rule predict_folder:
@@ -16,6 +17,7 @@ rule predict_folder:
             "learn/gradcam",
             "evaluate/figures",
         ),
+        deploy_code=library_sources("deploy/dicom_out", "deploy/send", "deploy/sources"),
     output:
         images="results/{study}/predict/{arm}/images.csv",
         patients="results/{study}/predict/{arm}/patients.csv",
@@ -38,5 +40,7 @@ rule predict_folder:
         key_env=lookup(dpath="data/pseudonym_key_env", within=config),
         private_map="private/{study}/predict/{arm}/file_map.csv",
         gradcam=lookup(dpath="predict/gradcam", within=config, default=0),
+        dicom_out=get_predict_dicom_out,
+        dicom_send=lookup(dpath="predict/dicom_send", within=config, default=""),
     script:
         "../scripts/predict_folder.py"

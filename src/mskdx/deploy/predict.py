@@ -288,4 +288,6 @@ def predict_step(dicom_dir, *, spec: Mapping, images: PathLike, **kwargs) -> Non
     """Rule predict_folder: the outputs go to the folder of `images`."""
     from mskdx.ingest.extract import StudySpec
 
+    if kwargs.get("dicom_out"):  # results/<study>/predict/<arm>/images.csv: results is 4 up
+        refuse_under_results(kwargs["dicom_out"], Path(images).parents[3])
     predict_folder(dicom_dir, Path(images).parent, spec=StudySpec(**spec), **kwargs)
