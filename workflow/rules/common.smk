@@ -437,9 +437,10 @@ def get_predict_dicom_out(wildcards):
     They hold the source patients' identity: never under results/ (the library refuses).
     """
     given = (config.get("predict") or {}).get("dicom_out")
-    if not given:
+    # --config predict='{dicom_out: true}' arrives as the text "true"
+    if not given or str(given).lower() == "false":
         return ""
-    if given is True:
+    if given is True or str(given).lower() == "true":
         return f"private/{wildcards.study}/predict/{wildcards.arm}/dicom"
     return str(given).format(study=wildcards.study, arm=wildcards.arm)
 
