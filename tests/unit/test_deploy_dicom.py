@@ -349,3 +349,30 @@ def test_a_folder_of_another_modality_is_refused_and_nothing_written(models, tmp
             tmp_path / "mri" / "dicom", tmp_path / "out", models, dicom_out=tmp_path / "dicom_out"
         )
     assert not list((tmp_path / "dicom_out").rglob("*.dcm"))
+
+
+def test_the_cli_refuses_dicom_out_under_results_before_any_work(tmp_path, caplog):
+    from mskdx import cli
+
+    (tmp_path / "config.yaml").write_text("studies: {}\n")
+    code = cli.main(
+        [
+            "predict",
+            "--study",
+            "gout",
+            "--arm",
+            "blocks3",
+            "--dicom",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "out"),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--results",
+            str(tmp_path / "results"),
+            "--dicom-out",
+            str(tmp_path / "results" / "gout" / "dicom"),
+        ]
+    )
+    assert code == 2 and "inside the results folder" in caplog.text
+    assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
