@@ -432,8 +432,8 @@ def get_checklist_settings(wildcards):
 
 
 def get_predict_dicom_out(wildcards):
-    """Where rule predict_folder writes its DICOM results (config predict.dicom_out): true =
-    private/<study>/predict/<arm>/dicom; a path ({study}, {arm} filled in); false/empty = none.
+    """Where predict_folder writes its DICOM results, from config predict.dicom_out (true =
+    private/<study>/predict/<arm>/dicom; a path ({study}, {arm} filled in); false/empty = none).
     They hold the source patients' identity: never under results/ (the library refuses).
     """
     given = (config.get("predict") or {}).get("dicom_out")
