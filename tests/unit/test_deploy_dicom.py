@@ -287,9 +287,11 @@ def test_objects_arrive_in_a_real_orthanc_and_a_rerun_sends_only_the_rest(scored
     assert all((folder / name).is_file() for name in index["file"])
 
 
-def test_a_bad_peer_is_refused_before_any_work():
+def test_a_bad_peer_or_folder_is_refused_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="expected AET@host:port"):
         send.parse_peer("ORTHANC:4242")
+    with pytest.raises(ConfigError, match="no index.csv"):
+        send.send_folder(tmp_path, "PACS@127.0.0.1:4242")
 
 
 def test_dicom_out_inside_results_is_refused(tmp_path):

@@ -65,6 +65,10 @@ def read_ledger(folder: PathLike) -> pd.DataFrame:
 
 def pending(folder: PathLike, peer: Peer) -> pd.DataFrame:
     """Rows of the folder's index that `peer` has not stored yet."""
+    if not Path(folder, "index.csv").is_file():
+        raise ConfigError(
+            f"{folder}: no index.csv; expected the --dicom-out folder of mskdx predict"
+        )
     index = read_table(Path(folder, "index.csv")).astype({"sop_instance_uid": str})
     ledger = read_ledger(folder)
     stored = set(ledger.loc[ledger["peer"] == str(peer), "sop_instance_uid"])
