@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mskdx.deploy import dicom_out as dcm_out
+from mskdx.deploy import send
 from mskdx.deploy.sources import find_sources
 from mskdx.errors import ConfigError, DicomError
 from mskdx.evaluate import external
@@ -101,9 +103,6 @@ def predict_folder(
 
     if not checkpoints:
         raise ConfigError(f"{spec.study}/{arm}: no fold model given")
-    from mskdx.deploy import dicom_out as dcm_out
-    from mskdx.deploy import send
-
     peer = send.parse_peer(dicom_send) if dicom_send else None
     if peer is not None and dicom_out is None:
         raise ConfigError("--dicom-send needs --dicom-out: the objects are sent from there")
@@ -159,16 +158,7 @@ def predict_folder(
     write_table(images, out / "images.csv")
     write_table(patients, out / "patients.csv")
     if sources is not None:
-        model = dcm_out.ModelInfo(
-            study=spec.study,
-            arm=arm,
-            version=dcm_out.model_version(checkpoints),
-            folds=tuple(int(Path(c).parent.name.removeprefix("fold_")) for c in checkpoints),
-            positive=str(spec.labels["positive"]),
-            negative=str(spec.labels["negative"]),
-            image_threshold=float(image_threshold),
-            patient_threshold=threshold,
-        )
+        model = _model_info(spec, arm, checkpoints, image_threshold, threshold)
         dcm_out.write_dicom_results(dicom_out, sources, images, patients, model, overlays)
         if peer is not None:
             send.send_folder(dicom_out, peer)
@@ -183,6 +173,20 @@ def predict_folder(
         out,
     )
     return images, patients
+
+
+def _model_info(spec, arm: str, checkpoints, image_threshold: float, threshold: float | None):
+    """What the DICOM results say about the model that made them."""
+    return dcm_out.ModelInfo(
+        study=spec.study,
+        arm=arm,
+        version=dcm_out.model_version(checkpoints),
+        folds=tuple(int(Path(c).parent.name.removeprefix("fold_")) for c in checkpoints),
+        positive=str(spec.labels["positive"]),
+        negative=str(spec.labels["negative"]),
+        image_threshold=float(image_threshold),
+        patient_threshold=threshold,
+    )
 
 
 def predict_from_config(
