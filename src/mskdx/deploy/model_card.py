@@ -40,8 +40,15 @@ def _fmt(value, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
         return "n/a"
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and digits == 3 else f"{value:.{digits}f}"
+        return f"{value:.{digits}f}"
     return str(value)
+
+
+def _count(value) -> str:
+    """A count that a CSV may have read back as a float (20.0 -> 20)."""
+    if value is None or pd.isna(value):
+        return "n/a"
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _ci(row: Mapping, name: str, digits: int = 1) -> str:
@@ -102,7 +109,7 @@ def _gout_row(level: str, r: Mapping) -> dict:
     n = r.get("n_images", r.get("patients", r.get("acc_n")))
     return {
         "level": level,
-        "n": _fmt(n),
+        "n": _count(n),
         "ACC % (95% CI)": _ci(r, "acc"),
         "SEN %": _ci(r, "sen"),
         "SPE %": _ci(r, "spe"),
@@ -113,7 +120,7 @@ def _gout_row(level: str, r: Mapping) -> dict:
 def _olt_row(r: Mapping) -> dict:
     return {
         "class": r["class"],
-        "n": _fmt(r.get("n_images")),
+        "n": _count(r.get("n_images")),
         "precision": _ci(r, "precision", 3),
         "recall": _ci(r, "recall", 3),
         "F1": _fmt(r.get("f1")),
@@ -161,11 +168,11 @@ def localisation(arm: str, table: pd.DataFrame | None) -> tuple[str, list[str]]:
         rate, chance = r.get("pointing_hit_rate"), r.get("pointing_chance_mean")
         rows.append(
             {
-                "images": _fmt(r.get("n")),
+                "images": _count(r.get("n")),
                 "pointing game": f"{_fmt(rate, 2)} ({_fmt(r.get('pointing_ci_low'), 2)}-"
                 f"{_fmt(r.get('pointing_ci_high'), 2)})",
                 "chance": _fmt(chance, 2),
-                "tolerance px": _fmt(r.get("tolerance_px")),
+                "tolerance px": _count(r.get("tolerance_px")),
             }
         )
         if pd.notna(rate) and pd.notna(chance) and r.get("pointing_ci_low", 0) <= chance:
