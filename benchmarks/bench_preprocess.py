@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
-from mskdx.ingest import dicom
+from mskdx.ingest import dicom, us_regions
 from mskdx.ingest.extract import extract_study
 from mskdx.ingest.preprocess import crop_regions, crop_ultrasound
 from mskdx.synth import synthesize_gout
@@ -71,7 +71,7 @@ def main() -> None:
         pairs = [
             (f, records)
             for path in files
-            for records in [dicom.read_ultrasound_regions(path)]
+            for records in [us_regions.read_ultrasound_regions(path)]
             for f in dicom.read_frames(path)
             if f.shape == (768, 1024)  # the target is at 1024x768 (the cohort has 640x480 too)
         ]

@@ -7,7 +7,7 @@
 naive:        a torch DataLoader over the same uint8 images whose workers apply per-sample
               torchvision transforms on CPU tensors (RandomAffine translate/rotate,
               RandomHorizontalFlip, Normalize), fp32, NCHW, plain Adam.
-fast:         `mskdx.learn.train.train_one_epoch` under the job's `DevicePlan`: the uint8
+fast:         `mskdx.learn.loop.train_one_epoch` under the job's `DevicePlan`: the uint8
               images resident on the device, augmentation and normalization batched on the device
               (`mskdx.learn.augment.make_batch`); on CUDA bf16 autocast, channels_last, fused Adam.
 fast+compile: the same with torch.compile (inductor); its compile time is reported apart.
@@ -34,7 +34,9 @@ import torchvision.transforms as T
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from mskdx.learn import augment, models
-from mskdx.learn.train import DeviceImages, DevicePlan, TrainSettings, train_one_epoch
+from mskdx.learn.device import DeviceImages, DevicePlan
+from mskdx.learn.loop import train_one_epoch
+from mskdx.learn.settings import TrainSettings
 
 CASES = {
     # name: arm spec, full-size (H, W), augmentation, normalization, target (ratio, TFLOP/s)

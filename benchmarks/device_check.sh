@@ -64,8 +64,8 @@ install() {
         echo "CPU dry run: no pip install (the environment is already set up)"
         return 0
     fi
-    if "$PY" -m pip install -q --retries 0 --timeout 5 -e '.[all,dev]'; then
-        echo "installed: pip install -e '.[all,dev]'"
+    if "$PY" -m pip install -q --retries 0 --timeout 5 -c envs/constraints.txt -e '.[all,dev]'; then
+        echo "installed: pip install -c envs/constraints.txt -e '.[all,dev]'"
         return 0
     fi
     echo "pip install -e '.[all,dev]' failed (offline machine?): the machine's torch + .whl/ + src/"

@@ -135,6 +135,17 @@ def _package_of(path: Path) -> str:
 
 def third_party_imports(script: Path) -> dict[str, list[str]]:
     """Top-level third-party module -> the files (script or mskdx modules) that import it."""
+    return _follow(script)[0]
+
+
+def library_files(script: Path) -> set[Path]:
+    """The files of src/mskdx whose code runs when the script runs (modules and their packages'
+    `__init__.py`), as followed by `third_party_imports`."""
+    return {path for path in _follow(script)[1] if path.is_relative_to(SRC)}
+
+
+def _follow(script: Path) -> tuple[dict[str, list[str]], set[Path]]:
+    """What the script runs: third-party imports by module, and the files visited."""
     result: dict[str, list[str]] = {}
     # units of code that run: (file, package, what) with what = "<top>", "*" or a def's name
     todo: list[tuple[Path, str | None, str]] = [(script, None, "*")]
@@ -195,4 +206,4 @@ def third_party_imports(script: Path) -> dict[str, list[str]]:
                 attrs = used if (imp.bound and used is not None) else {"*"}
                 for attr in attrs:
                     follow_module(module, attr)
-    return result
+    return result, {path for path, _ in seen}

@@ -80,12 +80,14 @@ def test_intercept_is_the_offset_model_of_statsmodels_logit():
 def test_separated_scores_are_noted():
     y = np.r_[np.zeros(20, int), np.ones(20, int)]
     fit = calibration_fit(y, np.r_[np.linspace(0.05, 0.4, 20), np.linspace(0.6, 0.95, 20)])
-    assert fit.note == "perfect separation: the slope is not identified"
+    # issue 28: the slope of separated data does not exist; NaN with the reason
+    assert fit.note.startswith("slope not estimable: complete separation")
+    assert math.isnan(fit.slope) and math.isnan(fit.slope_low) and math.isnan(fit.slope_high)
 
 
 def test_calibration_of_one_class_is_reported_not_fitted():
     fit = calibration_fit(np.ones(10, int), np.linspace(0.1, 0.9, 10))
-    assert math.isnan(fit.slope) and fit.note == "one class only"
+    assert math.isnan(fit.slope) and fit.note == "not estimable: one class only (10 events of 10)"
 
 
 @pytest.mark.parametrize("strategy", ["uniform", "quantile"])
@@ -188,7 +190,7 @@ def test_calibration_table_has_one_row_per_cohort_arm_and_level():
 
 
 def test_figures_are_drawn(tmp_path):
-    from mskdx.evaluate.figures import plot_calibration, plot_decision_curve
+    from mskdx.evaluate.figures.calibration import plot_calibration, plot_decision_curve
 
     preds = _predictions()
     bins = clinical.reliability_table(

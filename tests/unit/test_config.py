@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def load(*names: str) -> dict:
     return config
 
 
-@pytest.mark.parametrize("overlay", [None, "quick.yaml", "test.yaml"])
+@pytest.mark.parametrize("overlay", [None, "quick.yaml", "test.yaml", "rehearsal.yaml"])
 def test_config_and_overlays_are_valid(overlay):
     config = load("config.yaml", *([overlay] if overlay else []))
     validate(config, SCHEMA)
@@ -43,9 +44,56 @@ def test_config_and_overlays_are_valid(overlay):
         (("studies", "gout", "splits", "folds"), 1, "folds"),
         (("studies", "olt", "preprocess", "size"), 4, "size"),
         (("data", "on_error"), "ignore", "on_error"),
+        (("studies", "olt", "calibration", "method"), "bayes", "method"),
         (("studies", "gout", "train", "epochs_typo"), 3, "epochs_typo"),
     ],
 )
+def flatten(tree: object, prefix: str = "") -> dict[str, object]:
+    """{"a.b.c": leaf} of a nested mapping (lists are leaves)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+# What the rehearsal may change: how many patients and images, epochs, Grad-CAM samples.
+REHEARSAL_KEYS = re.compile(
+    r"synthetic\.(gout|olt)\.(patients_gout|patients_control|images|subjects_patient|"
+    r"subjects_healthy|images\.T[12]\.(patient|healthy))"
+    r"|synthetic\.external\.(gout|olt)\.\w+\.(patients_gout|patients_control|images|"
+    r"subjects_patient|subjects_healthy|images\.T[12]\.(patient|healthy))"
+    r"|studies\.(gout|olt)\.(train\.epochs|gradcam\.samples)"
+)
+
+
+def test_rehearsal_changes_only_cohort_sizes_and_epochs():
+    """Key by key: the merged rehearsal config equals the paper preset but for the sizes."""
+    paper, rehearsal = flatten(load("config.yaml")), flatten(load("config.yaml", "rehearsal.yaml"))
+    assert set(rehearsal) == set(paper), sorted(set(rehearsal) ^ set(paper))
+    changed = {key for key in paper if rehearsal[key] != paper[key]}
+    drift = sorted(key for key in changed if not REHEARSAL_KEYS.fullmatch(key))
+    assert not drift, f"config/rehearsal.yaml changes more than sizes and epochs: {drift}"
+    # and it does cut what it is for
+    assert {"synthetic.gout.images", "studies.gout.train.epochs", "studies.olt.train.epochs"} <= (
+        changed
+    )
+    assert rehearsal["studies.gout.preprocess.scale"] == 1.0
+    assert rehearsal["studies.olt.arms.T1.weights"] == "imagenet"
+
+
+def test_the_drift_check_sees_a_changed_setting():
+    """The check above is not vacuous: an overlay that also changes the crop is caught."""
+    paper = flatten(load("config.yaml"))
+    doctored = dict(flatten(load("config.yaml", "rehearsal.yaml")))
+    doctored["studies.gout.preprocess.scale"] = 0.2
+    changed = {key for key in paper if doctored[key] != paper[key]}
+    assert [key for key in changed if not REHEARSAL_KEYS.fullmatch(key)] == [
+        "studies.gout.preprocess.scale"
+    ]
+
+
 def test_bad_value_is_refused_naming_the_key(path, value, key):
     config = copy.deepcopy(load("config.yaml"))
     node = config

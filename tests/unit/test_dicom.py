@@ -1,4 +1,5 @@
-"""mskdx.ingest.dicom: every refusal category, every decode feature, folder walking."""
+"""mskdx.ingest.dicom and its checks (parse, sop, pixels, decode, refusals): every refusal category,
+every decode feature, folder walking."""
 
 from __future__ import annotations
 
@@ -47,17 +48,9 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import convert_color_space, get_decoder
 
 from mskdx.errors import DicomError
-from mskdx.ingest.dicom import (
-    FILE_REASONS,
-    DicomHeader,
-    Reason,
-    Refusal,
-    classify,
-    file_sha256,
-    read_frames,
-    scan_file,
-    walk_dicom,
-)
+from mskdx.ingest.dicom import DicomHeader, file_sha256, read_frames, scan_file, walk_dicom
+from mskdx.ingest.refusals import FILE_REASONS, Reason, Refusal
+from mskdx.ingest.sop import classify
 
 US = ["US", "SC", "OT"]
 
@@ -198,7 +191,7 @@ def test_trailing_padding_shorter_than_a_frame_is_read_with_a_warning(tmp_path, 
     ds = image_dataset(image, bits_stored=12)
     ds.PixelData = bytes(ds.PixelData) + bytes(delta)
     path = write(ds, tmp_path / "padded.dcm")
-    with caplog.at_level("WARNING", logger="mskdx.ingest.dicom"):
+    with caplog.at_level("WARNING", logger="mskdx.ingest.pixels"):
         frames = read_frames(path)
     assert np.array_equal(frames[0], image.astype(np.float32))
     assert "trailing padding ignored" in caplog.text and str(path) not in caplog.text

@@ -1,9 +1,14 @@
-"""The conda environments in envs/ fit the rules that use them.
+"""The lock and the conda environments in envs/ fit the rules that use them.
+
+envs/constraints.txt is the lock: the tested version of every distribution that
+`pip install -e '.[all,dev]'` installs, written by `python3 envs/lock.py` from a fresh resolve.
+It holds pyproject.toml's == pins, and the venv the tests run in was installed from it.
 
 No conda channel is reachable where the tests run, so the envs are not built here. Instead:
-each file is a well-formed, pinned conda env; its pins equal pyproject.toml's and the tested
-venv's versions; every rule that runs code names an env; and every third-party module that a
-rule's script imports, directly or through the mskdx modules it uses, is listed in that env.
+each file is a well-formed, pinned conda env; its pins equal the lock's versions and its pip
+section installs under the lock; every rule that runs code names an env; and every third-party
+module that a rule's script imports, directly or through the mskdx modules it uses, is listed
+in that env.
 """
 
 from __future__ import annotations
@@ -19,11 +24,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from script_imports import third_party_imports
+from script_imports import library_files, third_party_imports
 
 REPO = Path(__file__).resolve().parents[2]
 ENVS = REPO / "envs"
 ENV_FILES = sorted(ENVS.glob("*.yaml"))
+LOCK = ENVS / "constraints.txt"
+REFRESH = "python3 envs/lock.py"
+# The pip section line that puts an env under the lock (relative to .snakemake/conda, as `-e ../..`)
+ENV_LOCK_LINE = "-c ../../envs/constraints.txt"
+SELF = "mskdx"
+# Not in the lock (envs/lock.py): mskdx, installed from the checkout, and the venv's own pip
+UNLOCKED = {SELF, "pip"}
 
 # Loads the workflow with Snakemake's API in a subprocess (it changes the working directory and
 # sets up logging) and prints, for every rule, its conda env, script and kind as JSON.
@@ -47,6 +59,11 @@ with SnakemakeApi(OutputSettings()) as api:
             "script": None if rule.script is None else str(base / str(rule.script)),
             "shell": rule.shellcmd is not None,
             "norun": bool(rule.norun),
+            "code": (
+                [str(Path(f).absolute()) for f in rule.input.get("code")]
+                if "code" in getattr(rule.input, "_names", {})
+                else None
+            ),
         }
 print("RULES-JSON:" + json.dumps(rules))
 """
@@ -85,13 +102,36 @@ def listed_packages(env: dict) -> set[str]:
 
 @cache
 def pyproject_pins() -> dict[str, str]:
+    """Name -> version of every `name==version` in pyproject.toml, core and extras."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    specs = [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]
     pins = {}
-    for spec in project["dependencies"]:
-        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s;]+)\s*", spec)
+    for spec in specs:
+        # snakemake[reports]==9.27.1 too: the extra's distribution is pinned at that version
+        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(\[[^\]]*\])?\s*==\s*([^\s;]+)\s*", spec)
         if match:
-            pins[normalize(match.group(1))] = match.group(2)
+            pins[normalize(match.group(1))] = match.group(3)
     return pins
+
+
+def read_lock(text: str) -> dict[str, str]:
+    """Name -> version of a constraints file of `name==version` lines and # comments."""
+    pins = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s;]+)", line.strip())
+        assert match, f"{LOCK.name}:{number}: {line!r} is not name==version"
+        name = normalize(match.group(1))
+        assert name not in pins, f"{LOCK.name}:{number}: {name} is pinned twice"
+        pins[name] = match.group(2)
+    return pins
+
+
+@cache
+def lock_pins() -> dict[str, str]:
+    assert LOCK.is_file(), f"no lock {LOCK.relative_to(REPO)}: make it with `{REFRESH}`"
+    return read_lock(LOCK.read_text())
 
 
 @cache
@@ -156,7 +196,7 @@ def test_env_file_is_well_formed(path: Path):
 
 
 @pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
-def test_env_pins_match_pyproject_and_venv(path: Path):
+def test_env_pins_match_the_lock(path: Path):
     problems = []
     for item in pip_section(load_env(path)):
         if item.startswith("-"):
@@ -166,16 +206,88 @@ def test_env_pins_match_pyproject_and_venv(path: Path):
             problems.append(f"{item!r} is not pinned with ==")
             continue
         name, version = normalize(match.group(1)), match.group(2)
-        wanted = pyproject_pins().get(name)
+        wanted = lock_pins().get(name)
         if wanted is None:
-            try:
-                wanted = importlib.metadata.version(name)
-            except importlib.metadata.PackageNotFoundError:
-                problems.append(f"{name} is neither pinned in pyproject.toml nor installed")
-                continue
-        if version != wanted:
-            problems.append(f"{name}=={version}, but the tested version is {wanted}")
-    assert not problems, f"{path}:\n" + "\n".join(problems)
+            problems.append(f"{name} is not in the lock: mskdx[all,dev] does not install it")
+        elif version != wanted:
+            problems.append(f"{name}=={version}, but the lock has {wanted}")
+    assert not problems, (
+        f"{path}:\n" + "\n".join(problems) + f"\n`{REFRESH}` sets the env pins from the lock"
+    )
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_installs_under_the_lock(path: Path):
+    """What the env's pins pull in (contourpy, joblib, ...) gets the lock's versions too."""
+    pip = [" ".join(item.split()) for item in pip_section(load_env(path))]
+    assert ENV_LOCK_LINE in pip, f"{path}: the pip section lacks `- {ENV_LOCK_LINE}`"
+
+
+# --- the lock --------------------------------------------------------------------------------
+
+
+def test_lock_is_one_pin_per_distribution():
+    pins = lock_pins()
+    assert not UNLOCKED & set(pins), f"{LOCK.name} pins {UNLOCKED & set(pins)}: see envs/lock.py"
+    names = list(pins)
+    assert names == sorted(names), f"{LOCK.name} is not sorted by name: refresh it with `{REFRESH}`"
+    assert f"`{REFRESH}`" in LOCK.read_text(), f"{LOCK.name}: the header must name `{REFRESH}`"
+
+
+def test_read_lock_refuses_what_is_not_a_pin():
+    assert read_lock("# made today\nNumPy==2.4.6\n\npy-yaml==6.0.4\n") == {
+        "numpy": "2.4.6",
+        "py-yaml": "6.0.4",
+    }
+    for bad in ("numpy>=2.0\n", "numpy==2.4.6\nnumpy==2.4.7\n", "numpy @ file:///x.whl\n"):
+        with pytest.raises(AssertionError):
+            read_lock(bad)
+
+
+def test_lock_holds_pyproject_pins():
+    pins = lock_pins()
+    wrong = {
+        name: f"pyproject.toml pins {version}, the lock has {pins.get(name, 'none')}"
+        for name, version in pyproject_pins().items()
+        if pins.get(name) != version
+    }
+    assert not wrong, f"{LOCK.name} is stale: refresh it with `{REFRESH}`: {wrong}"
+
+
+def venv_differences(installed: dict[str, str], pins: dict[str, str]) -> list[str]:
+    """Distributions installed at a version the lock does not have (or not in the lock)."""
+    return [
+        f"{name}=={version} (lock: {pins.get(name, 'not in it')})"
+        for name, version in sorted(installed.items())
+        if name not in UNLOCKED and pins.get(name) != version
+    ]
+
+
+def test_venv_was_installed_from_the_lock():
+    """The suite tests the locked versions: a venv that drifted (a dependency's new release, a
+    package installed by hand) is named, with the two ways out."""
+    installed = {
+        normalize(dist.metadata["Name"]): dist.version
+        for dist in importlib.metadata.distributions()
+    }
+    differences = venv_differences(installed, lock_pins())
+    assert not differences, (
+        f"this venv ({sys.prefix}) is not the locked one, {LOCK.relative_to(REPO)}: "
+        + ", ".join(differences)
+        + ". Install from the lock in a fresh venv (python3 -m venv .venv && .venv/bin/pip install"
+        f" -c envs/constraints.txt -e '.[all,dev]'), or take the new versions: `{REFRESH}`"
+        " resolves anew, rewrites the lock and runs the suite"
+    )
+
+
+def test_venv_check_names_a_drifted_dependency():
+    """The check can fail: the upstream release of 2026-12-03 behind issue 22."""
+    pins = {"opencv-python-headless": "5.0.0.93", "numpy": "2.4.6"}
+    installed = {"opencv-python-headless": "5.1.0.95", "numpy": "2.4.6", "pip": "23.2.1"}
+    assert venv_differences(installed, pins) == [
+        "opencv-python-headless==5.1.0.95 (lock: 5.0.0.93)"
+    ]
+    assert venv_differences({"ipython": "9.0"}, pins) == ["ipython==9.0 (lock: not in it)"]
 
 
 # --- rules against envs ----------------------------------------------------------------------
@@ -242,3 +354,34 @@ def test_import_follower_reads_mskdx(tmp_path: Path):
     assert "torch" not in found and "os" not in found and "not_installed_optional" not in found
     # mskdx.io imports numpy, pandas, yaml and jsonschema
     assert {"numpy", "pandas", "yaml", "jsonschema"} <= set(found), found
+
+
+def test_rule_code_inputs_cover_what_its_script_runs():
+    """Every library file a rule's script runs is among the rule's `code` inputs
+    (`library_sources`), so that editing it reruns the rule: a missing one would leave stale
+    results after a library change."""
+    problems = []
+    for name, rule in sorted(code_rules().items()):
+        script = Path(rule["script"]) if rule["script"] else None
+        if script is None or script.suffix != ".py":
+            continue
+        if rule["code"] is None:
+            problems.append(f"rule {name}: no `code=library_sources(...)` input")
+            continue
+        listed = {Path(f).resolve() for f in rule["code"]}
+        missing = sorted(
+            str(f.relative_to(REPO)) for f in library_files(script) if f.resolve() not in listed
+        )
+        if missing:
+            problems.append(f"rule {name}: runs {', '.join(missing)}, not in its code inputs")
+    assert not problems, "\n".join(problems)
+
+
+def test_library_follower_sees_a_lazy_import(tmp_path: Path):
+    """The follower behind the check above reads imports inside called functions too."""
+    script = tmp_path / "script.py"
+    script.write_text("from mskdx.evaluate.complexity import write_complexity_table\n")
+    found = {str(f.relative_to(REPO / "src")) for f in library_files(script)}
+    # complexity_table imports learn.models inside the function
+    assert {"mskdx/evaluate/complexity.py", "mskdx/learn/models.py"} <= found, found
+    assert "mskdx/evaluate/stats/delong.py" not in found

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mskdx.evaluate import figures
+from mskdx.evaluate.figures import confusion, curves, gradcam, montage, roc, threshold
 from mskdx.learn.gradcam import localisation_scores
 
 STYLE = {
@@ -106,13 +106,13 @@ def _draw_all(folder: Path, style: dict, suffix: str = ".png") -> dict[str, Path
             "gradcam",
         )
     }
-    figures.plot_training_curves(_history(), "T1", [paths["curves"]], style)
-    figures.plot_confusion(
+    curves.plot_training_curves(_history(), "T1", [paths["curves"]], style)
+    confusion.plot_confusion(
         [0, 0, 1, 1, 1], [0, 1, 1, 1, 0], ["healthy", "patient"], "T1", [paths["confusion"]], style
     )
-    figures.plot_roc(_roc_data(), "Test set", [paths["roc"]], style)
+    roc.plot_roc(_roc_data(), "Test set", [paths["roc"]], style)
     thresholds = np.round(np.arange(0, 1.0001, 0.02), 2)
-    curves = pd.DataFrame(
+    table = pd.DataFrame(
         [
             (f, t, 0.5 + 0.4 * np.exp(-((t - 0.3 - 0.02 * f) ** 2) / 0.02))
             for f in range(3)
@@ -120,10 +120,10 @@ def _draw_all(folder: Path, style: dict, suffix: str = ".png") -> dict[str, Path
         ],
         columns=["fold", "threshold", "train_accuracy"],
     )
-    figures.plot_threshold_curve(
-        curves, {0: 0.3, 1: 0.32, 2: 0.34}, "blocks3", [paths["threshold"]], style
+    threshold.plot_threshold_curve(
+        table, {0: 0.3, 1: 0.32, 2: 0.34}, "blocks3", [paths["threshold"]], style
     )
-    figures.plot_prediction_montage(
+    montage.plot_prediction_montage(
         images,
         [1, 0, 1, 0],
         [0.9, 0.8, 0.2, 0.1],
@@ -132,14 +132,14 @@ def _draw_all(folder: Path, style: dict, suffix: str = ".png") -> dict[str, Path
         [paths["montage"]],
         style,
     )
-    figures.plot_crop_qc(
+    montage.plot_crop_qc(
         images, ["dorsal", "medial", "dorsal", "plantar"], IDS[:4], [paths["qc"]], style, seed=1
     )
-    figures.plot_localisation(_scores(), [paths["localisation"]], style)
+    gradcam.plot_localisation(_scores(), [paths["localisation"]], style)
     cams = np.zeros(images.shape)
     cams[:, 5:12, 10:20] = 1.0
     masks = [np.pad(np.ones((6, 8), np.uint8), ((5, 13), (10, 22))), None, None, np.zeros((24, 40))]
-    figures.plot_gradcam_grid(images, cams, masks, IDS[:4], [paths["gradcam"]], style)
+    gradcam.plot_gradcam_grid(images, cams, masks, IDS[:4], [paths["gradcam"]], style)
     return paths
 
 
@@ -159,7 +159,7 @@ def test_every_figure_writes_png_that_scales_with_dpi(tmp_path, stats_module) ->
 
 def test_pdf_and_svg_outputs_and_one_call_many_paths(tmp_path, stats_module) -> None:
     paths = [tmp_path / "c.png", tmp_path / "c.pdf", tmp_path / "sub" / "c.svg"]
-    figures.plot_training_curves(_history(), "T2", paths, STYLE)
+    curves.plot_training_curves(_history(), "T2", paths, STYLE)
     assert paths[1].read_bytes().startswith(b"%PDF") and b"%%EOF" in paths[1].read_bytes()[-32:]
     assert ET.parse(paths[2]).getroot().tag.endswith("svg")
     assert _png_size(paths[0]) == (500, 200)
@@ -177,7 +177,7 @@ def test_montage_frames_green_when_correct_red_when_wrong(tmp_path) -> None:
     path = tmp_path / "montage.png"
     images = np.full((2, 30, 30), 128, dtype=np.uint8)
     # left: a patient called patient (correct); right: a healthy subject called patient (wrong)
-    figures.plot_prediction_montage(
+    montage.plot_prediction_montage(
         images, [1, 0], [0.9, 0.7], IDS[:2], ["healthy", "patient"], [path], STYLE | {"dpi": 100}
     )
     rgb = _rgb(path)
@@ -199,7 +199,7 @@ def test_montage_frames_green_when_correct_red_when_wrong(tmp_path) -> None:
 def test_montage_threshold_decides_the_frame(tmp_path) -> None:
     path = tmp_path / "m.png"
     images = np.full((1, 30, 30), 128, dtype=np.uint8)
-    figures.plot_prediction_montage(
+    montage.plot_prediction_montage(
         images, [1], [0.6], IDS[:1], ["healthy", "patient"], [path], STYLE, threshold=0.7
     )
     rgb = _rgb(path)
@@ -210,18 +210,18 @@ def test_only_pseudonymous_ids_in_captions(tmp_path) -> None:
     images = _images(2)
     for bad in (["I-0123456789ab", "Jane Doe"], ["I-0123456789ab", "/data/P001/img.dcm"]):
         with pytest.raises(ValueError, match="not a pseudonym"):
-            figures.plot_prediction_montage(
+            montage.plot_prediction_montage(
                 images, [0, 1], [0.1, 0.9], bad, ["a", "b"], [tmp_path / "m.png"], STYLE
             )
         with pytest.raises(ValueError, match="not a pseudonym") as caught:
-            figures.plot_crop_qc(images, ["dorsal"] * 2, bad, [tmp_path / "q.png"], STYLE, seed=0)
+            montage.plot_crop_qc(images, ["dorsal"] * 2, bad, [tmp_path / "q.png"], STYLE, seed=0)
         assert bad[1] not in str(caught.value)  # the refused value is not echoed into logs
     assert not list(tmp_path.iterdir())
 
 
 def test_unknown_format_fails_before_writing(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown figure format"):
-        figures.plot_training_curves(
+        curves.plot_training_curves(
             _history(), "x", [tmp_path / "a.png", tmp_path / "a.jpg"], STYLE
         )
     assert not list(tmp_path.iterdir())
@@ -229,19 +229,19 @@ def test_unknown_format_fails_before_writing(tmp_path) -> None:
 
 def test_crop_qc_selection_is_seeded_and_grouped() -> None:
     series = ["dorsal"] * 5 + ["medial"] * 3 + ["plantar"] * 1
-    chosen = figures.select_qc(series, 2, seed=4)
+    chosen = montage.select_qc(series, 2, seed=4)
     assert list(chosen) == ["dorsal", "medial", "plantar"]
     assert [len(v) for v in chosen.values()] == [2, 2, 1]
     assert all(series[i] == view for view, idx in chosen.items() for i in idx)
-    assert chosen == figures.select_qc(series, 2, seed=4)
-    assert len({tuple(figures.select_qc(series, 2, seed=s)["dorsal"]) for s in range(10)}) > 1
+    assert chosen == montage.select_qc(series, 2, seed=4)
+    assert len({tuple(montage.select_qc(series, 2, seed=s)["dorsal"]) for s in range(10)}) > 1
 
 
 def test_crop_qc_figure_depends_on_seed(tmp_path) -> None:
     images = _images(8, seed=2)
     series = ["dorsal"] * 8
     for seed, name in ((1, "a"), (1, "b"), (2, "c")):
-        figures.plot_crop_qc(images, series, IDS, [tmp_path / f"{name}.png"], STYLE, seed=seed)
+        montage.plot_crop_qc(images, series, IDS, [tmp_path / f"{name}.png"], STYLE, seed=seed)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert (tmp_path / "a.png").read_bytes() != (tmp_path / "c.png").read_bytes()
 
@@ -255,38 +255,38 @@ def test_roc_legend_uses_delong_of_each_arm(tmp_path, stats_module, monkeypatch)
 
     monkeypatch.setattr(stats_module, "delong_auc", recording)
     data = _roc_data()
-    figures.plot_roc(data, "x", [tmp_path / "roc.png"], STYLE | {"roc": {"ci_band": True}})
+    roc.plot_roc(data, "x", [tmp_path / "roc.png"], STYLE | {"roc": {"ci_band": True}})
     assert len(calls) == 2
     for (y, s), (arm, (y0, s0)) in zip(calls, data.items(), strict=True):
         assert np.array_equal(y, y0) and np.array_equal(s, s0), arm
-    assert figures._roc_label("blocks3", _Auc(0.9041, 0.8872, 0.9268)) == (
+    assert roc._roc_label("blocks3", _Auc(0.9041, 0.8872, 0.9268)) == (
         "blocks3 AUC 0.904 (95% CI 0.887–0.927)"
     )
-    assert figures._roc_label("T2", _Auc(0.75, float("nan"), float("nan"))) == (
+    assert roc._roc_label("T2", _Auc(0.75, float("nan"), float("nan"))) == (
         "T2 AUC 0.750 (95% CI n/a)"
     )
     with pytest.raises(ValueError, match="both classes"):
-        figures.plot_roc({"T1": ([1, 1], [0.2, 0.3])}, "x", [tmp_path / "r.png"], STYLE)
+        roc.plot_roc({"T1": ([1, 1], [0.2, 0.3])}, "x", [tmp_path / "r.png"], STYLE)
 
 
 def test_roc_band() -> None:
     grid = np.linspace(0, 1, 11)
     y = np.r_[np.ones(20, dtype=int), np.zeros(20, dtype=int)]
     perfect = np.r_[np.linspace(0.6, 1, 20), np.linspace(0, 0.4, 20)]
-    low, high = figures.roc_band(y, perfect, grid, resamples=200)
+    low, high = roc.roc_band(y, perfect, grid, resamples=200)
     assert np.all(low == 1) and np.all(high == 1)
     rng = np.random.default_rng(0)
     noise = rng.uniform(size=40)
-    low, high = figures.roc_band(y, noise, grid, resamples=200)
+    low, high = roc.roc_band(y, noise, grid, resamples=200)
     assert np.all((0 <= low) & (low <= high) & (high <= 1))
     assert low[5] < 0.5 < high[5]  # chance lies inside the band for a random score
-    again = figures.roc_band(y, noise, grid, resamples=200)
+    again = roc.roc_band(y, noise, grid, resamples=200)
     assert np.array_equal(low, again[0]) and np.array_equal(high, again[1])
 
 
 def test_localisation_without_masks_still_writes_a_figure(tmp_path) -> None:
     empty = localisation_scores(np.zeros((2, 5, 5)), None)
-    figures.plot_localisation(empty, [tmp_path / "loc.png", tmp_path / "loc.pdf"], STYLE)
+    gradcam.plot_localisation(empty, [tmp_path / "loc.png", tmp_path / "loc.pdf"], STYLE)
     assert _png_size(tmp_path / "loc.png")[0] > 0
     assert (tmp_path / "loc.pdf").stat().st_size > 0
 
@@ -294,39 +294,39 @@ def test_localisation_without_masks_still_writes_a_figure(tmp_path) -> None:
 def test_training_curves_with_several_folds_and_no_validation(tmp_path) -> None:
     history = pd.concat([_history().assign(fold=f) for f in range(3)], ignore_index=True)
     history.loc[history["fold"] == 2, ["val_loss", "val_acc"]] = np.nan
-    figures.plot_training_curves(history, "blocks3", [tmp_path / "c.png"], STYLE)
+    curves.plot_training_curves(history, "blocks3", [tmp_path / "c.png"], STYLE)
     with pytest.raises(ValueError, match="lacks columns"):
-        figures.plot_training_curves(
+        curves.plot_training_curves(
             history.drop(columns="val_acc"), "x", [tmp_path / "d.png"], STYLE
         )
 
 
 def test_confusion_rejects_unknown_labels(tmp_path) -> None:
     with pytest.raises(ValueError, match="outside 0..1"):
-        figures.plot_confusion([0, 2], [0, 1], ["a", "b"], "x", [tmp_path / "c.png"], STYLE)
+        confusion.plot_confusion([0, 2], [0, 1], ["a", "b"], "x", [tmp_path / "c.png"], STYLE)
     # A class without cases is drawn (as a dash), not an error.
-    figures.plot_confusion([0, 0], [0, 1], ["a", "b"], "x", [tmp_path / "c.png"], STYLE)
+    confusion.plot_confusion([0, 0], [0, 1], ["a", "b"], "x", [tmp_path / "c.png"], STYLE)
 
 
 def test_style_defaults_fill_missing_keys(tmp_path) -> None:
-    figures.plot_training_curves(_history(), "x", [tmp_path / "c.png"], {})
+    curves.plot_training_curves(_history(), "x", [tmp_path / "c.png"], {})
     assert _png_size(tmp_path / "c.png") == (1500, 600)  # dpi 150 of config.yaml
 
 
 def test_crop_qc_shows_flagged_crops_first_with_their_flags(tmp_path, monkeypatch) -> None:
     shown = []
-    monkeypatch.setattr(figures, "_save", lambda fig, paths, dpi: shown.append(fig))
+    monkeypatch.setattr(montage, "save_figure", lambda fig, paths, dpi: shown.append(fig))
     images = np.random.default_rng(0).integers(0, 255, (12, 24, 40), dtype=np.uint8)
     series = ["dorsal"] * 12
     ids = [f"I-{i:012x}" for i in range(12)]
     columns = int(STYLE["montage"]["columns"])
-    sample = figures.select_qc(series, columns, 3)["dorsal"]
+    sample = montage.select_qc(series, columns, 3)["dorsal"]
     outside = next(i for i in range(12) if i not in sample)  # not in the seeded sample
     flags = [""] * 12
     flags[outside] = "uniform;small_region"
-    figures.plot_crop_qc(images, series, ids, [tmp_path / "q.png"], STYLE, 3, flags=flags)
+    montage.plot_crop_qc(images, series, ids, [tmp_path / "q.png"], STYLE, 3, flags=flags)
     titles = [ax.get_title() for ax in shown[0].axes if ax.get_title()]
     assert titles[0] == f"{ids[outside]}\nuniform;small_region"
     assert "1 with an implausible region" in shown[0]._suptitle.get_text()
     with pytest.raises(ValueError, match="flags for 12 images"):
-        figures.plot_crop_qc(images, series, ids, [tmp_path / "q.png"], STYLE, 3, flags=[""])
+        montage.plot_crop_qc(images, series, ids, [tmp_path / "q.png"], STYLE, 3, flags=[""])

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # What ruff checks (pyproject.toml holds its settings); folders not there yet are left out
 PYTHON_PATHS = [
-    p for p in ("src", "tests", "workflow/scripts", "benchmarks") if (REPO / p).exists()
+    p for p in ("src", "tests", "workflow/scripts", "benchmarks", "envs") if (REPO / p).exists()
 ]
 
 

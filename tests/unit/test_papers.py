@@ -6,20 +6,43 @@ Dabiry et al. 2026), not read from the check's output.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 
+import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from mskdx.evaluate.papers import printed as papers
-from mskdx.evaluate.papers.check import (
+from mskdx.evaluate.papers.check import paper_check, summarise_grades, write_paper_check
+from mskdx.evaluate.papers.common import (
     COLUMNS,
+    CONSISTENT,
+    GRADES,
+    INCONSISTENT,
+    UNEXPLAINED,
     CheckRows,
     binomial_intervals,
-    fold_compositions,
-    paper_check,
+    near_miss,
 )
-from mskdx.evaluate.papers.printed import Cell
+from mskdx.evaluate.papers.gout import (
+    check_gout_abstract,
+    check_gout_claims,
+    check_gout_cohort,
+    check_gout_gradcam,
+    check_gout_gradcam_vs_table1,
+    check_gout_table1_rates,
+)
+from mskdx.evaluate.papers.gout_patients import (
+    check_gout_copied_folds,
+    check_gout_diagnosis_vs_table3,
+    check_gout_threshold_grid,
+    fold_compositions,
+)
+from mskdx.evaluate.papers.gout_pvalues import check_gout_mcnemar, mcnemar_fits
+from mskdx.evaluate.papers.olt import check_olt_rates_vs_table2, check_olt_split_unit
+from mskdx.evaluate.papers.printed import Cell, PrintedAuc
 from mskdx.evaluate.stats.proportions import wilson_ci
 
 
@@ -72,11 +95,14 @@ def test_paper_check_columns(check):
             "printed",
             "recomputed",
             "method",
+            "grade",
             "consistent",
             "note",
         ]
     )
     assert check["consistent"].dtype == bool
+    assert set(check["grade"]) == set(GRADES)
+    assert (check["consistent"] == (check["grade"] == CONSISTENT)).all()
     assert set(check["paper"]) == {"gout", "olt"}
     assert (check["recomputed"].str.len() > 0).all()
     assert not check["quantity"].duplicated().any()
@@ -369,9 +395,7 @@ def test_paper_check_flags_known_inconsistencies(check):
     row = _row(check, "text threshold average")
     assert not row["consistent"] and "mean of Table III's thresholds (0.328)" in row["note"]
     row = _row(check, "3 blocks differs significantly from 6 blocks")
-    assert not row["consistent"] and "p_acc .32, p_sen .65, p_spe .08, p_auc .14" in row["note"]
-    row = _row(check, "no significant difference from 4 blocks")
-    assert not row["consistent"] and "p_sen .01, p_spe .01" in row["note"]
+    assert row["grade"] == INCONSISTENT and row["recomputed"] == "p_auc .14, p_acc .32"
     row = _row(check, "Table I 2 blocks ACC %")
     assert not row["consistent"] and "printed 82.6 is 0.06 higher" in row["note"]
     row = _row(check, "T2 specificity %")
@@ -383,8 +407,10 @@ def test_paper_check_flags_known_inconsistencies(check):
     assert "printed 0.91 is 0.020 lower than T1's 0.93" in row["note"]
     assert not _row(check, "statistically trails")["consistent"]
     row = _row(check, "false-negative reasons")
-    assert not row["consistent"] and "7 more reasons than images" in row["note"]
-    assert not _row(check, "subject subfolders vs included scans")["consistent"]
+    assert row["grade"] == UNEXPLAINED and "7 more reasons than images" in row["note"]
+    assert "overlapping categories" in row["note"]
+    row = _row(check, "subject subfolders vs included scans")
+    assert row["grade"] == UNEXPLAINED and "per series" in row["note"]
 
 
 def test_paper_check_accepts_consistent_values(check):
@@ -397,3 +423,291 @@ def test_paper_check_accepts_consistent_values(check):
     assert _row(check, "training + testing patients")["consistent"]
     assert _row(check, "Grad-CAM dorsal")["recomputed"] == "66.67 (20/30)"
     assert _row(check, "Table II (T2) healthy F1")["consistent"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Grades (issue 27): each check on the printed numbers, then on a doctored copy that changes
+# its verdict, so that no check passes by construction
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def doctored(monkeypatch):
+    """Deep copies of the printed numbers, patched into `printed` for the duration of a test."""
+    copies = {}
+    for name in ("GOUT", "GOUT_TABLE1", "GOUT_TABLE3", "OLT", "OLT_TABLE1"):
+        copies[name] = copy.deepcopy(getattr(papers, name))
+        monkeypatch.setattr(papers, name, copies[name])
+    return copies
+
+
+def _run(check_function, text=None):
+    """The rows of one check (all of them, or the one whose quantity contains `text`)."""
+    rows = CheckRows()
+    check_function(rows)
+    table = pd.DataFrame(rows.rows, columns=COLUMNS)
+    return table if text is None else _row(table, text)
+
+
+def test_every_row_is_graded_and_every_unexplained_row_names_a_method(check):
+    assert set(check["grade"]) == {CONSISTENT, UNEXPLAINED, INCONSISTENT}
+    unexplained = check[check["grade"] == UNEXPLAINED]
+    assert len(unexplained) >= 15
+    for _, row in unexplained.iterrows():
+        assert row["note"], row["quantity"]
+
+
+def test_summary_counts_inconsistent_and_unexplained_separately(check, tmp_path):
+    summary = summarise_grades(check)
+    counts = check["grade"].value_counts()
+    assert summary.startswith(
+        f"{len(check)} rows: {counts[CONSISTENT]} consistent, {counts[UNEXPLAINED]} unexplained, "
+        f"{counts[INCONSISTENT]} inconsistent"
+    )
+    gout = check[check["paper"] == "gout"]
+    assert (
+        f"gout: {(gout['grade'] == INCONSISTENT).sum()} inconsistent, "
+        f"{(gout['grade'] == UNEXPLAINED).sum()} unexplained" in summary
+    )
+    write_paper_check(tmp_path / "check.csv", tmp_path / "check.md")
+    md = (tmp_path / "check.md").read_text()
+    assert md.index(summary) < md.index("| paper | quantity |")
+    assert "**unexplained**" in md and "| grade |" in md
+    written = pd.read_csv(tmp_path / "check.csv")
+    assert list(written.columns) == COLUMNS and set(written["grade"]) == set(GRADES)
+
+
+def test_table1_intervals_narrower_are_inconsistent_wider_unexplained(check):
+    for arm in ("2 blocks", "3 blocks", "4 blocks", "6 blocks"):
+        # every ACC interval: at most 5.0 points wide where Wilson gives 7.3-7.5 for k/401
+        row = _row(check, f"Table I {arm} ACC 95% CI")
+        assert row["grade"] == INCONSISTENT and "narrower than every binomial" in row["note"]
+        # every SPE interval is wider than all three binomial ones
+        row = _row(check, f"Table I {arm} SPE 95% CI")
+        assert row["grade"] == UNEXPLAINED and "patient-level bootstrap" in row["note"]
+        assert "wider than every binomial interval" in row["note"]
+    row = _row(check, "Table I 4 blocks SPE 95% CI")
+    # [79.9, 95.6] is at least 15.6 wide; Wilson for 226/258 is 83.0-91.1 (8.06)
+    assert "at least 15.60 wide" in row["note"] and "(1.9 times Wilson's)" in row["note"]
+    assert _row(check, "Table I 4 blocks SEN 95% CI")["grade"] == UNEXPLAINED
+    assert _row(check, "Table I 3 blocks SEN 95% CI")["grade"] == INCONSISTENT
+
+
+def test_interval_grades_on_doctored_intervals():
+    # 217/258 = 84.1%: Wilson [79.2, 88.1] (8.9 wide)
+    cases = {
+        ("78.3", "90.2"): (UNEXPLAINED, "wider than every binomial interval"),  # as printed
+        ("81.0", "87.0"): (INCONSISTENT, "narrower than every binomial interval"),
+        ("86.0", "95.0"): (INCONSISTENT, "excludes its own counts' rate 84.1"),
+        ("79.2", "88.1"): (CONSISTENT, ""),
+        ("80.5", "89.5"): (UNEXPLAINED, "placed elsewhere"),
+    }
+    for (low, high), (grade, text) in cases.items():
+        rows = CheckRows()
+        rows.interval("x", "q", Cell(low), Cell(high), 217, 258, True)
+        assert rows.rows[-1]["grade"] == grade, (low, high, rows.rows[-1]["note"])
+        assert text in rows.rows[-1]["note"]
+    # reconstructed counts: narrower than their binomial intervals is only unexplained
+    rows = CheckRows()
+    rows.interval("x", "q", Cell("81.0"), Cell("87.0"), 217, 258, True, counts_printed=False)
+    assert rows.rows[-1]["grade"] == UNEXPLAINED and "reconstructed" in rows.rows[-1]["note"]
+    # a stated method missed, another reproducing: unexplained
+    rows = CheckRows()
+    rows.interval("x", "q", Cell("0.95"), Cell("1.00"), 89, 91, False, "Wilson")
+    assert rows.rows[-1]["grade"] == UNEXPLAINED
+
+
+def test_table1_interval_grade_follows_a_doctored_width(doctored, check):
+    assert _row(check, "Table I 3 blocks SPE 95% CI")["grade"] == UNEXPLAINED
+    spe = doctored["GOUT_TABLE1"]["blocks3"]["spe"]
+    doctored["GOUT_TABLE1"]["blocks3"]["spe"] = dataclasses.replace(
+        spe, low=Cell("81.0"), high=Cell("87.0")
+    )
+    assert _run(check_gout_table1_rates, "3 blocks SPE 95% CI")["grade"] == INCONSISTENT
+
+
+def test_olt_stated_method_interval_grades(check):
+    row = _row(check, "T1 accuracy 95% CI")  # Wilson [88.354, 97.12] cut to [88.3, 97.1]
+    assert row["grade"] == UNEXPLAINED
+    assert "Wilson cut (not rounded) to the printed digits gives [88.3, 97.1]" in row["note"]
+    for quantity in (
+        "Table II (T1) healthy recall 95% CI",  # Wald
+        "Table II (T2) patient precision 95% CI",  # Clopper-Pearson
+        "Table II (T2) healthy precision 95% CI",
+        "Table II (T2) healthy recall 95% CI",
+    ):
+        assert _row(check, quantity)["grade"] == UNEXPLAINED, quantity
+    # 89/94: [0.91, 0.99] is at most 0.090 wide, Wald's 0.9014-0.9922 is 0.091
+    row = _row(check, "Table II (T1) healthy precision 95% CI")
+    assert row["grade"] == INCONSISTENT and "narrower than every binomial" in row["note"]
+    assert _row(check, "identical 95% CIs from different counts")["grade"] == INCONSISTENT
+
+
+def test_diagnostic_interval_grades(check):
+    row = _row(check, "diagnostic accuracy 95% CI")
+    assert row["grade"] == INCONSISTENT and "excludes its own counts' rate 90.20" in row["note"]
+    row = _row(check, "diagnostic SPE 95% CI")
+    assert row["grade"] == UNEXPLAINED and "reconstructed, not printed" in row["note"]
+
+
+def test_truncation_hint_only_where_the_printed_value_is_lower(check):
+    assert "truncated" not in near_miss(Cell("82.6"), 331 / 401 * 100)  # 82.544 printed higher
+    assert "truncated rather than rounded?" in near_miss(Cell("88.3"), 88.354)
+    assert "off by one in the last digit" in near_miss(Cell("82.6"), 82.544)
+    hinted = check[check["note"].str.contains("truncated rather than rounded", regex=False)]
+    assert hinted["quantity"].tolist() == ["T1 accuracy 95% CI"]
+    for quantity in (
+        "Table I 2 blocks ACC %",
+        "Table II (T1) healthy recall 95% CI",
+        "identical 95% CIs from different counts",
+    ):
+        row = _row(check, quantity)
+        assert "off by one in the last digit" in row["note"]
+        assert "truncated" not in row["note"], quantity
+
+
+def test_significance_claims_read_only_the_quantities_they_name(check, doctored):
+    # "both the AUC value and ACC ... no statistically significant difference compared to the
+    # 2 and 4-block models": AUC p .42, ACC p .85 against 4 blocks
+    row = _row(check, "no significant difference from 4 blocks")
+    assert row["grade"] == CONSISTENT and row["recomputed"] == "p_auc .42, p_acc .85"
+    assert "p_sen .01, p_spe .01 below 0.05, which the claim does not cover" in row["note"]
+    assert _row(check, "no significant difference from 2 blocks")["grade"] == CONSISTENT
+    row = _row(check, "differs significantly from 6 blocks")
+    assert row["grade"] == INCONSISTENT
+    # doctored: a significant AUC against 4 blocks breaks the claim, one against 6 makes it
+    doctored["GOUT_TABLE1"]["blocks4"]["p_auc"] = Cell(".03")
+    doctored["GOUT_TABLE1"]["blocks6"]["p_acc"] = Cell(".03")
+    assert _run(check_gout_claims, "from 4 blocks")["grade"] == INCONSISTENT
+    assert _run(check_gout_claims, "from 6 blocks")["grade"] == CONSISTENT
+
+
+def test_copied_fold_row(check, doctored):
+    row = _row(check, "Table III: fold rows identical in every cell")
+    assert row["grade"] == INCONSISTENT
+    assert row["printed"] == "Fold 3 = Fold 5: 94.74 / 91.30 / 100.00 / 0.36"
+    assert "Fold 5's row looks copied from Fold 3's" in row["note"]
+    # the text giving fold 5 the table's 0.36: identical rows alone are no flag
+    as_printed = doctored["GOUT"]["text_thresholds"]
+    doctored["GOUT"]["text_thresholds"] = tuple(
+        Cell(t) for t in ("0.28", "0.30", "0.36", "0.34", "0.36")
+    )
+    row = _run(check_gout_copied_folds)
+    assert row.iloc[0]["grade"] == CONSISTENT and "possible" in row.iloc[0]["note"]
+    # Fold 5 made different from Fold 3 clears it
+    doctored["GOUT"]["text_thresholds"] = as_printed
+    assert _run(check_gout_copied_folds).iloc[0]["grade"] == INCONSISTENT
+    doctored["GOUT_TABLE3"]["Fold 5"] = {**doctored["GOUT_TABLE3"]["Fold 5"], "acc": Cell("89.47")}
+    row = _run(check_gout_copied_folds).iloc[0]
+    assert row["grade"] == CONSISTENT and row["printed"] == "no two folds identical"
+
+
+def test_threshold_grid(check, doctored):
+    row = _row(check, "fold thresholds on the searched grid")
+    assert row["grade"] == CONSISTENT and row["recomputed"] == "all on the grid"
+    doctored["GOUT_TABLE3"]["Fold 2"] = {
+        **doctored["GOUT_TABLE3"]["Fold 2"],
+        "threshold": Cell("0.31"),
+    }
+    row = _run(check_gout_threshold_grid).iloc[0]
+    assert (
+        row["grade"] == INCONSISTENT and row["recomputed"] == "off the grid: Table III Fold 2 0.31"
+    )
+
+
+def test_split_sizes_betray_an_image_level_split(check, doctored):
+    for sequence, sizes in (("T1", "357 / 119 / 119 of 595"), ("T2", "399 / 133 / 133 of 665")):
+        row = _row(check, f"Table I {sequence}: subset sizes vs a split by patient")
+        assert row["grade"] == UNEXPLAINED and row["printed"] == f"{sizes} images"
+        assert "what a split of the images gives" in row["note"]
+    # the counter-evidence is said too: T1's 120 OLT images are 2 per scan and split 34/12/14
+    row = _row(check, "Table I T1: subset sizes vs a split by patient")
+    assert "its OLT images (2 per scan) do split into whole scans (34 / 12 / 14)" in row["note"]
+    # doctored: three healthy test images more in training, as a split of whole scans might give
+    t1 = doctored["OLT_TABLE1"]["T1"]
+    t1["train"] = {**t1["train"], "healthy": t1["train"]["healthy"] + 3}
+    t1["test"] = {**t1["test"], "healthy": t1["test"]["healthy"] - 3}
+    assert _run(check_olt_split_unit, "T1: subset sizes")["grade"] == CONSISTENT
+    assert _run(check_olt_split_unit, "T2: subset sizes")["grade"] == UNEXPLAINED
+
+
+def test_gradcam_counts_against_table1_errors(check, doctored):
+    row = _row(check, "Grad-CAM review vs Table I 3 blocks")
+    # Table I 3 blocks: 223 - 184 = 39 missed, 258 - 217 = 41 false-positive, 401 - 334 = 67
+    assert row["grade"] == UNEXPLAINED
+    assert "39 missed (223 - 184) + 41 false-positive (258 - 217)" in row["recomputed"]
+    assert "5.05, 4.98 and 5.99 times" in row["recomputed"]
+    assert "2000/2401 = 83.30% equals Table I's ACC 83.3" in row["note"]
+    # doctored: a review that misses fewer gout images than Table I's test set alone
+    doctored["GOUT"]["gradcam_fn"] = 30
+    assert _run(check_gout_gradcam_vs_table1).iloc[0]["grade"] == INCONSISTENT
+    # doctored: the review over Table I's own images, with Table I's errors
+    doctored["GOUT"].update(gradcam_fn=39, gradcam_fp=41, gradcam_agree=334, gradcam_disagree=67)
+    assert _run(check_gout_gradcam_vs_table1).iloc[0]["grade"] == CONSISTENT
+
+
+def test_abstract_against_table1(check, doctored):
+    assert _row(check, "abstract AUC = Table I 3 blocks AUC")["grade"] == CONSISTENT
+    assert _row(check, "abstract Grad-CAM agreement")["grade"] == CONSISTENT
+    doctored["GOUT"]["abstract_auc"] = PrintedAuc(Cell("0.905"), Cell("0.887"), Cell("0.927"))
+    assert _run(check_gout_abstract, "abstract AUC")["grade"] == INCONSISTENT
+
+
+def test_mcnemar_pvalues_from_the_counts(check, doctored):
+    # 334 vs 330 of 401, b - c = 4: uncorrected chi-square 4^2 / 16 = 1, p = .3173 -> .32;
+    # with Edwards' correction 3^2 / (b + c) never rounds to .32 for an even b + c
+    row = _row(check, "Table I 6 blocks ACC p: McNemar")
+    assert row["grade"] == CONSISTENT
+    assert "McNemar 1947 (no correction): b + c = 16;" in row["recomputed"]
+    assert "Edwards' correction: none" in row["recomputed"]
+    assert mcnemar_fits(334, 330, 401, Cell(".32"))["McNemar 1947 (no correction)"] == [16]
+    # 217 vs 210 of 258, b - c = 7: b + c odd; 49/15 -> p .071, 49/17 -> .090: .08 only by mid-p
+    row = _row(check, "Table I 6 blocks SPE p: McNemar")
+    assert row["grade"] == UNEXPLAINED and "only the mid-p variant" in row["note"]
+    assert _row(check, "Table I 2 blocks ACC p: McNemar")["grade"] == UNEXPLAINED
+    assert (
+        check["quantity"].str.contains("p: McNemar") & (check["grade"] == CONSISTENT)
+    ).sum() == 7
+    # doctored: .07 is the uncorrected p of b + c = 15; .99 no discordant total gives
+    doctored["GOUT_TABLE1"]["blocks6"]["p_spe"] = Cell(".07")
+    assert _run(check_gout_mcnemar, "6 blocks SPE p")["grade"] == CONSISTENT
+    doctored["GOUT_TABLE1"]["blocks6"]["p_spe"] = Cell(".99")
+    assert _run(check_gout_mcnemar, "6 blocks SPE p")["grade"] == INCONSISTENT
+
+
+def test_unexplained_rows_say_what_would_explain_them(check):
+    row = _row(check, "Table I test images (ACC n)")
+    assert row["grade"] == UNEXPLAINED and "401 images if its patients have 7.9" in row["note"]
+    row = _row(check, "Table I test images: class mix")
+    assert row["grade"] == UNEXPLAINED and "possible only if" in row["note"]
+    row = _row(check, "images per patient")
+    assert row["grade"] == UNEXPLAINED and "exclusion of captured images" in row["note"]
+    row = _row(check, "statistically trails")
+    assert row["grade"] == INCONSISTENT and "even the printed CIs" in row["note"]
+
+
+def test_narrative_numbers_against_the_tables(check, doctored):
+    row = _row(check, "text diagnostic ACC / SEN / SPE = Table III average")
+    assert row["grade"] == CONSISTENT and row["printed"] == "91.10 / 93.91 / 86.84"
+    for quantity, printed in (
+        ("T1 text sensitivity = Table II (T1) patient recall", "text 82.1%, Table II 0.82"),
+        ("T1 text specificity = Table II (T1) healthy recall", "text 97.8%, Table II 0.98"),
+        ("T2 text specificity = Table II (T2) healthy recall", "text 89.0%, Table II 0.89"),
+    ):
+        row = _row(check, quantity)
+        assert row["grade"] == CONSISTENT and row["printed"] == printed
+    row = _row(check, "abstract 'training set = 4:1'")
+    assert row["grade"] == CONSISTENT and row["recomputed"] == "209:51 = 4.10:1"
+    assert _row(check, "false-positive reasons")["recomputed"] == "80"  # 23 + 47 + 10 of 204
+    assert _row(check, "misdirected regions add up")["grade"] == CONSISTENT  # 20 + 10 = 30
+    # doctored copies that change each verdict
+    doctored["GOUT"]["diagnostic_sensitivity"] = dataclasses.replace(
+        doctored["GOUT"]["diagnostic_sensitivity"], value=Cell("93.19")
+    )
+    assert _run(check_gout_diagnosis_vs_table3).iloc[0]["grade"] == INCONSISTENT
+    doctored["OLT"]["T1"] = {**doctored["OLT"]["T1"], "specificity": Cell("96.8")}
+    assert _run(check_olt_rates_vs_table2, "T1 text specificity")["grade"] == INCONSISTENT
+    doctored["GOUT"].update(train_patients=200, test_patients=60)
+    assert _run(check_gout_cohort, "training set = 4:1")["grade"] == INCONSISTENT
+    doctored["GOUT"]["gradcam_focus_errors"] = 31
+    assert _run(check_gout_gradcam, "misdirected regions")["grade"] == INCONSISTENT

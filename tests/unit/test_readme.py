@@ -14,6 +14,9 @@ pyproject.toml for mskdx, the installed distributions' metadata (importlib.metad
 rest -- never what happens to be installed in the test venv. There the dev extra pulls pygments
 in through pytest, which hid a report command that failed after `pip install -e '.[all]'`.
 Non-Python tools (conda for `--use-conda`) are out of reach of this check.
+
+Every README command that installs mskdx installs it under the lock (`-c envs/constraints.txt`,
+see tests/unit/test_envs.py), and .ci/run runs the README's test command as written.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ BUILTIN_PROGRAMS = {"python", "python3", "pip", "pip3"}
 BUILTIN_EXECUTORS = {"local", "dryrun", "touch"}
 # Options whose values are rule names
 RULE_OPTIONS = {"--forcerun", "-R", "--until", "-U", "--omit-from", "-O", "--allowed-rules"}
+LOCK = "envs/constraints.txt"
+CI = REPO / ".ci" / "run"
 
 
 def normalize(name: str) -> str:
@@ -83,6 +88,19 @@ def _split(line: str) -> list[tuple[str, ...]]:
             current.append(token)
     commands.append(tuple(current))
     return [argv for argv in commands if argv]
+
+
+def bash_lines(text: str) -> list[tuple[str, str]]:
+    """(section, line) of every non-empty line in the README's ```bash blocks."""
+    lines, section, in_block = [], "", False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_block = line.strip() in {"```bash", "```sh", "```console"} and not in_block
+        elif in_block and line.strip():
+            lines.append((section, line))
+        elif line.startswith("## "):
+            section = line[3:].strip()
+    return lines
 
 
 def readme_commands(text: str) -> list[Command]:
@@ -303,3 +321,46 @@ def test_check_reads_the_executor_from_the_profile(tmp_path: Path):
     assert "snakemake-executor-plugin-slurm" not in closure({"all"})
     local = Command(("snakemake", "--executor", "local"), "test", frozenset({"all"}))
     assert "snakemake-executor-plugin-slurm" not in needs(local, tmp_path)
+
+
+def uses_lock(argv: tuple[str, ...]) -> bool:
+    """Whether a pip command is constrained by the lock (`-c FILE`, `--constraint[=]FILE`)."""
+    pairs = zip(argv, argv[1:], strict=False)
+    return any(opt in {"-c", "--constraint"} and value == LOCK for opt, value in pairs) or (
+        f"--constraint={LOCK}" in argv
+    )
+
+
+INSTALLS = [c for c in COMMANDS if _install_extras(c.argv) is not None]
+
+
+def test_readme_installs_are_found():
+    """The two commands of the README's contract are among the installs checked below."""
+    found = {_install_extras(c.argv) for c in INSTALLS}
+    assert {frozenset({"all"}), frozenset({"all", "dev"})} <= found, [str(c) for c in INSTALLS]
+
+
+@pytest.mark.parametrize("command", INSTALLS, ids=str)
+def test_readme_install_uses_the_lock(command: Command):
+    assert uses_lock(command.argv), (
+        f"README, section {command.section!r}: `{command}` resolves anew and gets whatever "
+        f"upstream released last; install under the lock: pip install -c {LOCK} -e ..."
+    )
+
+
+def test_lock_check_can_fail():
+    assert not uses_lock(("pip", "install", "-e", ".[all]"))
+    assert not uses_lock(("pip", "install", "-c", "other.txt", "-e", ".[all]"))
+    assert uses_lock(("pip", "install", f"--constraint={LOCK}", "-e", ".[all]"))
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run is the README's test command as written, so CI installs what a user does."""
+    tests = [line for _, line in bash_lines(README.read_text()) if ".venv/bin/pytest" in line]
+    assert len(tests) == 1, f"expected one README test command, got {tests}"
+    ci = [
+        line.strip()
+        for line in CI.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert tests[0].strip() in ci, f"{CI.relative_to(REPO)} does not run `{tests[0]}`: {ci}"

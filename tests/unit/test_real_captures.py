@@ -19,7 +19,7 @@ import pydicom
 import pytest
 from pydicom.pixels import apply_modality_lut
 
-from mskdx.ingest import dicom
+from mskdx.ingest import dicom, us_regions
 from mskdx.ingest.extract import StudySpec, extract_study
 from mskdx.ingest.preprocess import Box, crop_regions, find_regions, record_regions, resize_mri
 
@@ -117,7 +117,7 @@ def test_region_covers_the_field_and_stays_out_of_bars_and_text(name, with_recor
         path = tmp_path / name
         ds.save_as(path)
     frame = dicom.read_frames(path)[0]
-    records = dicom.read_ultrasound_regions(path)
+    records = us_regions.read_ultrasound_regions(path)
     regions = find_regions(frame, records, multi="largest", source=name)
     assert len(regions) == 1
     region = regions[0]
@@ -135,7 +135,7 @@ def test_region_covers_the_field_and_stays_out_of_bars_and_text(name, with_recor
 def test_dual_view_each_gives_both_views_and_first_the_left():
     path = real("gdcm-US-ALOKA-16.dcm")
     frame = dicom.read_frames(path)[0]
-    records = dicom.read_ultrasound_regions(path)
+    records = us_regions.read_ultrasound_regions(path)
     assert [(r.spatial_format, r.data_type) for r in records] == [(1, 1), (1, 1), (0, 13)]
     each = find_regions(frame, records, multi="each")
     assert [r.method for r in each] == ["record", "record"]
@@ -149,7 +149,7 @@ def test_dual_view_each_gives_both_views_and_first_the_left():
 def test_stale_record_is_refused_under_region_record():
     path = real("examples_ybr_color.dcm")
     frame = dicom.read_frames(path)[0]
-    records = dicom.read_ultrasound_regions(path)
+    records = us_regions.read_ultrasound_regions(path)
     boxes, why = record_regions(records, frame.shape)
     assert boxes == [] and "outside the 320x240 frame" in why
     with pytest.raises(Exception, match="preprocess.region is 'record' but its tissue region"):
@@ -268,7 +268,7 @@ def test_real_mr_with_overlays_and_multiframe():
 
 def test_mr_small_padded_is_read_with_a_warning(caplog):
     path = real("MR_small_padded.dcm")
-    with caplog.at_level("WARNING", logger="mskdx.ingest.dicom"):
+    with caplog.at_level("WARNING", logger="mskdx.ingest.pixels"):
         frames = dicom.read_frames(path)
     assert np.array_equal(frames[0], pydicom.dcmread(path).pixel_array.astype(np.float32))
     assert "128 bytes" in caplog.text and "trailing padding ignored" in caplog.text

@@ -112,7 +112,9 @@ def test_delong_ci_is_clipped_to_unit_interval():
     y = np.array([1, 1, 1, 0, 0, 0])
     res = delong_auc(y, [0.9, 0.8, 0.7, 0.3, 0.2, 0.1])
     assert res.auc == 1.0 and res.variance == 0.0
-    assert (res.ci_low, res.ci_high) == (1.0, 1.0)
+    # issue 28: a zero DeLong variance is an artefact, not certainty: no CI (pROC prints [1, 1])
+    assert math.isnan(res.ci_low) and math.isnan(res.ci_high)
+    assert res.note.startswith("CI not estimable: the DeLong variance is 0")
     res = delong_auc(y, [0.9, 0.8, 0.2, 0.7, 0.3, 0.1])
     assert 0.0 <= res.ci_low <= res.auc <= res.ci_high <= 1.0
 
@@ -133,7 +135,9 @@ def test_delong_test_zero_variance_with_different_aucs():
     constant = np.zeros(4)
     res = delong_test(y, perfect, constant)
     assert res.auc_a == 1.0 and res.auc_b == 0.5
-    assert res.z == math.inf and res.pvalue == 0.0
+    # issue 28: no scale for a normal test; pROC's z = Inf, p = 0 is a number the data cannot back
+    assert math.isnan(res.z) and math.isnan(res.pvalue)
+    assert res.note.startswith("not estimable: the AUCs differ by 0.5")
 
 
 def test_delong_is_symmetric_in_the_arms():
@@ -332,7 +336,7 @@ def test_mcnemar_edge_cases():
         assert (none.statistic, none.pvalue) == (0.0, 1.0)
     same = mcnemar(np.ones(5, bool), np.ones(5, bool))
     assert (same.b, same.c, same.statistic, same.pvalue) == (0, 0, 0.0, 1.0)
-    # b == c: the corrected difference is floored at 0 (R's formula would give 1/(b+c))
+    # b == c: the corrected difference is floored at 0 (R 4.2.2's mcnemar.test gives 0, p = 1 too)
     tie = mcnemar_from_counts(5, 5)
     assert (tie.statistic, tie.pvalue) == (0.0, 1.0)
     assert mcnemar_from_counts(5, 5, correction=False).pvalue == 1.0

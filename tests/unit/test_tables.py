@@ -342,3 +342,14 @@ def test_gout_patient_table_refuses_a_test_patient_among_the_training_ones():
     )
     with pytest.raises(SplitError, match="fold 0: 1 patients are in both"):
         gout_patient_table(preds)
+
+
+def test_tables_say_why_a_value_or_ci_is_blank():
+    # blocks3 separates the classes (AUC 1): its DeLong CI does not exist (issue 28)
+    pooled = gout_image_table(image_predictions()).query("fold == 'pooled'").set_index("arm")
+    b3 = pooled.loc["blocks3"]
+    assert b3["auc"] == 1.0 and math.isnan(b3["auc_low"]) and math.isnan(b3["auc_high"])
+    assert b3["note"].startswith("auc: CI not estimable: the DeLong variance is 0")
+    assert pooled.loc["blocks6", "note"] == ""
+    olt = olt_table(olt_predictions())
+    assert (olt["note"] == "").all()

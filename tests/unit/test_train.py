@@ -18,7 +18,12 @@ import torch
 
 from mskdx.errors import ConfigError, SplitError
 from mskdx.io import read_table, save_npy, write_table
-from mskdx.learn import augment, train
+from mskdx.learn import augment, models, train
+from mskdx.learn.checkpoints import load_final, prepare_images
+from mskdx.learn.device import DeviceImages, DevicePlan, make_optimizer
+from mskdx.learn.job_data import class_weights, load_job_data
+from mskdx.learn.loop import predict, train_one_epoch
+from mskdx.learn.settings import TrainSettings
 
 torch.set_num_threads(2)
 
@@ -154,12 +159,12 @@ def test_outputs_exist_and_validate(first_run):
 
 
 def test_checkpoint_reproduces_predictions(first_run, cohort):
-    model, state = train.load_final(first_run["checkpoint"])
+    model, state = load_final(first_run["checkpoint"])
     pred = read_table(first_run["predictions"])
     manifest = read_table(cohort["manifest"]).set_index("image_id")
     images = np.load(cohort["images"])[manifest.loc[pred["image_id"], "index"].to_numpy()]
     with torch.inference_mode():
-        prob = torch.softmax(model(train.prepare_images(images, state["normalization"])), 1)[:, 1]
+        prob = torch.softmax(model(prepare_images(images, state["normalization"])), 1)[:, 1]
     np.testing.assert_allclose(prob.numpy(), pred["prob"].to_numpy(), atol=1e-5)
 
 
@@ -267,20 +272,20 @@ def test_unusable_last_checkpoint_is_ignored(cohort, first_run, tmp_path, caplog
 
 def test_channels_last_batches_train_and_predict(cohort):
     # the layout the CUDA path uses, exercised on the CPU
-    data = train.load_job_data(cohort["images"], cohort["manifest"], cohort["splits"], fold=0)
+    data = load_job_data(cohort["images"], cohort["manifest"], cohort["splits"], fold=0)
     norm = augment.make_normalization("image_zscore", data.images, data.rows("train"))
-    bank = train.DeviceImages.create(
+    bank = DeviceImages.create(
         data.images, data.table["label"].to_numpy(), norm, torch.device("cpu"), channels_last=True
     )
     torch.manual_seed(0)
-    model = train.models.build(GOUT_ARM).to(memory_format=torch.channels_last)
-    settings = train.TrainSettings.from_config(GOUT_TRAIN)
-    optimizer = train.make_optimizer(settings, model.parameters(), torch.device("cpu"))
+    model = models.build(GOUT_ARM).to(memory_format=torch.channels_last)
+    settings = TrainSettings.from_config(GOUT_TRAIN)
+    optimizer = make_optimizer(settings, model.parameters(), torch.device("cpu"))
     order = torch.as_tensor(data.rows("train"))
     params = augment.sample_params(len(order), settings.augment, H, W, torch.Generator())
-    result = train.train_one_epoch(model, optimizer, bank, order, params, batch_size=5)
+    result = train_one_epoch(model, optimizer, bank, order, params, batch_size=5)
     assert result.images == 12 and np.isfinite(result.loss)
-    prob = train.predict(model, bank, torch.arange(len(data.table)), batch_size=7)
+    prob = predict(model, bank, torch.arange(len(data.table)), batch_size=7)
     assert prob.shape == (24,) and ((prob >= 0) & (prob <= 1)).all()
 
 
@@ -342,13 +347,13 @@ def test_olt_like_run(tmp_path):
 
 
 def test_class_weights_are_inverse_frequency():
-    assert train.class_weights(np.array([0, 0, 0, 1])).tolist() == pytest.approx([4 / 6, 2.0])
+    assert class_weights(np.array([0, 0, 0, 1])).tolist() == pytest.approx([4 / 6, 2.0])
     with pytest.raises(SplitError, match="both"):
-        train.class_weights(np.array([1, 1]))
+        class_weights(np.array([1, 1]))
 
 
 def test_train_stats_use_training_images_only(cohort, tmp_path):
-    data = train.load_job_data(cohort["images"], cohort["manifest"], cohort["splits"], fold=0)
+    data = load_job_data(cohort["images"], cohort["manifest"], cohort["splits"], fold=0)
     rows = data.rows("train")
     norm = augment.make_normalization("train_stats", data.images, rows)
     changed = data.images.copy()
@@ -422,21 +427,21 @@ BF16_ATOL = 0.05  # bf16 autocast: 8-bit mantissa in the forward pass (measured 
 
 
 def test_cpu_plan_is_the_plain_deterministic_path():
-    plan = train.DevicePlan.for_settings(train.TrainSettings.from_config(GOUT_TRAIN))
-    assert plan == train.DevicePlan(CPU)
+    plan = DevicePlan.for_settings(TrainSettings.from_config(GOUT_TRAIN))
+    assert plan == DevicePlan(CPU)
     assert plan.batch_dtype == torch.float32 and plan.deterministic
     assert plan.describe() == "cpu, deterministic"
     with pytest.raises(ConfigError, match="pinned"):
-        train.DevicePlan(CPU, pin_memory=True)
-    model, net = train.DevicePlan(CPU, channels_last=True).place(train.models.build(GOUT_ARM))
+        DevicePlan(CPU, pin_memory=True)
+    model, net = DevicePlan(CPU, channels_last=True).place(models.build(GOUT_ARM))
     assert net is model and model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_fast_path_pieces_on_cpu_agree_with_plain(cohort, tmp_path):
     plans = {
-        "plain": train.DevicePlan(CPU),
-        "layout": train.DevicePlan(CPU, channels_last=True, fused=True),
-        "bf16": train.DevicePlan(CPU, amp=True, channels_last=True, fused=True),
+        "plain": DevicePlan(CPU),
+        "layout": DevicePlan(CPU, channels_last=True, fused=True),
+        "bf16": DevicePlan(CPU, amp=True, channels_last=True, fused=True),
     }
     prob = {}
     for name, plan in plans.items():
@@ -451,22 +456,22 @@ def test_fast_path_pieces_on_cpu_agree_with_plain(cohort, tmp_path):
 def test_compile_on_cpu_agrees_with_eager(cohort):
     # inductor on the CPU (a C++ compiler): the compiled module trains and predicts like the eager
     # one; a small stem keeps the compile time down
-    data = train.load_job_data(cohort["images"], cohort["manifest"], cohort["splits"], fold=0)
+    data = load_job_data(cohort["images"], cohort["manifest"], cohort["splits"], fold=0)
     labels = data.table["label"].to_numpy()
     norm = augment.make_normalization("image_zscore", data.images, data.rows("train"))
-    settings = train.TrainSettings.from_config(FAST_TRAIN)
+    settings = TrainSettings.from_config(FAST_TRAIN)
     order = torch.as_tensor(data.rows("train"))
     params = augment.sample_params(len(order), settings.augment, H, W, torch.Generator())
     out = {}
     for compiled in (False, True):
-        plan = train.DevicePlan(CPU, channels_last=True, fused=True, compile=compiled)
+        plan = DevicePlan(CPU, channels_last=True, fused=True, compile=compiled)
         torch.manual_seed(0)
-        model, net = plan.place(train.models.ResidualNet((0, 0, 0, 1), stem_width=8))
+        model, net = plan.place(models.ResidualNet((0, 0, 0, 1), stem_width=8))
         assert (net is not model) == compiled
-        bank = train.DeviceImages.for_plan(data.images, labels, norm, plan)
+        bank = DeviceImages.for_plan(data.images, labels, norm, plan)
         optimizer = plan.optimizer(settings, model.parameters())
-        result = train.train_one_epoch(net, optimizer, bank, order, params, batch_size=6)
-        prob = train.predict(net, bank, torch.arange(24), batch_size=6)
+        result = train_one_epoch(net, optimizer, bank, order, params, batch_size=6)
+        prob = predict(net, bank, torch.arange(24), batch_size=6)
         out[compiled] = (result.loss, prob)
     assert out[True][0] == pytest.approx(out[False][0], abs=1e-4)
     np.testing.assert_allclose(out[True][1], out[False][1], atol=LAYOUT_ATOL)
@@ -476,13 +481,13 @@ def test_rng_state_round_trips_through_a_checkpoint(tmp_path):
     import random
 
     path = tmp_path / "rng.pt"
-    torch.save({"rng": train.DevicePlan.rng_state()}, path)
+    torch.save({"rng": DevicePlan.rng_state()}, path)
 
     def draw():
         return torch.rand(3), np.random.rand(3), random.random()
 
     first = draw()
-    train.DevicePlan.set_rng_state(torch.load(path, weights_only=True)["rng"])
+    DevicePlan.set_rng_state(torch.load(path, weights_only=True)["rng"])
     again = draw()
     assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1])
     assert first[2] == again[2]
@@ -508,12 +513,12 @@ def cuda_probs(cohort, folder, **kw) -> np.ndarray:
 @pytest.mark.gpu
 @needs_cuda
 def test_cuda_plan_is_the_fast_path():
-    plan = train.DevicePlan.for_settings(train.TrainSettings.from_config(CUDA_TRAIN))
+    plan = DevicePlan.for_settings(TrainSettings.from_config(CUDA_TRAIN))
     assert plan.device.type == "cuda" and plan.amp and plan.channels_last and plan.fused
     assert plan.pin_memory and not plan.deterministic and not plan.compile
     assert plan.batch_dtype == torch.bfloat16
-    compiled = train.TrainSettings.from_config({**CUDA_TRAIN, "compile": True})
-    assert train.DevicePlan.for_settings(compiled).compile
+    compiled = TrainSettings.from_config({**CUDA_TRAIN, "compile": True})
+    assert DevicePlan.for_settings(compiled).compile
 
 
 @pytest.mark.gpu
@@ -537,10 +542,10 @@ def test_cuda_compile_on_off_agree(cohort, tmp_path):
 @pytest.mark.gpu
 @needs_cuda
 def test_cuda_rng_state_of_every_device_round_trips():
-    state = train.DevicePlan.rng_state()
+    state = DevicePlan.rng_state()
     assert len(state["cuda"]) == torch.cuda.device_count()
     first = torch.rand(4, device="cuda")
-    train.DevicePlan.set_rng_state(state)
+    DevicePlan.set_rng_state(state)
     assert torch.equal(first, torch.rand(4, device="cuda"))
 
 

@@ -94,8 +94,8 @@ def edited_plan(workdir: Path, module: str) -> set[str]:
 
 
 def test_library_edit_reruns_the_stages_that_run_it(tiny_run):
-    figures = edited_plan(tiny_run, "figures.py")
+    figures = edited_plan(tiny_run, "evaluate/figures/common.py")
     assert figures and all(r.startswith("plot_") for r in figures), figures
-    stats = edited_plan(tiny_run, "stats/delong.py")
+    stats = edited_plan(tiny_run, "evaluate/stats/delong.py")
     assert {"tabulate_image_level", "plot_roc", "summarise_localisation"} <= stats
     assert not {"train_fold", "extract_images", "plot_training_curves"} & stats

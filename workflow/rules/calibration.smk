@@ -25,6 +25,9 @@ rule tabulate_calibration:
         "../../envs/stats.yaml"
     params:
         levels=lookup(dpath="studies/{study}/calibration/levels", within=config),
+        method=lookup(
+            dpath="studies/{study}/calibration/method", within=config, default="ml"
+        ),
     script:
         "../scripts/tabulate_calibration.py"
 
@@ -33,7 +36,12 @@ rule plot_calibration:
     input:
         predictions=get_arm_predictions,
         external=get_arm_external_ensembles,
-        code=library_sources("evaluate/clinical", "evaluate/stats", "evaluate/figures"),
+        code=library_sources(
+            "evaluate/clinical",
+            "evaluate/stats",
+            "evaluate/figures/common",
+            "evaluate/figures/calibration",
+        ),
     output:
         figure=report(
             figure("results/{study}/figures/calibration_{arm}"),
@@ -65,7 +73,12 @@ rule plot_decision_curve:
     input:
         predictions=get_predictions,
         external=get_all_external_ensembles,
-        code=library_sources("evaluate/clinical", "evaluate/stats", "evaluate/figures"),
+        code=library_sources(
+            "evaluate/clinical",
+            "evaluate/stats",
+            "evaluate/figures/common",
+            "evaluate/figures/calibration",
+        ),
     output:
         figure=report(
             figure("results/{study}/figures/decision_curve"),
@@ -110,5 +123,6 @@ rule tabulate_checklist:
         "../../envs/stats.yaml"
     params:
         settings=get_checklist_settings,
+        formats=lookup(dpath="figures/formats", within=config),
     script:
         "../scripts/tabulate_checklist.py"

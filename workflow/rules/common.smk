@@ -36,7 +36,8 @@ def library_sources(*modules):
     """The library files a rule runs, so that editing them reruns exactly that rule and later ones.
 
     A module is named by its path under src/mskdx ("learn/train", "evaluate/stats"); a package
-    stands for all its files. The `__init__.py` of every package on the way is included too:
+    stands for all its files: its code and the data files shipped beside it (*.yaml, *.csv, as
+    the checklist's items.yaml). The `__init__.py` of every package on the way is included too:
     importing a module runs them."""
     files = [LIBRARY / name for name in ("__init__.py", "errors.py", "io.py")]
     for module in modules:
@@ -44,7 +45,9 @@ def library_sources(*modules):
         for parent in reversed(Path(module).parents[:-1]):
             files.append(LIBRARY / parent / "__init__.py")
         files += (
-            sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+            sorted(f for ext in ("*.py", "*.yaml", "*.csv") for f in path.rglob(ext))
+            if path.is_dir()
+            else [path.with_suffix(".py")]
         )
         missing = [f for f in files if not f.is_file()]
         if missing:

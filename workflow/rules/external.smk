@@ -43,7 +43,12 @@ rule score_external:
         images="results/{study}/external/{cohort}/cache/images.npy",
         manifest="results/{study}/external/{cohort}/cache/manifest.csv",
         code=library_sources(
-            "evaluate/external", "learn/train", "learn/models", "learn/augment"
+            "evaluate/external",
+            "learn/checkpoints",
+            "learn/device",
+            "learn/loop",
+            "learn/models",
+            "learn/augment",
         ),
     output:
         per_fold="results/{study}/external/{cohort}/predictions_{arm}.csv",
@@ -113,7 +118,13 @@ rule plot_roc_external:
     input:
         development=get_predictions,
         external=get_all_external_ensembles,
-        code=library_sources("evaluate/external", "evaluate/figures", "evaluate/stats"),
+        code=library_sources(
+            "evaluate/external",
+            "evaluate/clinical",
+            "evaluate/figures/common",
+            "evaluate/figures/roc",
+            "evaluate/stats",
+        ),
     output:
         figure=report(
             figure("results/{study}/figures/roc_external"),

@@ -1,7 +1,7 @@
 rule plot_training_curves:
     input:
         history="results/{study}/models/{arm}/fold_{fold}/history.csv",
-        code=library_sources("evaluate/figures"),
+        code=library_sources("evaluate/figures/common", "evaluate/figures/curves"),
     output:
         figure=report(
             figure("results/{study}/figures/curves_{arm}_fold{fold}"),
@@ -25,7 +25,7 @@ rule plot_training_curves:
 rule plot_confusion:
     input:
         predictions=get_arm_predictions,
-        code=library_sources("evaluate/figures"),
+        code=library_sources("evaluate/figures/common", "evaluate/figures/confusion"),
     output:
         figure=report(
             figure("results/{study}/figures/confusion_{arm}"),
@@ -53,7 +53,9 @@ rule plot_confusion:
 rule plot_roc:
     input:
         predictions=get_predictions,
-        code=library_sources("evaluate/figures", "evaluate/stats"),
+        code=library_sources(
+            "evaluate/figures/common", "evaluate/figures/roc", "evaluate/stats"
+        ),
     output:
         figure=report(
             figure("results/{study}/figures/roc"),
@@ -78,7 +80,7 @@ rule plot_roc:
 rule plot_threshold:
     input:
         curves="results/{study}/tables/threshold_curves_{arm}.csv",
-        code=library_sources("evaluate/figures"),
+        code=library_sources("evaluate/figures/common", "evaluate/figures/threshold"),
     output:
         figure=report(
             figure("results/{study}/figures/threshold_{arm}"),
@@ -106,7 +108,7 @@ rule plot_montage:
         predictions=get_first_fold_predictions,
         images="results/{study}/cache/images.npy",
         manifest="results/{study}/cache/manifest.csv",
-        code=library_sources("evaluate/figures"),
+        code=library_sources("evaluate/figures/common", "evaluate/figures/montage"),
     output:
         figure=report(
             figure("results/{study}/figures/montage_{arm}"),
@@ -134,7 +136,7 @@ rule plot_crop_qc:
     input:
         images="results/{study}/cache/images.npy",
         manifest="results/{study}/cache/manifest.csv",
-        code=library_sources("evaluate/figures"),
+        code=library_sources("evaluate/figures/common", "evaluate/figures/montage"),
     output:
         figure=report(
             figure("results/{study}/figures/crop_qc"),
@@ -162,7 +164,7 @@ rule plot_crop_qc:
 rule plot_gradcam:
     input:
         cams="results/{study}/gradcam/{arm}.npz",
-        code=library_sources("evaluate/figures"),
+        code=library_sources("evaluate/figures/common", "evaluate/figures/gradcam"),
     output:
         figure=report(
             figure("results/{study}/figures/gradcam_{arm}"),
@@ -187,7 +189,12 @@ rule plot_gradcam:
 rule plot_localisation:
     input:
         scores="results/{study}/tables/localisation_scores.csv",
-        code=library_sources("evaluate/figures"),
+        code=library_sources(
+            "evaluate/figures/common",
+            "evaluate/figures/gradcam",
+            "learn/gradcam",
+            "evaluate/stats/proportions",
+        ),
     output:
         figure=report(
             figure("results/{study}/figures/localisation"),

@@ -7,7 +7,11 @@ rule compute_gradcam:
         masks="results/{study}/cache/masks.npy",
         manifest="results/{study}/cache/manifest.csv",
         code=library_sources(
-            "learn/gradcam", "learn/models", "learn/train", "learn/augment"
+            "learn/gradcam",
+            "learn/models",
+            "learn/checkpoints",
+            "learn/augment",
+            "evaluate/stats/proportions",
         ),
     output:
         cams="results/{study}/gradcam/{arm}.npz",

@@ -3,7 +3,16 @@ rule train_fold:
         images="results/{study}/cache/images.npy",
         manifest="results/{study}/cache/manifest.csv",
         splits="results/{study}/splits/splits.csv",
-        code=library_sources("learn/train", "learn/models", "learn/augment"),
+        code=library_sources(
+            "learn/train",
+            "learn/settings",
+            "learn/job_data",
+            "learn/device",
+            "learn/loop",
+            "learn/checkpoints",
+            "learn/models",
+            "learn/augment",
+        ),
     output:
         checkpoint="results/{study}/models/{arm}/fold_{fold}/checkpoint_final.pt",
         history="results/{study}/models/{arm}/fold_{fold}/history.csv",

@@ -1,6 +1,6 @@
 """Pooled test-set confusion matrix of one arm (rule plot_confusion)."""
 
-from mskdx.evaluate.figures import plot_confusion_step
+from mskdx.evaluate.figures.confusion import plot_confusion_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

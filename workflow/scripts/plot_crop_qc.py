@@ -1,6 +1,6 @@
 """QC montage of random ultrasound crops per view (rule plot_crop_qc)."""
 
-from mskdx.evaluate.figures import plot_crop_qc_step
+from mskdx.evaluate.figures.montage import plot_crop_qc_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

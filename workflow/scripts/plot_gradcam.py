@@ -1,6 +1,6 @@
 """Grad-CAM overlays of sampled test images (rule plot_gradcam)."""
 
-from mskdx.evaluate.figures import plot_gradcam_step
+from mskdx.evaluate.figures.gradcam import plot_gradcam_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Grad-CAM localisation scores per arm (rule plot_localisation)."""
 
-from mskdx.evaluate.figures import plot_localisation_step
+from mskdx.evaluate.figures.gradcam import plot_localisation_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Test predictions framed green (correct) or red (wrong) (rule plot_montage)."""
 
-from mskdx.evaluate.figures import plot_montage_step
+from mskdx.evaluate.figures.montage import plot_montage_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Test-set ROC curves of every arm with DeLong CIs (rule plot_roc)."""
 
-from mskdx.evaluate.figures import plot_roc_step
+from mskdx.evaluate.figures.roc import plot_roc_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Patient-level training accuracy against the threshold, per fold (rule plot_threshold)."""
 
-from mskdx.evaluate.figures import plot_threshold_step
+from mskdx.evaluate.figures.threshold import plot_threshold_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Training and validation loss/accuracy of one job (rule plot_training_curves)."""
 
-from mskdx.evaluate.figures import plot_training_curves_step
+from mskdx.evaluate.figures.curves import plot_training_curves_step
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

@@ -7,6 +7,7 @@ log_to(snakemake.log[0])
 write_calibration_table(
     snakemake.input.predictions,
     levels=snakemake.params.levels,
+    method=snakemake.params.method,
     external=snakemake.input.external,
     **snakemake.output,
 )

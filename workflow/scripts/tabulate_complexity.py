@@ -1,6 +1,6 @@
 """Gout Table II: parameters and MACs of each arm at the crop size (rule tabulate_complexity)."""
 
-from mskdx.evaluate.tables import write_complexity_table
+from mskdx.evaluate.complexity import write_complexity_table
 from mskdx.io import log_to
 
 log_to(snakemake.log[0])

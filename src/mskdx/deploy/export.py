@@ -128,9 +128,9 @@ def export_checkpoint(
 
     import torch
 
-    from mskdx.learn import train
+    from mskdx.learn.checkpoints import load_final
 
-    model, state = train.load_final(checkpoint, "cpu")
+    model, state = load_final(checkpoint, "cpu")
     wrapped = _probability_model(model)
     example = torch.zeros(2, *(int(v) for v in state["input_shape"]))
     stem = Path(stem)

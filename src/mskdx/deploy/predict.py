@@ -3,7 +3,7 @@
 A folder of DICOM studies without a label sheet goes through the training data's own path:
 `mskdx.ingest.extract.extract_study` with the study's extraction spec from the same config (walk,
 refusal rules, de-identification, region, crop, resize), then `mskdx.evaluate.external.score_cohort`
-scores every image with each fold model of the arm (`mskdx.learn.train.predict`, the checkpoint's
+scores every image with each fold model of the arm (`mskdx.learn.loop.predict`, the checkpoint's
 normalization and batch size). Outputs carry pseudonymous keys only:
 
 - `images.csv`: per image and fold model its probability, and the ensemble (mean) with its call;
@@ -269,16 +269,17 @@ def _patient_table(ensemble: pd.DataFrame, image_threshold: float, threshold: fl
 def _gradcam(checkpoint: Path, cache: dict, ensemble: pd.DataFrame, n: int, figure: Path) -> dict:
     """The Grad-CAM figure of `n` images; returns their RGB overlays by image_id (for DICOM)."""
     from mskdx.deploy.dicom_out import overlay_rgb
-    from mskdx.evaluate.figures import plot_gradcam_grid
-    from mskdx.learn import gradcam, models, train
+    from mskdx.evaluate.figures.gradcam import plot_gradcam_grid
+    from mskdx.learn import gradcam, models
+    from mskdx.learn.checkpoints import load_final, prepare_images
 
-    model, state = train.load_final(checkpoint, "cpu")
+    model, state = load_final(checkpoint, "cpu")
     manifest = read_table(cache["manifest"], "manifest").set_index("image_id")
     pick = ensemble.sort_values("image_id").head(n)
     rows = manifest.loc[pick["image_id"], "index"].to_numpy(np.int64)
     images = np.asarray(np.load(cache["images"], mmap_mode="r")[rows])
     maps = gradcam.compute_cams(
-        model, train.prepare_images(images, state["normalization"]), models.cam_layer(model)
+        model, prepare_images(images, state["normalization"]), models.cam_layer(model)
     )
     captions = [f"{i}\np={p:.2f}" for i, p in zip(pick["image_id"], pick["prob"], strict=True)]
     plot_gradcam_grid(images, maps, [None] * len(images), captions, [figure], {"dpi": 100})

@@ -54,17 +54,21 @@ def at_level(test: pd.DataFrame, level: str) -> pd.DataFrame:
 
 
 def _ci(low: float, high: float, digits: int = 3) -> str:
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "n/a"
-    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+    if math.isnan(low) and math.isnan(high):
+        return "not estimable"
+    # a profile bound that never reaches the cut-off is infinite: print it as such
+    return f"[{low:.{digits}f}, {high:.{digits}f}]".replace("inf", "∞")
 
 
 def calibration_table(
-    cohorts: dict[str, pd.DataFrame], levels: Sequence[str] = ("image",)
+    cohorts: dict[str, pd.DataFrame], levels: Sequence[str] = ("image",), method: str = "ml"
 ) -> pd.DataFrame:
     """Brier score, calibration intercept and slope with 95% CIs per cohort, arm and level.
 
-    `cohorts` maps a cohort name ("development", an external cohort's name) to its predictions.
+    `cohorts` maps a cohort name ("development", an external cohort's name) to its predictions;
+    `method` is the recalibration fit, "ml" or "firth" (`calibration_fit`). A value that does not
+    exist (e.g. the ML slope under separation) is NaN, its CI "not estimable", and `note` says
+    why.
     """
     rows = []
     for cohort, predictions in cohorts.items():
@@ -74,7 +78,7 @@ def calibration_table(
             for arm, part in table.groupby("arm", sort=True):
                 y, p = part["label"].to_numpy(), part["prob"].to_numpy()
                 brier = brier_score(y, p)
-                fit = calibration_fit(y, p)
+                fit = calibration_fit(y, p, method=method)
                 rows.append(
                     {
                         "cohort": cohort,
@@ -89,7 +93,8 @@ def calibration_table(
                         "intercept_ci": _ci(fit.intercept_low, fit.intercept_high),
                         "slope": round(fit.slope, 3),
                         "slope_ci": _ci(fit.slope_low, fit.slope_high),
-                        "note": fit.note,
+                        "method": fit.method,
+                        "note": "; ".join(x for x in (fit.note, brier.note) if x),
                     }
                 )
     return pd.DataFrame(rows)
@@ -174,10 +179,13 @@ def write_calibration_table(
     csv: PathLike,
     md: PathLike,
     external: Sequence[PathLike] | None = None,
+    method: str = "ml",
 ) -> None:
     from mskdx.evaluate.markdown import to_markdown
 
-    table = calibration_table(read_cohorts(predictions, external), levels)
+    table = calibration_table(read_cohorts(predictions, external), levels, method)
+    for row in table[table["note"] != ""].itertuples():
+        log.info("calibration %s %s (%s level): %s", row.cohort, row.arm, row.level, row.note)
     write_table(table, csv)
     write_text(md, to_markdown(table, "Calibration: Brier score, intercept and slope (95% CIs)"))
 
@@ -196,7 +204,7 @@ def plot_calibration_step(
     external: Sequence[PathLike] | None = None,
 ) -> None:
     """Reliability diagram of one arm, development and external cohorts together."""
-    from mskdx.evaluate.figures import plot_calibration
+    from mskdx.evaluate.figures.calibration import plot_calibration
 
     cohorts = {
         name: frame[frame["arm"] == arm]
@@ -224,7 +232,7 @@ def plot_decision_curve_step(
     style: dict,
     external: Sequence[PathLike] | None = None,
 ) -> None:
-    from mskdx.evaluate.figures import plot_decision_curve
+    from mskdx.evaluate.figures.calibration import plot_decision_curve
 
     curves = decision_curve_table(read_cohorts(predictions, external), level, low, high, step)
     write_table(curves, table)

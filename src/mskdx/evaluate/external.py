@@ -3,7 +3,7 @@
 An external cohort is extracted by the development cohort's own stage (`mskdx.ingest.extract`, the
 same rule script, spec, region, crop and label-sheet rules), into its own cache. Each arm's fold
 models score every image of it (`score_cohort`), with the very functions that wrote the development
-predictions (`mskdx.learn.train.predict` on a `DeviceImages` bank with the checkpoint's
+predictions (`mskdx.learn.loop.predict` on a `DeviceImages` bank with the checkpoint's
 normalization and batch size). The cohort's probability of an image is the MEAN probability of the
 fold models (an ensemble of the k cross-validation models; OLT has one model, so mean = that model);
 each fold model's scores are kept as well.
@@ -60,7 +60,10 @@ def score_cohort(
     """
     import torch
 
-    from mskdx.learn import augment, train
+    from mskdx.learn import augment
+    from mskdx.learn.checkpoints import load_final
+    from mskdx.learn.device import DeviceImages, resolve_device
+    from mskdx.learn.loop import PROB_DECIMALS, predict
 
     if threads:
         torch.set_num_threads(threads)
@@ -76,11 +79,11 @@ def score_cohort(
     pixels = np.asarray(bank_np[table["index"].to_numpy(np.int64)])
     # unlabelled patients (mskdx predict) keep empty labels; the bank needs integers
     labels = table["label"].fillna(0).to_numpy(np.int64)
-    dev = train.resolve_device(device)
+    dev = resolve_device(device)
     parts = []
     for checkpoint in sorted(checkpoints, key=_fold_of):
         fold = _fold_of(checkpoint)
-        model, state = train.load_final(checkpoint, dev)
+        model, state = load_final(checkpoint, dev)
         shape = tuple(state["input_shape"][1:])
         if pixels.shape[1:] != shape:
             raise ValueError(
@@ -89,18 +92,16 @@ def score_cohort(
                 "preprocessing for the cohort as for the development data"
             )
         norm = augment.Normalization.from_dict(state["normalization"])
-        data = train.DeviceImages.create(pixels, labels, norm, dev)
+        data = DeviceImages.create(pixels, labels, norm, dev)
         batch_size = int(state["args"]["train_spec"]["batch_size"])
-        prob = train.predict(
-            model, data, torch.arange(len(table), device=dev), batch_size=batch_size
-        )
+        prob = predict(model, data, torch.arange(len(table), device=dev), batch_size=batch_size)
         parts.append(
             table.assign(
                 study=study,
                 arm=arm,
                 fold=fold,
                 subset="test",
-                prob=np.round(prob, train.PROB_DECIMALS),
+                prob=np.round(prob, PROB_DECIMALS),
             )[PREDICTION_COLUMNS]
         )
         log.info("%s %s fold %d: scored %d images", study, arm, fold, len(table))
@@ -111,7 +112,7 @@ def score_cohort(
         .reset_index()
         .assign(study=study, arm=arm, fold=0, subset="test")
     )
-    ensemble["prob"] = ensemble["prob"].round(train.PROB_DECIMALS)
+    ensemble["prob"] = ensemble["prob"].round(PROB_DECIMALS)
     return per_fold, ensemble[PREDICTION_COLUMNS]
 
 
@@ -277,7 +278,7 @@ def plot_roc_external_step(
 ) -> None:
     """Development ROC (pooled test folds) beside each external cohort's (ensemble)."""
     from mskdx.evaluate.clinical import read_cohorts, scored_rows
-    from mskdx.evaluate.figures import plot_roc_panels
+    from mskdx.evaluate.figures.roc import plot_roc_panels
 
     panels = {}
     for name, predictions in read_cohorts(development, external).items():

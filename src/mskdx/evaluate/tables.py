@@ -152,6 +152,19 @@ def _auc_cols(name: str, m: BinaryMetrics) -> dict:
     return {name: m.auc.auc, f"{name}_low": m.auc.ci_low, f"{name}_high": m.auc.ci_high}
 
 
+def _metric_notes(m: BinaryMetrics, names: dict[str, Estimate]) -> list[str]:
+    """Why a value or CI of the row is blank: "<metric>: not estimable: <reason>"."""
+    notes = [f"{name}: {est.note}" for name, est in names.items() if est.note]
+    auc_note = m.auc.note if m.auc is not None else m.auc_note
+    if auc_note:
+        notes.append(f"auc: {auc_note}")
+    return notes
+
+
+def _join(notes: Iterable[str]) -> str:
+    return "; ".join(n for n in notes if n)
+
+
 def _counts(m: BinaryMetrics) -> dict:
     return {"tp": m.tp, "fn": m.fn, "tn": m.tn, "fp": m.fp}
 
@@ -204,33 +217,40 @@ def _cell(value: Cell | None) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _paired_tests(best: pd.DataFrame, other: pd.DataFrame) -> dict:
-    """McNemar (ACC; SEN on positives; SPE on negatives) and DeLong (AUC), best vs other."""
+def _paired_tests(best: pd.DataFrame, other: pd.DataFrame) -> tuple[dict, str]:
+    """McNemar (ACC; SEN on positives; SPE on negatives) and DeLong (AUC), best vs other.
+
+    Returns the columns and the tests' notes (degenerate cases, see docs/statistics.md).
+    """
     if not best.index.equals(other.index):  # _aligned guarantees this; pairing is by image_id
         raise ValueError("paired tests need the same images in the same order in both arms")
     y = best["label"].to_numpy()
     right_best = best["pred"].to_numpy() == y
     right_other = other["pred"].to_numpy() == y
     out: dict = {}
+    notes: list[str] = []
     for name, mask in (("acc", np.ones_like(y, bool)), ("sen", y == 1), ("spe", y == 0)):
         res = mcnemar(right_best[mask], right_other[mask])
         out[f"p_{name}"] = res.pvalue
         out[f"b_{name}"] = res.b
         out[f"c_{name}"] = res.c
+        notes.append(f"p_{name}: {res.note}" if res.note else "")
     if (y == 1).any() and (y == 0).any():
         res = delong_test(y, best["prob"].to_numpy(), other["prob"].to_numpy())
         out["p_auc"], out["z_auc"] = res.pvalue, res.z
+        notes.append(f"p_auc: {res.note}" if res.note else "")
     else:
         out["p_auc"] = out["z_auc"] = math.nan
-    return out
+        notes.append("p_auc: not estimable: one class only")
+    return out, _join(notes)
 
 
-def _no_tests() -> dict:
+def _no_tests() -> tuple[dict, str]:
     out: dict = {}
     for name in ("acc", "sen", "spe"):
         out[f"p_{name}"], out[f"b_{name}"], out[f"c_{name}"] = math.nan, pd.NA, pd.NA
     out["p_auc"] = out["z_auc"] = math.nan
-    return out
+    return out, ""
 
 
 def gout_image_table(
@@ -290,6 +310,8 @@ def gout_image_table(
                 if fold == "pooled"
                 else binary_metrics(t["label"], t["pred"], t["prob"], level=level)
             )
+            tests, tests_note = _no_tests() if arm == best else _paired_tests(frames[best], t)
+            estimates = {"acc": m.accuracy, "sen": m.sensitivity, "spe": m.specificity}
             row = {
                 "fold": fold,
                 "arm": arm,
@@ -304,7 +326,7 @@ def gout_image_table(
                 **_auc_cols("auc", m),
                 "is_best": arm == best,
                 "reference_arm": best,
-                **(_no_tests() if arm == best else _paired_tests(frames[best], t)),
+                **tests,
             }
             printed = papers.GOUT_TABLE1.get(arm) if fold == "pooled" else None
             for name in ("acc", "sen", "spe"):
@@ -313,6 +335,7 @@ def gout_image_table(
             for name in ("acc", "sen", "spe", "auc"):
                 row[f"paper_p_{name}"] = _cell(printed[f"p_{name}"]) if printed else math.nan
             row["paper_reference"] = papers.GOUT_ARM_LABELS["blocks3"] if printed else ""
+            row["note"] = _join([*_metric_notes(m, estimates), tests_note])
             rows.append(row)
     return _frame(rows)
 
@@ -418,6 +441,14 @@ def gout_patient_table(
                 **_estimate_cols("spe", m.specificity, True),
                 **_auc_cols("auc", m),
                 **_paper_table3(printed),
+                "note": _join(
+                    [
+                        f"threshold: {search.note}" if search.note else "",
+                        *_metric_notes(
+                            m, {"acc": m.accuracy, "sen": m.sensitivity, "spe": m.specificity}
+                        ),
+                    ]
+                ),
             }
         )
         curves.append(
@@ -435,6 +466,7 @@ def gout_patient_table(
     for column in ("threshold", "train_accuracy", "acc", "sen", "spe", "auc"):
         mean[column] = float(table[column].mean())
     mean.update(_paper_table3(papers.GOUT_TABLE3["average"]))
+    mean["note"] = ""
     tp, fn, tn, fp = totals["tp"], totals["fn"], totals["tn"], totals["fp"]
     pooled = {
         "fold": "pooled",
@@ -443,6 +475,7 @@ def gout_patient_table(
         **_estimate_cols("acc", proportion(tp + tn, tp + fn + tn + fp, level), True),
         **_estimate_cols("sen", proportion(tp, tp + fn, level), True),
         **_estimate_cols("spe", proportion(tn, tn + fp, level), True),
+        "note": "",
     }
     table = _frame([*rows, mean, pooled])
     return table, pd.concat(curves, ignore_index=True)
@@ -507,6 +540,8 @@ def olt_table(
             }
             for key in ("tp", "fn", "tn", "fp"):
                 row[f"paper_{key}"] = confusion[key] if confusion else pd.NA
+            estimates = {"precision": prec, "recall": rec, "accuracy": m.accuracy}
+            row["note"] = _join(_metric_notes(m, estimates))
             rows.append(row)
     return _frame(rows)
 

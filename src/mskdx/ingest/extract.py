@@ -8,7 +8,6 @@ stays in memory: the manifest holds keyed pseudonyms, never names, IDs, dates or
 from __future__ import annotations
 
 import logging
-import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +19,9 @@ import pandas as pd
 from mskdx.errors import ConfigError, DicomError, LabelError, MskdxError, PreprocessError
 from mskdx.ingest import deid, dicom, inputs, preprocess
 from mskdx.ingest import labels as label_sheet
+from mskdx.ingest.private_map import PrivateMap
+from mskdx.ingest.refusals import Refusal, refusal_listing
+from mskdx.ingest.us_regions import read_ultrasound_regions
 from mskdx.io import save_npy, write_table
 
 log = logging.getLogger(__name__)
@@ -81,13 +83,49 @@ def extract_study(
     are empty; such a cache can be scored, never trained on.
     """
     root = Path(dicom_dir)
+    key = _pseudonym_key(key_env, key_fingerprint)
+    private = PrivateMap(private_map)
+    headers, refusals = _scan_folder(root, spec, on_error, private)
+    patient_label = _patient_labels(labels_path, spec, headers, key, private)
+    truth = _load_masks(masks_path)
+    results = _decode_files(headers, spec, threads)
+    refusals = refusals + _refuse_failed(headers, results, root, on_error, private)
+    refusals = refusals + _refuse_flagged(headers, results, root, spec, private)
+    refused_rows = [
+        {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message} for r in refusals
+    ]
+    rows, image_list, mask_list = _image_rows(headers, results, patient_label, truth, spec, key)
+    if not rows:
+        raise private.attach(
+            DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
+        )
+    table = _manifest_table(rows, spec)
+    _write_cache(table, image_list, mask_list, refused_rows, images, masks, manifest, refused)
+    log.info(
+        "%s: %d images of %d patients (%d positive images), %d files refused",
+        spec.study,
+        len(table),
+        table.patient.nunique(),
+        int(table.label.fillna(0).sum()),
+        len(refused_rows),
+    )
+    return table
+
+
+def _pseudonym_key(key_env: str, key_fingerprint: str) -> bytes:
+    """The pseudonym key in `key_env`; refuse one other than the workflow was started with."""
     if key_fingerprint and key_fingerprint != inputs.key_fingerprint(key_env):
         raise ConfigError(
             f"{key_env} is not the pseudonym key the workflow was started with; run the whole "
             "workflow with one key"
         )
-    key = deid.get_key(key_env)
-    private = PrivateMap(private_map)
+    return deid.get_key(key_env)
+
+
+def _scan_folder(
+    root: Path, spec: StudySpec, on_error: str, private: PrivateMap
+) -> tuple[list[dicom.DicomHeader], list[Refusal]]:
+    """Scan the input tree; map its refusals privately; apply `on_error` (stop raises)."""
     scan = dicom.scan_tree(root, spec.modalities)
     private.add_refusals(scan.refusals)
     private.write()
@@ -95,38 +133,59 @@ def extract_study(
         dicom.check_scan(scan, root, on_error)
     except DicomError as err:
         raise private.attach(err) from None
-    headers, refusals = scan.headers, scan.refusals
-    if labels_path is None:  # new patients to diagnose (mskdx predict): no label sheet
-        patient_label: dict[str, int | None] = {h.patient_id: None for h in headers}
-    else:
-        lab = spec.labels
-        sheet = label_sheet.read_label_sheet(
-            labels_path,
-            lab["patient_column"],
-            lab["label_column"],
-            lab["positive"],
-            lab["negative"],
-        )
-        unlabelled = label_sheet.unlabelled_patients(headers, sheet)
-        if unlabelled:
-            private.add_patients(unlabelled, key)
-            private.write()
-        try:
-            patient_label = label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
-        except LabelError as err:
-            raise private.attach(err) from None
-    truth = _load_masks(masks_path)
+    return scan.headers, scan.refusals
 
+
+def _patient_labels(
+    labels_path: str | Path | None,
+    spec: StudySpec,
+    headers: list[dicom.DicomHeader],
+    key: bytes,
+    private: PrivateMap,
+) -> dict[str, int | None]:
+    """{PatientID: label} from the label sheet; None labels without one (mskdx predict).
+
+    Patients with images but no row are mapped privately before join_labels refuses them.
+    """
+    if labels_path is None:  # new patients to diagnose (mskdx predict): no label sheet
+        return {h.patient_id: None for h in headers}
+    lab = spec.labels
+    sheet = label_sheet.read_label_sheet(
+        labels_path,
+        lab["patient_column"],
+        lab["label_column"],
+        lab["positive"],
+        lab["negative"],
+    )
+    unlabelled = label_sheet.unlabelled_patients(headers, sheet)
+    if unlabelled:
+        private.add_patients(unlabelled, key)
+        private.write()
+    try:
+        return label_sheet.join_labels(headers, sheet, str(labels_path), key=key)
+    except LabelError as err:
+        raise private.attach(err) from None
+
+
+def _decode_files(
+    headers: list[dicom.DicomHeader], spec: StudySpec, threads: int
+) -> list[FileResult | MskdxError]:
+    """Decode and crop (or resize) every accepted file, in `threads` processes; one per header."""
     jobs = [(h.path, spec) for h in headers]
-    results: list[FileResult | MskdxError] = []
     if threads > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=threads) as pool:
-            results = list(
-                pool.map(_process_file, jobs, chunksize=max(1, len(jobs) // (8 * threads)))
-            )
-    else:
-        results = [_process_file(job) for job in jobs]
+            return list(pool.map(_process_file, jobs, chunksize=max(1, len(jobs) // (8 * threads))))
+    return [_process_file(job) for job in jobs]
 
+
+def _refuse_failed(
+    headers: list[dicom.DicomHeader],
+    results: list[FileResult | MskdxError],
+    root: Path,
+    on_error: str,
+    private: PrivateMap,
+) -> list[Refusal]:
+    """Refusals of the files that failed to decode or crop; under `on_error` stop, raise."""
     failed = [(h, r) for h, r in zip(headers, results, strict=True) if isinstance(r, MskdxError)]
     decode_refusals = [_decode_refusal(h.path, err, root) for h, err in failed]
     if decode_refusals:
@@ -135,32 +194,49 @@ def extract_study(
     if failed and on_error == "stop":
         err = DicomError(
             f"{root}: {len(failed)} files could not be extracted (by file key; set "
-            f"data.on_error: skip to go on without them):\n"
-            + dicom.refusal_listing(decode_refusals)
+            f"data.on_error: skip to go on without them):\n" + refusal_listing(decode_refusals)
         )
         raise private.attach(err, decode_refusals)
-    refusals = refusals + decode_refusals
-    flagged = _flagged_regions(headers, results, root)
-    if flagged:
-        private.add_refusals(flagged)
-        private.write()
-        policy = _on_flag(spec)
-        if policy == "stop":
-            err = PreprocessError(
-                f"{root}: {len(flagged)} images have an implausible ultrasound region (by file "
-                f"key; set studies.{spec.study}.preprocess.on_flag to skip or keep to go on):\n"
-                + dicom.refusal_listing(flagged)
-            )
-            raise private.attach(err, flagged)
-        if policy == "skip":
-            refusals = refusals + flagged
-        else:
-            for r in flagged:
-                log.warning("kept flagged image of file F-%s: %s", r.key, r.message)
-    refused_rows = [
-        {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message} for r in refusals
-    ]
+    return decode_refusals
 
+
+def _refuse_flagged(
+    headers: list[dicom.DicomHeader],
+    results: list[FileResult | MskdxError],
+    root: Path,
+    spec: StudySpec,
+    private: PrivateMap,
+) -> list[Refusal]:
+    """Apply preprocess.on_flag to images with an implausible region: the refusals it adds."""
+    flagged = _flagged_regions(headers, results, root)
+    if not flagged:
+        return []
+    private.add_refusals(flagged)
+    private.write()
+    policy = _on_flag(spec)
+    if policy == "stop":
+        err = PreprocessError(
+            f"{root}: {len(flagged)} images have an implausible ultrasound region (by file "
+            f"key; set studies.{spec.study}.preprocess.on_flag to skip or keep to go on):\n"
+            + refusal_listing(flagged)
+        )
+        raise private.attach(err, flagged)
+    if policy == "skip":
+        return flagged
+    for r in flagged:
+        log.warning("kept flagged image of file F-%s: %s", r.key, r.message)
+    return []
+
+
+def _image_rows(
+    headers: list[dicom.DicomHeader],
+    results: list[FileResult | MskdxError],
+    patient_label: dict[str, int | None],
+    truth: dict[str, np.ndarray] | None,
+    spec: StudySpec,
+    key: bytes,
+) -> tuple[list[dict], list[np.ndarray], list[np.ndarray]]:
+    """The manifest rows, images and masks of every kept image, in file and frame order."""
     rows, image_list, mask_list = [], [], []
     for h, result in zip(headers, results, strict=True):
         if isinstance(result, MskdxError):
@@ -202,11 +278,11 @@ def extract_study(
             )
             image_list.append(img)
             mask_list.append(gt if gt is not None else np.zeros_like(img))
-    if not rows:
-        raise private.attach(
-            DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
-        )
+    return rows, image_list, mask_list
 
+
+def _manifest_table(rows: list[dict], spec: StudySpec) -> pd.DataFrame:
+    """The manifest of `rows`, its integer columns nullable; log regions and unmatched series."""
     table = pd.DataFrame(rows)
     _log_regions(table)
     unmatched = int((table.series == "unknown").sum())
@@ -219,6 +295,20 @@ def extract_study(
         )
     for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1", *_REGION_INT_COLUMNS):
         table[col] = table[col].astype("Int64")
+    return table
+
+
+def _write_cache(
+    table: pd.DataFrame,
+    image_list: list[np.ndarray],
+    mask_list: list[np.ndarray],
+    refused_rows: list[dict],
+    images: str | Path,
+    masks: str | Path,
+    manifest: str | Path,
+    refused: str | Path,
+) -> None:
+    """Log the refused files by key, then write images.npy, masks.npy, refused.csv, manifest."""
     refused_table = pd.DataFrame(refused_rows, columns=["file_key", "reason", "message"])
     for row in refused_rows:
         log.warning("refused file %s (%s): %s", row["file_key"], row["reason"], row["message"])
@@ -226,15 +316,6 @@ def extract_study(
     save_npy(masks, np.stack(mask_list))
     write_table(refused_table, refused)
     write_table(table, manifest, schema="manifest")
-    log.info(
-        "%s: %d images of %d patients (%d positive images), %d files refused",
-        spec.study,
-        len(table),
-        table.patient.nunique(),
-        int(table.label.fillna(0).sum()),
-        len(refused_rows),
-    )
-    return table
 
 
 def _process_file(job: tuple[str, StudySpec]) -> FileResult | MskdxError:
@@ -251,7 +332,7 @@ def _process_file(job: tuple[str, StudySpec]) -> FileResult | MskdxError:
                 result.images.append(img)
                 result.boxes.append(None)
             return result
-        records = dicom.read_ultrasound_regions(path)
+        records = read_ultrasound_regions(path)
         for i in keep:
             for view, crop in enumerate(_crop_frame(frames[i], records, spec, f"{path} frame {i}")):
                 result.frames.append(i)
@@ -332,7 +413,7 @@ def _on_flag(spec: StudySpec) -> str:
     return spec.preprocess.get("on_flag", "stop")
 
 
-def _flagged_regions(headers, results, root: Path) -> list[dicom.Refusal]:
+def _flagged_regions(headers, results, root: Path) -> list[Refusal]:
     """Images whose region is implausible (QC flags), one Refusal each (reason flagged_region).
 
     preprocess.on_flag decides (docs/architecture.md): stop raises listing every one by file
@@ -349,7 +430,7 @@ def _flagged_regions(headers, results, root: Path) -> list[dicom.Refusal]:
                     f"frame {frame} region {view} ({region.method}): {', '.join(region.flags)}"
                 )
                 flagged.append(
-                    dicom.Refusal(Path(h.path), "flagged_region", message, _relative(h.path, root))
+                    Refusal(Path(h.path), "flagged_region", message, _relative(h.path, root))
                 )
     return flagged
 
@@ -398,66 +479,6 @@ def _load_masks(path) -> dict[str, np.ndarray] | None:
         return {k: data[k] for k in data.files}
 
 
-#: columns of the private file map
-PRIVATE_COLUMNS = ["key", "kind", "reason", "path", "patient_id", "message"]
-_TERMINAL_LINES = 20  # refused files or patients named on the terminal; the rest in the map
-
-
-class PrivateMap:
-    """The way back from keys to real files and PatientIDs: `private/<study>/file_map.csv`.
-
-    It holds PHI (paths whose folder names hold IDs and dates, PatientIDs), so it lives outside
-    results/ (git-ignored, never in the report) and is rewritten by every extraction run.
-    """
-
-    def __init__(self, path: str | Path | None) -> None:
-        self.path = Path(path) if path else None
-        self.rows: list[dict[str, str]] = []
-
-    def add_refusals(self, refusals: list[dicom.Refusal]) -> None:
-        for r in refusals:
-            self.rows.append(
-                {
-                    "key": f"F-{r.key}",
-                    "kind": "refused file",
-                    "reason": str(r.reason),
-                    "path": os.path.abspath(r.path),
-                    "patient_id": "",
-                    "message": r.message,
-                }
-            )
-
-    def add_patients(self, unlabelled: dict[str, list[dicom.DicomHeader]], key: bytes) -> None:
-        for pid, files in sorted(unlabelled.items()):
-            self.rows.append(
-                {
-                    "key": deid.patient_pseudonym(pid, key),
-                    "kind": "unlabelled patient",
-                    "reason": "no_label",
-                    "path": os.path.abspath(files[0].path.parent),
-                    "patient_id": pid,
-                    "message": f"{len(files)} files; no row in the label sheet",
-                }
-            )
-
-    def write(self) -> None:
-        if self.path is not None:
-            write_table(pd.DataFrame(self.rows, columns=PRIVATE_COLUMNS), self.path)
-
-    def attach(self, err: MskdxError, rows: list[dicom.Refusal] | None = None) -> MskdxError:
-        """Give `err` a `terminal` text: the real paths behind its keys (never logged)."""
-        wanted = {f"F-{r.key}" for r in rows} if rows is not None else None
-        shown = [r for r in self.rows if wanted is None or r["key"] in wanted]
-        if not shown:
-            return err
-        lines = [f"  {r['key']} = {r['path']}" for r in shown[:_TERMINAL_LINES]]
-        if len(shown) > _TERMINAL_LINES:
-            lines.append(f"  ... and {len(shown) - _TERMINAL_LINES} more")
-        where = f"; all of them in {self.path} (holds PHI: keep it private)" if self.path else ""
-        err.terminal = "real paths of the keys above" + where + ":\n" + "\n".join(lines)  # type: ignore[attr-defined]
-        return err
-
-
 def _relative(path: str | Path, root: Path) -> str:
     try:
         return str(Path(path).relative_to(root))
@@ -465,9 +486,9 @@ def _relative(path: str | Path, root: Path) -> str:
         return str(path)
 
 
-def _decode_refusal(path: str | Path, err: MskdxError, root: Path) -> dicom.Refusal:
+def _decode_refusal(path: str | Path, err: MskdxError, root: Path) -> Refusal:
     """A file that passed the walk but failed to decode or crop, as the walk's refusals are:
     keyed by a hash of its relative path, the message without the path (paths may hold PHI)."""
     detail = getattr(err, "detail", None) or str(err).replace(str(path), "").lstrip(" :")
     reason = getattr(err, "reason", type(err).__name__)
-    return dicom.Refusal(Path(path), str(reason), detail, _relative(path, root))
+    return Refusal(Path(path), str(reason), detail, _relative(path, root))

@@ -13,6 +13,7 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mskdx.errors import ConfigError, LabelError
@@ -112,12 +113,41 @@ def read_label_sheet(
     empty sheet, empty patient ID, duplicated patient, label outside {positive, negative}.
     """
     path = Path(path)
+    positive, negative = _label_values(positive, negative)
+    rows = _sheet_rows(path, patient_column, label_column)
+    pcol, lcol = _label_columns(path, rows[0], patient_column, label_column, positive, negative)
+    wanted = {positive.casefold(): 1, negative.casefold(): 0}
+    sheet = _read_rows(rows, pcol, lcol, wanted)
+    problems = _problems(sheet, patient_column, label_column, positive, negative, wanted)
+    if problems:
+        raise LabelError(f"{path}: " + "\n  ".join(problems))
+    labels = sheet.labels
+    if not labels:
+        raise LabelError(f"{path}: label sheet has a header but no patient rows")
+    log.info(
+        "label sheet: %d patients (%d %s, %d %s)",
+        len(labels),
+        sum(labels.values()),
+        positive,
+        len(labels) - sum(labels.values()),
+        negative,
+    )
+    return labels
+
+
+def _label_values(positive: str, negative: str) -> tuple[str, str]:
+    """The configured label values, stripped; two different non-empty ones (else ConfigError)."""
     positive, negative = str(positive).strip(), str(negative).strip()
     if not positive or not negative or positive.casefold() == negative.casefold():
         raise ConfigError(
             f"studies.*.labels: positive {positive!r} and negative {negative!r} must be two "
             "different non-empty values"
         )
+    return positive, negative
+
+
+def _sheet_rows(path: Path, patient_column: str, label_column: str) -> list[list[str]]:
+    """The sheet's rows as text cells, header first; LabelError if unreadable or empty."""
     if not path.is_file():
         raise LabelError(f"{path}: label sheet not found (config studies.*.input.labels)")
     if path.suffix.lower() in (".xls", ".ods", ".numbers"):
@@ -133,8 +163,18 @@ def read_label_sheet(
             f"{path}: label sheet is empty; expected a header row with columns "
             f"{patient_column!r} and {label_column!r}"
         )
+    return rows
 
-    header = rows[0]
+
+def _label_columns(
+    path: Path,
+    header: list[str],
+    patient_column: str,
+    label_column: str,
+    positive: str,
+    negative: str,
+) -> tuple[int, int]:
+    """Indices of the patient and label columns in `header`; LabelError naming what is missing."""
     pcol, lcol = _find_column(header, patient_column), _find_column(header, label_column)
     missing = [c for c, i in ((patient_column, pcol), (label_column, lcol)) if i is None]
     if missing:
@@ -151,34 +191,55 @@ def read_label_sheet(
             f"{found}"
         )
     assert pcol is not None and lcol is not None
+    return pcol, lcol
 
-    labels: dict[str, int] = {}
-    rows_of: dict[str, list[int]] = defaultdict(list)
-    empty_ids: list[str] = []
-    bad: list[str] = []
-    bad_values: list[str] = []
-    wanted = {positive.casefold(): 1, negative.casefold(): 0}
+
+@dataclass
+class _SheetRows:
+    """The patient rows of a sheet: labels read, and the rows that could not be."""
+
+    labels: dict[str, int] = field(default_factory=dict)
+    rows_of: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    empty_ids: list[str] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)  # "row N: 'value'" of labels not wanted
+    bad_values: list[str] = field(default_factory=list)
+
+
+def _read_rows(rows: list[list[str]], pcol: int, lcol: int, wanted: dict[str, int]) -> _SheetRows:
+    """Read the rows after the header (numbered as a spreadsheet shows them: header = row 1)."""
+    sheet = _SheetRows()
     for number, row in enumerate(rows[1:], start=2):  # spreadsheet numbering: header = row 1
         if not any(c.strip() for c in row):
             continue
         pid = row[pcol].strip() if pcol < len(row) else ""
         value = row[lcol].strip() if lcol < len(row) else ""
         if not pid:
-            empty_ids.append(f"row {number}")
+            sheet.empty_ids.append(f"row {number}")
             continue
-        rows_of[pid].append(number)
+        sheet.rows_of[pid].append(number)
         label = wanted.get(value.casefold())
         if label is None:
             shown = value if len(value) <= 40 else value[:40] + "..."
-            bad.append(f"row {number}: {shown!r}" if value else f"row {number}: empty")
-            bad_values.append(value)
+            sheet.bad.append(f"row {number}: {shown!r}" if value else f"row {number}: empty")
+            sheet.bad_values.append(value)
             continue
-        labels[pid] = label
+        sheet.labels[pid] = label
+    return sheet
 
+
+def _problems(
+    sheet: _SheetRows,
+    patient_column: str,
+    label_column: str,
+    positive: str,
+    negative: str,
+    wanted: dict[str, int],
+) -> list[str]:
+    """What is wrong with the rows, one text per kind: never a PatientID."""
     problems: list[str] = []
-    if empty_ids:
-        problems.append(f"no {patient_column!r} in " + _listing(empty_ids))
-    duplicates = [r for r in rows_of.values() if len(r) > 1]
+    if sheet.empty_ids:
+        problems.append(f"no {patient_column!r} in " + _listing(sheet.empty_ids))
+    duplicates = [r for r in sheet.rows_of.values() if len(r) > 1]
     if duplicates:
         groups = [
             " and ".join(str(n) for n in r) if len(r) == 2 else ", ".join(map(str, r))
@@ -189,42 +250,42 @@ def read_label_sheet(
             + _listing(groups)
             + "; expected one row per patient"
         )
-    if bad:
-        rows_with_label = len(bad) + len(labels)
-        not_empty = [v for v in bad_values if v]
-        # mostly not labels, and mostly different values (as IDs are, and typos are not)
-        if 2 * len(not_empty) > rows_with_label and 2 * len(set(not_empty)) > len(not_empty):
-            # most of the column is not labels: a misnamed or swapped column, whose values may
-            # be PatientIDs; name the rows, never the values
-            ids_are_labels = sum(1 for pid in rows_of if pid.casefold() in wanted)
-            swapped = (
-                f"; its {patient_column!r} column holds the label values: are the two column "
-                "names swapped?"
-                if 2 * ids_are_labels > len(rows_of)
-                else "; is it the right column (config studies.*.labels.label_column)?"
-            )
-            problems.append(
-                f"{label_column!r} must be {positive!r} or {negative!r}, but {len(bad)} of "
-                f"{rows_with_label} rows hold something else (values not shown: they may be "
-                f"IDs){swapped} Rows: " + _listing([b.split(":")[0] for b in bad])
-            )
-        else:
-            problems.append(
-                f"{label_column!r} must be {positive!r} or {negative!r}: " + _listing(bad)
-            )
-    if problems:
-        raise LabelError(f"{path}: " + "\n  ".join(problems))
-    if not labels:
-        raise LabelError(f"{path}: label sheet has a header but no patient rows")
-    log.info(
-        "label sheet: %d patients (%d %s, %d %s)",
-        len(labels),
-        sum(labels.values()),
-        positive,
-        len(labels) - sum(labels.values()),
-        negative,
-    )
-    return labels
+    if sheet.bad:
+        problems.append(
+            _bad_labels_problem(sheet, patient_column, label_column, positive, negative, wanted)
+        )
+    return problems
+
+
+def _bad_labels_problem(
+    sheet: _SheetRows,
+    patient_column: str,
+    label_column: str,
+    positive: str,
+    negative: str,
+    wanted: dict[str, int],
+) -> str:
+    """The problem text of rows whose label is neither value (values hidden if they may be IDs)."""
+    bad, labels, rows_of = sheet.bad, sheet.labels, sheet.rows_of
+    rows_with_label = len(bad) + len(labels)
+    not_empty = [v for v in sheet.bad_values if v]
+    # mostly not labels, and mostly different values (as IDs are, and typos are not)
+    if 2 * len(not_empty) > rows_with_label and 2 * len(set(not_empty)) > len(not_empty):
+        # most of the column is not labels: a misnamed or swapped column, whose values may
+        # be PatientIDs; name the rows, never the values
+        ids_are_labels = sum(1 for pid in rows_of if pid.casefold() in wanted)
+        swapped = (
+            f"; its {patient_column!r} column holds the label values: are the two column "
+            "names swapped?"
+            if 2 * ids_are_labels > len(rows_of)
+            else "; is it the right column (config studies.*.labels.label_column)?"
+        )
+        return (
+            f"{label_column!r} must be {positive!r} or {negative!r}, but {len(bad)} of "
+            f"{rows_with_label} rows hold something else (values not shown: they may be "
+            f"IDs){swapped} Rows: " + _listing([b.split(":")[0] for b in bad])
+        )
+    return f"{label_column!r} must be {positive!r} or {negative!r}: " + _listing(bad)
 
 
 def unlabelled_patients(

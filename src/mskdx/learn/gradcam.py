@@ -28,7 +28,7 @@ empty table with the usual columns and the caller reports the localisation as sk
 
 The target layer of the project's networks is `mskdx.learn.models.cam_layer(model)` (the last ResNet
 stage). torch and pytorch_grad_cam are imported only inside `compute_cams`, so the scoring and
-summary functions (and `mskdx.evaluate.figures`, which uses them) run without torch.
+summary functions (and `mskdx.evaluate.figures.gradcam`, which uses them) run without torch.
 """
 
 from __future__ import annotations
@@ -391,7 +391,8 @@ def compute_gradcam_step(
     (`models.cam_layer`). `cams` holds every fold's sample with a `folds` array."""
     import torch
 
-    from mskdx.learn import models, train
+    from mskdx.learn import models
+    from mskdx.learn.checkpoints import load_final, prepare_images
 
     if not len(checkpoints) == len(predictions) == len(folds):
         raise ValueError(
@@ -405,7 +406,7 @@ def compute_gradcam_step(
     all_masks = np.load(masks, mmap_mode="r")
     parts, tables = [], []
     for checkpoint, prediction, fold in zip(checkpoints, predictions, folds, strict=True):
-        model, state = train.load_final(checkpoint, device)
+        model, state = load_final(checkpoint, device)
         preds = read_table(prediction, "predictions")
         test = preds[preds.subset == "test"].set_index("image_id")
         rows = table.loc[test.index].reset_index()
@@ -414,7 +415,7 @@ def compute_gradcam_step(
         imgs = np.asarray(all_images[idx])
         lesion_masks = np.asarray(all_masks[idx])
         has_mask = rows["has_mask"].fillna(False).astype(bool).to_numpy()
-        batch = train.prepare_images(imgs, state["normalization"], device)
+        batch = prepare_images(imgs, state["normalization"], device)
         maps = compute_cams(model, batch, models.cam_layer(model, layer))
         image_ids = list(rows.image_id)
         tolerance = POINTING_TOLERANCE_PX if tolerance_px is None else tolerance_px

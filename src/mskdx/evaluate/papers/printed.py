@@ -207,12 +207,14 @@ GOUT: dict = {
     "images_gout": 1389,  # Results: "1389 images from 149 patients"
     "images_control": 1021,  # Results: "1021 images from 111 patients"
     "folds": 5,
+    "train_test_ratio": 4,  # abstract: "five-fold cross-validation method (training set = 4:1)"
     "train_patients": 209,  # Results: "the training set includes data from 209 patients"
     "test_patients": 51,  # "... and the testing set includes data from 51 patients"
     # Results text: "thresholds for the five folds ... 0.28, 0.30, 0.36, 0.34, and 0.34, with an
     # average of 0.33"; Table III prints 0.36 for fold 5.
     "text_thresholds": tuple(_c(t) for t in ("0.28", "0.30", "0.36", "0.34", "0.34")),
     "text_threshold_average": _c("0.33"),
+    "threshold_step": 0.02,  # "Set the threshold from 0 to 1 (interval of 0.02)"
     "abstract_threshold": _c("0.328"),
     "abstract_auc": PrintedAuc(_c("0.904"), _c("0.887"), _c("0.927")),
     # Abstract: "accuracy of 91.1% (95% CI: 90.4%~91.8%)"; Results: "91.10% (46/51, 95% CI:
@@ -226,10 +228,13 @@ GOUT: dict = {
     # 6-block model, no statistically significant difference compared to the 2 and 4-block".
     "claim_significant_vs": ("blocks6",),
     "claim_not_significant_vs": ("blocks2", "blocks4"),
+    # The sentence is about "both the AUC value and ACC" (its own words), not SEN or SPE.
+    "claim_quantities": ("p_auc", "p_acc"),
     "alpha": 0.05,  # "Two-sided p < 0.05 was considered indicative of statistically significant"
     # Grad-CAM: "predictions for 2000 images were in agreement ..., while 401 images showed
     # discrepancies"; false negatives (x/197) and false positives (x/204), focus errors (x/30).
     "gradcam_agree": 2000,
+    "abstract_gradcam_agree": 2000,  # "aligned with radiologist opinions in 2000 images"
     "gradcam_disagree": 401,
     "gradcam_fn": 197,
     "gradcam_fp": 204,

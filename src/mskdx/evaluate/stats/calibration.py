@@ -6,8 +6,10 @@
   heel of predictive analytics", BMC Med 17:230): the slope is b in logit P(y=1) = a + b logit(p);
   the intercept ("calibration-in-the-large") is a in logit P(y=1) = a + 1 * logit(p), i.e. with
   logit(p) as an offset. Both are maximum-likelihood fits (statsmodels GLM, binomial family) with
-  Wald 95% CIs. A perfectly calibrated model has intercept 0 and slope 1; a slope below 1 means
-  predictions that are too extreme (overfitting).
+  Wald 95% CIs, or with `method="firth"` Firth's bias-reduced fits (`firth`) with profile
+  penalised-likelihood CIs. A perfectly calibrated model has intercept 0 and slope 1; a slope
+  below 1 means predictions that are too extreme (overfitting). Where the classes are separated
+  on logit(p) (`separation`) the ML slope is infinite: it is reported as NaN with the reason.
 - Reliability diagram: observed event rate against mean predicted probability per bin, with a
   Wilson CI per bin, and a LOWESS-smoothed curve of the outcomes on the probabilities
   (statsmodels' lowess), as in Austin & Steyerberg 2014 (Stat Med 33:517).
@@ -64,7 +66,11 @@ def logit(prob: ArrayLike) -> NDArray[np.float64]:
 
 @dataclass(frozen=True)
 class BrierScore:
-    """Brier score with its 95% CI (normal approximation of a mean), and the reference value."""
+    """Brier score with its 95% CI (normal approximation of a mean), and the reference value.
+
+    The CI is NaN, with `note` saying why, where the normal approximation gives no interval: one
+    case, or every squared error the same (no spread to estimate a standard error from).
+    """
 
     value: float
     low: float
@@ -72,6 +78,7 @@ class BrierScore:
     n: int
     #: the Brier score of predicting the prevalence for everyone (a model must do better)
     reference: float
+    note: str = ""
 
 
 def brier_score(y_true: ArrayLike, prob: ArrayLike, level: float = 0.95) -> BrierScore:
@@ -80,18 +87,29 @@ def brier_score(y_true: ArrayLike, prob: ArrayLike, level: float = 0.95) -> Brie
     terms = (p - y) ** 2
     value = float(terms.mean())
     n = len(terms)
-    if n > 1:
+    low = high = math.nan
+    note = ""
+    if n == 1:
+        note = "CI not estimable: one case, no standard error"
+    elif terms.min() == terms.max():
+        # a zero standard error is an artefact (e.g. every probability exactly right), not
+        # certainty: the normal approximation of the mean has nothing to say
+        note = f"CI not estimable: every squared error is {terms[0]:.4g}, so the SE is 0"
+    else:
         half = sps.norm.ppf(0.5 + level / 2) * terms.std(ddof=1) / math.sqrt(n)
         low, high = max(0.0, value - half), min(1.0, value + half)
-    else:
-        low = high = math.nan
     prevalence = y.mean()
-    return BrierScore(value, low, high, n, float(prevalence * (1 - prevalence)))
+    return BrierScore(value, low, high, n, float(prevalence * (1 - prevalence)), note)
 
 
 @dataclass(frozen=True)
 class CalibrationFit:
-    """Calibration intercept (with slope fixed at 1) and slope, each with a Wald 95% CI."""
+    """Calibration intercept (with slope fixed at 1) and slope, each with a 95% CI.
+
+    A value that does not exist is NaN, and `note` says why ("not estimable: ..."); `note` also
+    names anything else a reader must know (Firth fit, clipped probabilities). `method` is "ml"
+    (Wald CIs) or "firth" (profile penalised-likelihood CIs).
+    """
 
     intercept: float
     intercept_low: float
@@ -101,47 +119,120 @@ class CalibrationFit:
     slope_high: float
     n: int
     events: int
-    #: why a fit could not be made (one class only, perfect separation), else ""
     note: str = ""
+    method: str = "ml"
+    #: how the classes sit on logit(p): none, complete, quasi-complete, constant, one class
+    separation: str = "none"
 
 
-def calibration_fit(y_true: ArrayLike, prob: ArrayLike, level: float = 0.95) -> CalibrationFit:
-    """Fit the logistic recalibration model; nan with a note where it cannot be estimated."""
+METHODS = ("ml", "firth")
+
+
+def _ml_fits(y, lp, level, fit_slope):
+    """ML intercept (offset) fit and slope fit: each (value, low, high) or a reason; slope None
+    when not asked for."""
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
-    y, p = _check(y_true, prob)
-    events = int(y.sum())
-    nan = math.nan
-    if events in (0, len(y)):
-        return CalibrationFit(nan, nan, nan, nan, nan, nan, len(y), events, "one class only")
-    lp = logit(p)
-    alpha = 1 - level
     family = sm.families.Binomial()
-    try:
-        with np.errstate(over="ignore", divide="ignore"), warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always", PerfectSeparationWarning)
-            large = sm.GLM(y, np.ones((len(y), 1)), family=family, offset=lp).fit()
+    with np.errstate(over="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", PerfectSeparationWarning)
+        large = sm.GLM(y, np.ones((len(y), 1)), family=family, offset=lp).fit()
+        a_low, a_high = large.conf_int(1 - level)[0]
+        intercept = (float(large.params[0]), a_low, a_high)
+        if not (large.converged and np.isfinite(intercept).all()):
+            # cannot happen with both classes present (the offset model's ML estimate is
+            # finite), kept so that a number from a failed fit is never printed
+            intercept = "the ML intercept fit did not converge"
+        if not fit_slope:
+            return intercept, None
+        try:
             slope_fit = sm.GLM(y, sm.add_constant(lp, has_constant="add"), family=family).fit()
-    except (PerfectSeparationError, np.linalg.LinAlgError) as exc:
-        return CalibrationFit(nan, nan, nan, nan, nan, nan, len(y), events, f"no fit: {exc}")
-    a_low, a_high = large.conf_int(alpha)[0]
-    b_low, b_high = slope_fit.conf_int(alpha)[1]
-    note = ""
-    separated = any(issubclass(x.category, PerfectSeparationWarning) for x in w)
-    if separated or not np.isfinite([a_low, a_high, b_low, b_high]).all():
-        # the scores separate the classes: the slope runs to infinity, its value means nothing
-        note = "perfect separation: the slope is not identified"
+        except (PerfectSeparationError, np.linalg.LinAlgError) as exc:
+            return intercept, f"the ML slope fit failed: {exc}"
+    b_low, b_high = slope_fit.conf_int(1 - level)[1]
+    if not (slope_fit.converged and np.isfinite([b_low, b_high]).all()):
+        # a guard beyond the separation check: IRLS that stops at its iteration limit leaves a
+        # large number that is no estimate
+        return intercept, "the ML slope fit did not converge"
+    return intercept, (float(slope_fit.params[1]), b_low, b_high)
+
+
+def _firth_fits(y, lp, level, slope_estimable):
+    """Firth intercept (offset) and slope fits with profile penalised-likelihood CIs."""
+    from mskdx.evaluate.stats.firth import firth_logistic, firth_profile_ci
+
+    ones = np.ones((len(y), 1))
+    large = firth_logistic(y, ones, offset=lp)
+    a_low, a_high = firth_profile_ci(y, ones, large, 0, offset=lp, level=level)
+    intercept = (float(large.coef[0]), a_low, a_high)
+    if not slope_estimable:
+        return intercept, None
+    X = np.column_stack([np.ones(len(y)), lp])
+    fit = firth_logistic(y, X)
+    if not fit.converged:
+        return intercept, "the Firth slope fit did not converge"
+    b_low, b_high = firth_profile_ci(y, X, fit, 1, level=level)
+    return intercept, (float(fit.coef[1]), b_low, b_high)
+
+
+def calibration_fit(
+    y_true: ArrayLike, prob: ArrayLike, level: float = 0.95, method: str = "ml"
+) -> CalibrationFit:
+    """Fit the logistic recalibration model; NaN with a "not estimable" note where it has no value.
+
+    Separation is decided from the data (`detect_separation` on logit(p)), not from a fitter's
+    warning: under complete or quasi-complete separation the ML slope is infinite and is
+    reported as NaN with the reason; `method="firth"` reports Firth's finite bias-reduced slope
+    instead. Constant probabilities leave the slope unidentified under either method.
+    """
+    from mskdx.evaluate.stats.separation import detect_separation
+
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}: expected one of {METHODS}")
+    y, p = _check(y_true, prob)
+    n, events = len(y), int(y.sum())
+    nan = math.nan
+    if events in (0, n):
+        note = f"not estimable: one class only ({events} events of {n})"
+        return CalibrationFit(nan, nan, nan, nan, nan, nan, n, events, note, method, "one class")
+    lp = logit(p)
+    notes = []
+    clipped = int(((p < EPS) | (p > 1 - EPS)).sum())
+    if clipped:
+        notes.append(
+            f"{clipped} probabilities outside [{EPS:g}, 1 - {EPS:g}] clipped before the logit"
+        )
+    separation = detect_separation(y, lp)
+    slope_estimable = separation.kind != "constant"
+    if method == "ml":
+        intercept, slope = _ml_fits(y, lp, level, separation.estimable)
+        if slope is None:
+            slope = separation.reason()
+            if slope_estimable:
+                slope += "; method firth gives a finite slope"
+    else:
+        intercept, slope = _firth_fits(y, lp, level, slope_estimable)
+        if slope is None:
+            slope = separation.reason()
+        elif not separation.estimable:
+            notes.insert(0, f"Firth slope under {separation.kind} separation")
+    if isinstance(slope, str):
+        notes.insert(0, f"slope not estimable: {slope}")
+        slope = (nan, nan, nan)
+    elif not np.isfinite(slope).all():
+        notes.insert(0, "slope CI not estimable: the profile does not reach the cut-off")
+    if isinstance(intercept, str):
+        notes.insert(0, f"intercept not estimable: {intercept}")
+        intercept = (nan, nan, nan)
     return CalibrationFit(
-        intercept=float(large.params[0]),
-        intercept_low=float(a_low),
-        intercept_high=float(a_high),
-        slope=float(slope_fit.params[1]),
-        slope_low=float(b_low),
-        slope_high=float(b_high),
-        n=len(y),
+        *(float(v) for v in intercept),
+        *(float(v) for v in slope),
+        n=n,
         events=events,
-        note=note,
+        note="; ".join(notes),
+        method=method,
+        separation=separation.kind,
     )
 
 

@@ -109,13 +109,24 @@ def delong_covariance(
     The covariance needs at least two positives and two negatives; with fewer it is NaN.
     """
     auc, v10, v01 = delong_placements(y_true, scores)
+    return auc, _covariance(v10, v01)
+
+
+def _covariance(v10: NDArray[np.float64], v01: NDArray[np.float64]) -> NDArray[np.float64]:
     k, m = v10.shape
     n = v01.shape[1]
     if m < 2 or n < 2:
-        return auc, np.full((k, k), math.nan)
+        return np.full((k, k), math.nan)
     s10 = np.atleast_2d(np.cov(v10, ddof=1))
     s01 = np.atleast_2d(np.cov(v01, ddof=1))
-    return auc, s10 / m + s01 / n
+    return s10 / m + s01 / n
+
+
+def _constant(v10: NDArray[np.float64], v01: NDArray[np.float64]) -> bool:
+    """Whether placements (or their paired differences) are constant within each class: then
+    the DeLong variance is exactly 0, whatever rounding np.cov leaves (placements are multiples
+    of 1/(2n) and 1/(2m), so 1e-12 separates "equal" from the smallest real difference)."""
+    return bool(np.ptp(v10) <= 1e-12 and np.ptp(v01) <= 1e-12)
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,8 @@ class DelongResult:
     level: float
     n_positive: int
     n_negative: int
+    #: why the CI is NaN ("CI not estimable: ..."), else ""
+    note: str = ""
 
     @property
     def se(self) -> float:
@@ -139,17 +152,30 @@ class DelongResult:
 def delong_auc(y_true: ArrayLike, y_score: ArrayLike, level: float = 0.95) -> DelongResult:
     """Return the AUC with its DeLong (1988) variance and CI, AUC +- z * SE clipped to [0, 1].
 
-    This is pROC's ``ci.auc(method = "delong")``. The CI is NaN when there are fewer than two
-    positives or two negatives (no variance estimate). Raises ValueError without one of each.
+    This is pROC's ``ci.auc(method = "delong")``, except where the DeLong variance is 0. The CI is
+    NaN, with a note, when there are fewer than two positives or two negatives (no variance
+    estimate), and when the variance is 0: then every positive outranks the same share of
+    negatives (AUC 0 or 1, separated scores, or all scores tied), an artefact of the sample and
+    not certainty; pROC prints the point as its own CI, [1, 1], and warns that it "can be
+    misleading". Raises ValueError without one of each class.
     """
     level = _check_level(level)
     y = _labels(y_true)
-    auc, cov = delong_covariance(y, y_score)
+    auc, v10, v01 = delong_placements(y, y_score)
     if auc.size != 1:
         raise ValueError(f"y_score has {auc.size} rows; delong_auc takes one score vector")
-    a, var = float(auc[0]), float(cov[0, 0])
+    a, var = float(auc[0]), float(_covariance(v10, v01)[0, 0])
+    m, n = int(y.sum()), int((~y).sum())
+    note = ""
     if math.isnan(var):
         low = high = math.nan
+        note = f"CI not estimable: {m} positives and {n} negatives; the variance needs 2 of each"
+    elif _constant(v10, v01):
+        var, low, high = 0.0, math.nan, math.nan
+        note = (
+            f"CI not estimable: the DeLong variance is 0 (AUC {a:.3g}: every positive outranks "
+            "the same share of negatives), an artefact of the sample"
+        )
     else:
         half = norm.ppf(0.5 + level / 2.0) * math.sqrt(max(var, 0.0))
         low, high = max(0.0, float(a - half)), min(1.0, float(a + half))
@@ -159,8 +185,9 @@ def delong_auc(y_true: ArrayLike, y_score: ArrayLike, level: float = 0.95) -> De
         ci_low=low,
         ci_high=high,
         level=level,
-        n_positive=int(y.sum()),
-        n_negative=int((~y).sum()),
+        n_positive=m,
+        n_negative=n,
+        note=note,
     )
 
 
@@ -184,6 +211,8 @@ class DelongTest:
     level: float
     n_positive: int
     n_negative: int
+    #: what the degenerate cases mean ("not estimable: ...", "no difference: ..."), else ""
+    note: str = ""
 
 
 def delong_test(
@@ -192,10 +221,13 @@ def delong_test(
     """Test whether two correlated AUCs differ (DeLong et al. 1988), two-sided normal test.
 
     z = (AUC_a - AUC_b) / sqrt(Var_a + Var_b - 2 Cov_ab), as pROC's ``roc.test`` (paired).
-    Degenerate variance (Var of the difference <= 0, e.g. identical or identically ranked
-    scores): z = 0 and p = 1 when the AUCs are equal (0/0 defined as "no evidence of a
-    difference"); z = +-inf and p = 0 when they differ (a logged warning). With fewer than two
-    positives or negatives z and p are NaN.
+    Zero variance of the difference means every case's placement differs by the same amount in
+    the two arms. With equal AUCs that amount is 0: the arms place every case alike, the
+    sign-flip permutation distribution of the difference is a point mass at the observed 0, and
+    z = 0, p = 1 (as pROC). With different AUCs (e.g. a perfect arm against a constant one) the
+    normal test has no scale: z, p and the CI are NaN, "not estimable" (pROC prints z = Inf,
+    p = 0, a number that the sample cannot support). With fewer than two positives or negatives
+    z and p are NaN (pROC: NA).
     """
     level = _check_level(level)
     y = _labels(y_true)
@@ -203,19 +235,30 @@ def delong_test(
     b = np.asarray(score_b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"score_a has shape {a.shape} but score_b {b.shape}; expected the same")
-    auc, cov = delong_covariance(y, np.vstack([a, b]))
+    auc, v10, v01 = delong_placements(y, np.vstack([a, b]))
+    cov = _covariance(v10, v01)
     diff = float(auc[0] - auc[1])
     var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
     crit = norm.ppf(0.5 + level / 2.0)
+    m, n = int(y.sum()), int((~y).sum())
+    note = ""
     if math.isnan(var):
         z = p = low = high = math.nan
-    elif var <= 0.0:
-        if diff == 0.0:
+        note = f"not estimable: {m} positives and {n} negatives; the variance needs 2 of each"
+    elif _constant(v10[0] - v10[1], v01[0] - v01[1]):
+        var = 0.0
+        if abs(diff) <= 1e-12:
+            diff = 0.0
             z, p = 0.0, 1.0
+            low = high = diff
+            note = "no difference: the two arms place every case alike (zero variance), p = 1"
         else:
-            log.warning("DeLong test: AUCs differ by %.6g with zero variance; p = 0", diff)
-            z, p = math.copysign(math.inf, diff), 0.0
-        low = high = diff
+            log.warning("DeLong test: AUCs differ by %.6g with zero variance: not estimable", diff)
+            z = p = low = high = math.nan
+            note = (
+                f"not estimable: the AUCs differ by {abs(diff):.3g} but the DeLong variance of the "
+                "difference is 0, so the normal test has no scale"
+            )
     else:
         se = math.sqrt(var)
         z = diff / se
@@ -232,6 +275,7 @@ def delong_test(
         ci_low=float(low),
         ci_high=float(high),
         level=level,
-        n_positive=int(y.sum()),
-        n_negative=int((~y).sum()),
+        n_positive=m,
+        n_negative=n,
+        note=note,
     )

@@ -32,28 +32,45 @@ class McNemarResult:
     n: int
     exact: bool
     correction: bool
+    #: what a degenerate case means ("not estimable: ...", "no discordant pairs: ..."), else ""
+    note: str = ""
 
 
 def mcnemar_from_counts(
     b: int, c: int, correction: bool = True, exact: bool = False, n: int | None = None
 ) -> McNemarResult:
-    """Run McNemar's test from the discordant counts b and c (see `mcnemar`)."""
+    """Run McNemar's test from the discordant counts b and c (see `mcnemar`).
+
+    `n` (all pairs) is optional; given as 0 (an empty subgroup) the test is not estimable.
+    """
+    given_n = n is not None
     b, c = int(b), int(c)
     if b < 0 or c < 0:
         raise ValueError(f"b={b}, c={c}: expected non-negative discordant counts")
     n = b + c if n is None else int(n)
+    if n < b + c:
+        raise ValueError(f"n={n} pairs but b + c = {b + c} discordant ones; expected n >= b + c")
     d = b + c
-    if d == 0:
-        # No discordant pairs: no evidence of a difference (R and statsmodels return NaN here).
+    note = ""
+    if n == 0 and d == 0 and given_n:
+        # an empty subgroup: there is nothing to test, and p = 1 would read as a finding
+        stat = p = float("nan")
+        note = "not estimable: no pairs"
+    elif d == 0:
+        # No discordant pairs: the conditional (exact) null distribution of b given b + c = 0 is
+        # a point mass at the observed 0, so p = 1 exactly; the chi-square statistic 0/0 is
+        # taken as its limit 0 (R's mcnemar.test and statsmodels' chi-square give NaN here).
         stat, p = 0.0, 1.0
+        note = "no discordant pairs: the two agree on every case, p = 1"
     elif exact:
         stat = float(min(b, c))
         p = float(min(1.0, binomtest(b, d, 0.5, alternative="two-sided").pvalue))
     else:
         diff = abs(b - c)
         if correction:
-            # Edwards' correction, floored at 0: R's (|b-c|-1)^2 would turn b == c into a
-            # positive statistic 1/(b+c); here b == c gives statistic 0, p = 1.
+            # Edwards' correction, floored at 0, so that b == c gives statistic 0, p = 1; R's
+            # mcnemar.test does the same by dropping the correction when b == c (R 4.2.2,
+            # tests/data/degenerate_reference.csv).
             diff = max(0.0, diff - 1.0)
         stat = diff * diff / d
         p = float(chi2.sf(stat, 1))
@@ -65,6 +82,7 @@ def mcnemar_from_counts(
         n=n,
         exact=bool(exact),
         correction=bool(correction),
+        note=note,
     )
 
 
@@ -77,13 +95,13 @@ def mcnemar(
         correct_a, correct_b: per-case booleans, True where that classifier is right; the same
             cases in the same order.
         correction: continuity correction (Edwards 1948), statistic (|b - c| - 1)^2 / (b + c),
-            as R's ``mcnemar.test`` (default). Identical to R whenever |b - c| >= 1; at b == c
-            the corrected difference is floored at 0 (statistic 0, p = 1) where R reports
-            1/(b + c).
+            as R's ``mcnemar.test`` (default). At b == c the corrected difference is floored at
+            0 (statistic 0, p = 1), which is also R's answer (it drops the correction there).
         exact: two-sided exact binomial test of b ~ Binomial(b + c, 1/2) (statsmodels
             ``mcnemar(exact=True)``); `correction` is then ignored.
 
-    Edge case b = c = 0 (classifiers agree on every case): statistic 0, p = 1.
+    Edge cases: b = c = 0 (classifiers agree on every case): statistic 0, p = 1 (the exact
+    conditional test's answer), with a note; no cases at all: NaN, "not estimable: no pairs".
     """
     a = np.asarray(correct_a)
     bb = np.asarray(correct_b)

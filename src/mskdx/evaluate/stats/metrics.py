@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import precision_recall_fscore_support
 
 from mskdx.evaluate.stats.delong import DelongResult, delong_auc
 from mskdx.evaluate.stats.proportions import Estimate, proportion
@@ -30,7 +30,8 @@ class BinaryMetrics:
 
     sensitivity = recall_positive = TP / (TP + FN); specificity = recall_negative = TN / (TN + FP);
     precision_positive (PPV) = TP / (TP + FP); precision_negative (NPV) = TN / (TN + FN).
-    `auc` is None when no scores were given or a class is absent.
+    `auc` is None when no scores were given or a class is absent (`auc_note` then says why).
+    F1 is NaN where precision or recall is 0/0 (no predicted or no actual positives).
     """
 
     tp: int
@@ -47,6 +48,7 @@ class BinaryMetrics:
     recall_negative: Estimate
     f1_negative: float
     auc: DelongResult | None
+    auc_note: str = ""
 
     @property
     def n(self) -> int:
@@ -79,13 +81,16 @@ def binary_metrics(
     p = _binary("y_pred", y_pred)
     if t.shape != p.shape:
         raise ValueError(f"y_true has {t.size} cases but y_pred {p.size}; expected the same")
-    tn, fp, fn, tp = (int(v) for v in confusion_matrix(t, p, labels=[0, 1]).ravel())
+    # counted directly: sklearn's confusion_matrix refuses an empty subgroup
+    tp, fn = int(np.sum((t == 1) & (p == 1))), int(np.sum((t == 1) & (p == 0)))
+    tn, fp = int(np.sum((t == 0) & (p == 0))), int(np.sum((t == 0) & (p == 1)))
     if t.size:
         _, _, f1, _ = precision_recall_fscore_support(t, p, labels=[0, 1], zero_division=np.nan)
         f1_neg, f1_pos = float(f1[0]), float(f1[1])
     else:
         f1_neg = f1_pos = math.nan
     auc = None
+    auc_note = ""
     if y_score is not None:
         score = np.asarray(y_score, dtype=np.float64)
         if score.shape != t.shape:
@@ -93,7 +98,10 @@ def binary_metrics(
         if tp + fn and tn + fp:
             auc = delong_auc(t, score, level=level)
         else:
-            log.warning("AUC undefined: %d positives, %d negatives", tp + fn, tn + fp)
+            auc_note = (
+                f"not estimable: {tp + fn} positives and {tn + fp} negatives; the AUC needs both"
+            )
+            log.warning("AUC %s", auc_note)
     return BinaryMetrics(
         tp=tp,
         fn=fn,
@@ -109,4 +117,5 @@ def binary_metrics(
         recall_negative=proportion(tn, tn + fp, level),
         f1_negative=f1_neg,
         auc=auc,
+        auc_note=auc_note,
     )

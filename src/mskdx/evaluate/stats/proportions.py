@@ -63,6 +63,11 @@ class Estimate:
     n: int
     level: float = 0.95
 
+    @property
+    def note(self) -> str:
+        """The reason there is no value: "not estimable: no cases" when n = 0, else ""."""
+        return "not estimable: no cases" if self.n == 0 else ""
+
     def percent(self, digits: int = 1) -> str:
         """Format as ``"82.5% (184/223) [77.0, 86.9]"`` (percent, Wilson CI in brackets)."""
         if self.n == 0:

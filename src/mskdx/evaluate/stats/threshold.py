@@ -45,6 +45,8 @@ class ThresholdSearch:
     n: int
     grid: NDArray[np.float64]
     accuracies: NDArray[np.float64]
+    #: why the chosen threshold carries less than it seems (one class, a flat curve), else ""
+    note: str = ""
 
 
 def search_threshold(
@@ -58,6 +60,8 @@ def search_threshold(
     are equally wide, the one with the smallest thresholds. Within a run every threshold gives
     the same diagnoses on the training patients, so the middle keeps the largest margin to the
     training fractions on both sides (the smallest would sit right above one of them).
+    Degenerate training sets get a `note`: one class only (the threshold is chosen but learns
+    nothing about the other class) and a flat accuracy curve (every threshold ties).
 
     Args:
         fraction_abnormal: per training patient, the share of images called abnormal (0..1).
@@ -88,6 +92,15 @@ def search_threshold(
     starts, stops = edges[0::2], edges[1::2]
     widest = int(np.argmax(stops - starts))  # argmax: first of equally wide runs
     index = int(starts[widest] + (stops[widest] - starts[widest] - 1) // 2)
+    note = ""
+    if truth.all() or not truth.any():
+        called = "positive" if truth.all() else "negative"
+        note = (
+            f"one class only among the training patients: the threshold calls them all {called} "
+            "and says nothing about the other class"
+        )
+    elif stops[widest] - starts[widest] == grid.size:
+        note = "every threshold gives the same training accuracy: the tie rule, not the data, chose"
     return ThresholdSearch(
         threshold=float(grid[index]),
         accuracy=float(best / frac.size),
@@ -95,4 +108,5 @@ def search_threshold(
         n=int(frac.size),
         grid=grid,
         accuracies=correct / frac.size,
+        note=note,
     )
