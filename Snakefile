@@ -23,6 +23,7 @@ include: "workflow/rules/external.smk"
 include: "workflow/rules/calibration.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/deploy.smk"
 
 
 rule all:

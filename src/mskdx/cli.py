@@ -1,4 +1,4 @@
-"""The `mskdx` command line: `mskdx synth ...` and `mskdx predict ...`."""
+"""The `mskdx` command line: `mskdx synth`, `mskdx predict`, `mskdx export`, `mskdx send`."""
 
 from __future__ import annotations
 
@@ -89,11 +89,14 @@ def _run_predict(args: argparse.Namespace) -> int:
         results=args.results,
         gradcam=args.gradcam,
         threads=args.threads,
+        dicom_out=args.dicom_out,
+        dicom_send=args.dicom_send,
     )
     calls = patients["call"] if "call" in patients else images["call"]
     print(
         f"{len(images)} images of {len(patients)} patients scored by {args.study}/{args.arm}; "
         f"{int(calls.sum())} of {len(calls)} called positive. Tables: {args.out}"
+        + (f"; DICOM results (hold PHI): {args.dicom_out}" if args.dicom_out else "")
     )
     return 0
 
@@ -121,11 +124,83 @@ def _add_predict(subparsers) -> None:
     p.add_argument("--results", default="results", help="the workflow's results folder")
     p.add_argument("--gradcam", type=int, default=0, metavar="N", help="Grad-CAM of N images")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--dicom-out",
+        metavar="DIR",
+        help="also write the results as DICOM (an SR per patient, the Grad-CAM overlays as "
+        "Secondary Capture) into DIR; they hold the source PHI: DIR must lie outside results/",
+    )
+    p.add_argument(
+        "--dicom-send",
+        metavar="AET@HOST:PORT",
+        help="C-STORE the DICOM results to this PACS (a rerun sends only what it has not stored)",
+    )
     p.set_defaults(func=_run_predict)
 
 
+def _run_export(args: argparse.Namespace) -> int:
+    from mskdx.deploy.export import export_arm
+    from mskdx.deploy.predict import fold_checkpoints
+
+    config = load_config(args.configfile or [DEFAULT_CONFIG])
+    study = config.get("studies", {}).get(args.study)
+    if not study or args.arm not in study.get("arms", {}):
+        raise ConfigError(f"studies.{args.study}.arms.{args.arm}: not in the config")
+    out = args.out or str(Path(args.results, args.study, "export", args.arm))
+    written = export_arm(
+        fold_checkpoints(args.results, args.study, args.arm),
+        out,
+        study=args.study,
+        arm=args.arm,
+        preprocess=study["preprocess"],
+    )
+    print(f"{len(written)} fold models of {args.study}/{args.arm} exported to {out}")
+    return 0
+
+
+def _add_export(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export an arm's fold models to ONNX and TorchScript",
+        description=(
+            "Write each fold model of a trained arm as ONNX and TorchScript (input: the "
+            "normalised image, output: P(positive)) with a JSON of the preprocessing it expects."
+        ),
+    )
+    p.add_argument("--study", required=True, choices=["gout", "olt"])
+    p.add_argument("--arm", required=True)
+    p.add_argument(
+        "--configfile",
+        action="append",
+        metavar="YAML",
+        help=f"the config(s) the workflow ran with; repeat to overlay. Default: {DEFAULT_CONFIG}",
+    )
+    p.add_argument("--results", default="results", help="the workflow's results folder")
+    p.add_argument("--out", help="output folder (default: RESULTS/<study>/export/<arm>)")
+    p.set_defaults(func=_run_export)
+
+
+def _run_send(args: argparse.Namespace) -> int:
+    from mskdx.deploy.send import send_folder
+
+    sent = send_folder(args.dicom, args.to)
+    print(f"{sent} objects sent to {args.to}")
+    return 0
+
+
+def _add_send(subparsers) -> None:
+    p = subparsers.add_parser(
+        "send",
+        help="send (again) the DICOM results of mskdx predict to a PACS",
+        description="C-STORE the objects of a --dicom-out folder that the PACS has not stored.",
+    )
+    p.add_argument("--dicom", required=True, metavar="DIR", help="the --dicom-out folder")
+    p.add_argument("--to", required=True, metavar="AET@HOST:PORT")
+    p.set_defaults(func=_run_send)
+
+
 #: Subcommand registrars; add one function per subcommand.
-SUBCOMMANDS: list[Callable] = [_add_synth, _add_predict]
+SUBCOMMANDS: list[Callable] = [_add_synth, _add_predict, _add_export, _add_send]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except MskdxError as exc:
         log.error("%s", exc)
+        if getattr(exc, "terminal", ""):  # the real paths behind the keys: terminal only
+            log.error("%s", exc.terminal)
         return 2
 
 

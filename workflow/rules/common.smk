@@ -308,6 +308,8 @@ def get_final_output():
         out.append(figure(f"results/gout/figures/threshold_{arm}"))
     for arm in arms("olt"):
         out.append(figure(f"results/olt/figures/montage_{arm}"))
+    for study in STUDIES:
+        out += [f"results/{study}/model_card_{arm}.md" for arm in arms(study)]
     return out
 
 
@@ -471,3 +473,57 @@ def get_repeat_predictions(wildcards):
         for arm in arms(wildcards.study)
         for fold in repeat_folds(wildcards.study)
     ]
+
+
+# ---- deployment: predict's DICOM results, model cards ------------------------------------------
+
+
+def get_predict_dicom_out(wildcards):
+    """Where predict_folder writes its DICOM results, from config predict.dicom_out (true =
+    private/<study>/predict/<arm>/dicom; a path ({study}, {arm} filled in); false/empty = none).
+    They hold the source patients' identity: never under results/ (the library refuses).
+    """
+    given = (config.get("predict") or {}).get("dicom_out")
+    # --config predict='{dicom_out: true}' arrives as the text "true"
+    if not given or str(given).lower() == "false":
+        return ""
+    if given is True or str(given).lower() == "true":
+        return f"private/{wildcards.study}/predict/{wildcards.arm}/dicom"
+    return str(given).format(study=wildcards.study, arm=wildcards.arm)
+
+
+def get_model_card_tables(wildcards):
+    """The run's tables a model card is generated from."""
+    study, arm = wildcards.study, wildcards.arm
+    tables = f"results/{study}/tables"
+    out = {
+        "manifest": f"results/{study}/cache/manifest.csv",
+        "calibration": f"{tables}/calibration.csv",
+        "localisation": f"{tables}/localisation.csv",
+        "external": [f"{tables}/external_{c}.csv" for c in external_cohorts(study)],
+    }
+    if study == "gout":
+        out["performance"] = f"{tables}/table1_image_level.csv"
+        out["patients"] = f"{tables}/table3_patient_level_{arm}.csv"
+    else:
+        out["performance"] = f"{tables}/table2_performance.csv"
+    return out
+
+
+def get_model_card_settings(wildcards):
+    """What the card reports of the config: the arm, its training, the crop, the labels."""
+    cfg = study_config(wildcards.study)
+    splits = cfg["splits"]
+    return {
+        "source": config["data"]["source"],
+        "arm_spec": model_spec(wildcards.study, wildcards.arm),
+        "train": get_train_spec(wildcards),
+        "preprocess": cfg["preprocess"],
+        "labels": {
+            "positive": cfg["labels"]["positive"],
+            "negative": cfg["labels"]["negative"],
+        },
+        "folds": len(folds(wildcards.study)),
+        "split": "user file" if splits.get("file") else splits["method"],
+        "image_threshold": cfg["evaluate"]["image_threshold"],
+    }

@@ -1,4 +1,5 @@
 # New patients: not in rule all; ask for results/<study>/predict/<arm>/patients.csv.
+# predict.dicom_out writes the DICOM results (PHI) under private/, predict.dicom_send sends them.
 
 
 rule predict_folder:
@@ -8,6 +9,9 @@ rule predict_folder:
         curves=get_arm_curves,
         code=library_sources(
             "deploy/predict",
+            "deploy/dicom_out",
+            "deploy/send",
+            "deploy/sources",
             "evaluate/external",
             "evaluate/markdown",
             "evaluate/stats/proportions",
@@ -44,5 +48,7 @@ rule predict_folder:
         key_env=lookup(dpath="data/pseudonym_key_env", within=config),
         private_map="private/{study}/predict/{arm}/file_map.csv",
         gradcam=lookup(dpath="predict/gradcam", within=config, default=0),
+        dicom_out=get_predict_dicom_out,
+        dicom_send=lookup(dpath="predict/dicom_send", within=config, default=""),
     script:
         "../scripts/predict_folder.py"

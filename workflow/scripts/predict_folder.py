@@ -17,4 +17,6 @@ predict_step(
     private_map=snakemake.params.private_map,
     gradcam=snakemake.params.gradcam,
     threads=snakemake.params.threads,
+    dicom_out=snakemake.params.dicom_out or None,
+    dicom_send=snakemake.params.dicom_send or None,
 )

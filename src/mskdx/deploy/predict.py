@@ -13,6 +13,11 @@ normalization and batch size). Outputs carry pseudonymous keys only:
 - `refused.csv`: files that were not used, with the reason;
 - `gradcam.png` (optional): Grad-CAM overlays of the first fold model on a sample of images.
 
+With `dicom_out` the same results go out as DICOM for the PACS (`mskdx.deploy.dicom_out`: a
+Comprehensive SR per patient, the Grad-CAM overlays as Secondary Capture, referencing the source
+instances that `mskdx.deploy.sources` finds again), and with `dicom_send` to a PACS
+(`mskdx.deploy.send`). Those objects hold PHI: `dicom_out` must lie outside results/.
+
 A folder whose images the model was not trained for is refused: no file of the study's
 modalities, or images whose preprocessed size differs from the model's input.
 """
@@ -28,8 +33,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mskdx.deploy import dicom_out as dcm_out
+from mskdx.deploy import send
+from mskdx.deploy.sources import find_sources
 from mskdx.errors import ConfigError, DicomError
 from mskdx.evaluate import external
+from mskdx.ingest import deid
 from mskdx.io import read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -78,10 +87,14 @@ def predict_folder(
     private_map: PathLike | None = None,
     gradcam: int = 0,
     threads: int = 1,
+    dicom_out: PathLike | None = None,
+    dicom_send: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every image of `dicom_dir` with an arm's fold models; write the tables to `out_dir`.
 
     `private_map` (outside results/, it holds PHI) maps refused files' keys to their real paths.
+    `dicom_out` (a folder outside results/) receives the DICOM results, `dicom_send`
+    (AET@host:port) the PACS they are sent to.
 
     `spec` is the study's extraction spec (`mskdx.ingest.extract.StudySpec`), `curves` the arm's
     development threshold curves (gout; None for OLT, diagnosed per image).
@@ -90,8 +103,12 @@ def predict_folder(
 
     if not checkpoints:
         raise ConfigError(f"{spec.study}/{arm}: no fold model given")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    peer = send.parse_peer(dicom_send) if dicom_send else None
+    if peer is not None and dicom_out is None:
+        raise ConfigError("--dicom-send needs --dicom-out: the objects are sent from there")
+    out = dcm_out.check_writable(out_dir, "--out")
+    if dicom_out is not None:
+        dcm_out.check_writable(dicom_out)
     threshold = external.development_threshold(curves) if curves else None
     with tempfile.TemporaryDirectory(dir=out, prefix=".cache-") as tmp:
         cache = {
@@ -127,13 +144,24 @@ def predict_folder(
             sequence=arm_spec.get("sequence"),
             threads=threads,
         )
+        overlays = {}
         if gradcam:
             log.info("3/3 Grad-CAM of %d images", gradcam)
-            _gradcam(checkpoints[0], cache, ensemble, gradcam, out / "gradcam.png")
+            overlays = _gradcam(checkpoints[0], cache, ensemble, gradcam, out / "gradcam.png")
+        sources = None
+        if dicom_out is not None:
+            manifest = read_table(cache["manifest"], "manifest")
+            manifest = manifest[manifest["image_id"].isin(ensemble["image_id"])]
+            sources = find_sources(dicom_dir, manifest, spec.modalities, deid.get_key(key_env))
     images = _image_table(per_fold, ensemble, image_threshold)
     patients = _patient_table(ensemble, image_threshold, threshold)
     write_table(images, out / "images.csv")
     write_table(patients, out / "patients.csv")
+    if sources is not None:
+        model = _model_info(spec, arm, checkpoints, image_threshold, threshold)
+        dcm_out.write_dicom_results(dicom_out, sources, images, patients, model, overlays)
+        if peer is not None:
+            send.send_folder(dicom_out, peer)
     refused = read_table(out / "refused.csv")
     log.info(
         "%s/%s: %d images of %d patients scored, %d files refused; tables in %s",
@@ -147,6 +175,20 @@ def predict_folder(
     return images, patients
 
 
+def _model_info(spec, arm: str, checkpoints, image_threshold: float, threshold: float | None):
+    """What the DICOM results say about the model that made them."""
+    return dcm_out.ModelInfo(
+        study=spec.study,
+        arm=arm,
+        version=dcm_out.model_version(checkpoints),
+        folds=tuple(int(Path(c).parent.name.removeprefix("fold_")) for c in checkpoints),
+        positive=str(spec.labels["positive"]),
+        negative=str(spec.labels["negative"]),
+        image_threshold=float(image_threshold),
+        patient_threshold=threshold,
+    )
+
+
 def predict_from_config(
     dicom_dir: PathLike,
     out_dir: PathLike,
@@ -157,11 +199,15 @@ def predict_from_config(
     results: PathLike = "results",
     gradcam: int = 0,
     threads: int = 1,
+    dicom_out: PathLike | None = None,
+    dicom_send: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`mskdx predict`: the arm's settings from the config the workflow ran with.
 
     Refused files' real paths go to `private/predict/<study>_<arm>/file_map.csv` (PHI).
     """
+    if dicom_out is not None:
+        refuse_under_results(dicom_out, results)
     arms = config["studies"][study]["arms"]
     if arm not in arms:
         raise ConfigError(f"arm {arm!r} is not an arm of {study}; expected one of {sorted(arms)}")
@@ -183,7 +229,20 @@ def predict_from_config(
         private_map=Path("private", "predict", f"{study}_{arm}", "file_map.csv"),
         gradcam=gradcam,
         threads=threads,
+        dicom_out=dicom_out,
+        dicom_send=dicom_send,
     )
+
+
+def refuse_under_results(dicom_out: PathLike, results: PathLike) -> None:
+    """The DICOM results hold PHI: never inside the workflow's results folder."""
+    target, banned = Path(dicom_out).resolve(), Path(results).resolve()
+    if target == banned or banned in target.parents:
+        raise ConfigError(
+            f"--dicom-out {dicom_out}: inside the results folder {results}; the DICOM results "
+            "carry the source patient's identity, so they go outside it (e.g. "
+            "private/<study>/predict/<arm>/dicom)"
+        )
 
 
 def _image_table(per_fold: pd.DataFrame, ensemble: pd.DataFrame, image_threshold: float):
@@ -207,7 +266,9 @@ def _patient_table(ensemble: pd.DataFrame, image_threshold: float, threshold: fl
     return table.reset_index()
 
 
-def _gradcam(checkpoint: Path, cache: dict, ensemble: pd.DataFrame, n: int, figure: Path) -> None:
+def _gradcam(checkpoint: Path, cache: dict, ensemble: pd.DataFrame, n: int, figure: Path) -> dict:
+    """The Grad-CAM figure of `n` images; returns their RGB overlays by image_id (for DICOM)."""
+    from mskdx.deploy.dicom_out import overlay_rgb
     from mskdx.evaluate.figures.gradcam import plot_gradcam_grid
     from mskdx.learn import gradcam, models
     from mskdx.learn.checkpoints import load_final, prepare_images
@@ -222,10 +283,16 @@ def _gradcam(checkpoint: Path, cache: dict, ensemble: pd.DataFrame, n: int, figu
     )
     captions = [f"{i}\np={p:.2f}" for i, p in zip(pick["image_id"], pick["prob"], strict=True)]
     plot_gradcam_grid(images, maps, [None] * len(images), captions, [figure], {"dpi": 100})
+    return {
+        image_id: overlay_rgb(image, cam)
+        for image_id, image, cam in zip(pick["image_id"], images, maps, strict=True)
+    }
 
 
 def predict_step(dicom_dir, *, spec: Mapping, images: PathLike, **kwargs) -> None:
     """Rule predict_folder: the outputs go to the folder of `images`."""
     from mskdx.ingest.extract import StudySpec
 
+    if kwargs.get("dicom_out"):  # results/<study>/predict/<arm>/images.csv: results is 4 up
+        refuse_under_results(kwargs["dicom_out"], Path(images).parents[3])
     predict_folder(dicom_dir, Path(images).parent, spec=StudySpec(**spec), **kwargs)
