@@ -8,7 +8,7 @@ import pytest
 
 from mskdx.deploy import model_card
 from mskdx.evaluate import clinical, external, tables
-from mskdx.io import write_table
+from mskdx.io import read_table, write_table
 
 SETTINGS = {
     "source": "synthetic",
@@ -193,3 +193,46 @@ def test_an_olt_card_uses_table_ii(tmp_path, run_tables):
     )
     assert "| patient |" in text and "| healthy |" in text
     assert "(sequence dorsal)" in text and "_no external cohort in this run_" in text
+
+
+def test_devices_and_subgroups_come_from_the_run(run_tables, tmp_path):
+    """With the manifest's scanner columns and the subgroup table (evaluate.subgroups), the card
+    lists the devices and the arm's subgroup rows, and names the groups too small to show."""
+    from mskdx.evaluate.subgroups import subgroup_table
+
+    table = read_table(run_tables["manifest"], "manifest")
+    table["manufacturer"] = np.where(table.index % 2 == 0, "Hitachi", "Esaote")
+    table["model"] = np.where(table.index % 2 == 0, "ARIETTA 70", "MyLab")
+    manifest_path = tmp_path / "manifest.csv"
+    write_table(table, manifest_path, "manifest")
+    preds = predictions()
+    test = preds[preds["subset"] == "test"].merge(
+        table[["image_id", "manufacturer", "model"]], on="image_id"
+    )
+    scored = test.assign(
+        cohort="development",
+        scanner=test["manufacturer"] + " " + test["model"],
+        site="development",
+        sex="F",
+        age_band=np.where(test["patient"].rank(method="dense") % 5 == 0, "80-99", "40-59"),
+    )
+    sub = subgroup_table(scored, min_patients=3)
+    sub_path = tmp_path / "subgroups.csv"
+    write_table(sub, sub_path)
+    text = model_card.write_model_card(
+        tmp_path / "card.md",
+        study="gout",
+        arm="blocks3",
+        settings=SETTINGS,
+        **{**run_tables, "manifest": manifest_path, "subgroups": sub_path},
+    )
+    assert "devices: Hitachi ARIETTA 70 (" in text and "Esaote MyLab (" in text
+    section = text.split("## Subgroups")[1].split("## Localisation")[0]
+    mine = sub[(sub["arm"] == "blocks3") & (sub["level"] == "image")]
+    mine = mine[mine["group"] != "suppressed"]
+    assert len(mine) and all(f"{r.variable} {r.group} (" in section for r in mine.itertuples())
+    assert "blocks2" not in section
+    limits = text.split("## Known limits")[1]
+    assert "No subgroup" not in limits
+    hidden = sub[(sub["arm"] == "blocks3") & (sub["group"] == "suppressed")]["n"].sum()
+    assert (f"{int(hidden)} subgroups had too few patients" in limits) == bool(hidden)

@@ -500,6 +500,7 @@ def get_model_card_tables(wildcards):
         "manifest": f"results/{study}/cache/manifest.csv",
         "calibration": f"{tables}/calibration.csv",
         "localisation": f"{tables}/localisation.csv",
+        "subgroups": f"{tables}/subgroups.csv",
         "external": [f"{tables}/external_{c}.csv" for c in external_cohorts(study)],
     }
     if study == "gout":

@@ -15,4 +15,5 @@ write_model_card(
     patients=snakemake.input.get("patients"),
     external=list(snakemake.input.get("external", [])),
     localisation=snakemake.input.localisation,
+    subgroups=snakemake.input.subgroups,
 )

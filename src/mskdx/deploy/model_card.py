@@ -33,7 +33,7 @@ INTENDED_USE = {
     ),
 }
 #: device columns the manifest may carry (DICOM Manufacturer / ManufacturerModelName)
-DEVICE_COLUMNS = ("manufacturer", "manufacturer_model_name")
+DEVICE_COLUMNS = ("manufacturer", "model")
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -218,11 +218,34 @@ def known_limits(
                 f"Miscalibrated on {r['cohort']} ({r['level']} level): calibration slope "
                 f"{r['slope']:.2f}; recalibrate before reading the probabilities as risks."
             )
-    limits.append(
-        "No subgroup (sex, age, device, site) was analysed beyond the external cohorts; "
-        "performance in a subgroup is unknown."
-    )
     return limits
+
+
+def subgroups(arm: str, table: pd.DataFrame | None) -> tuple[str, list[str]]:
+    """The arm's subgroup rows (evaluate.subgroups: per site, scanner, sex, age band), and the
+    limit they leave: groups too small to show."""
+    if table is None:
+        return "_no subgroup table in this run_\n", [
+            "No subgroup (sex, age, device, site) was analysed beyond the external cohorts; "
+            "performance in a subgroup is unknown."
+        ]
+    part = table[table["arm"].astype(str) == arm]
+    shown = part[(part["group"].astype(str) != "suppressed") & (part["level"] == "image")]
+    lines = [
+        f"- {r['cohort']}, {r['variable']} {r['group']} ({int(r['patients'])} patients): "
+        f"AUC {_fmt(r['auc'])} [{_fmt(r['auc_low'])}, {_fmt(r['auc_high'])}], sensitivity "
+        f"{_fmt(r['sensitivity'])}, specificity {_fmt(r['specificity'])}"
+        for r in shown.to_dict("records")
+    ]
+    hidden = int(part.loc[part["group"].astype(str) == "suppressed", "n"].fillna(0).sum())
+    limits = []
+    if hidden:
+        limits.append(
+            f"{hidden} subgroups had too few patients to be shown (results/<study>/tables/"
+            "subgroups.csv): performance there is unknown."
+        )
+    text = "\n".join(lines) if lines else "_every subgroup was too small to show_"
+    return text + "\n", limits
 
 
 def model_details(study: str, arm: str, settings: Mapping) -> str:
@@ -258,11 +281,13 @@ def build_card(
     calibration_table: pd.DataFrame,
     external_tables: Mapping[str, pd.DataFrame],
     localisation_table: pd.DataFrame | None,
+    subgroup_table: pd.DataFrame | None = None,
 ) -> str:
     """The card's markdown text from the run's tables."""
     labels = settings["labels"]
     loc_text, loc_limits = localisation(arm, localisation_table)
-    limits = known_limits(settings, manifest, calibration_table, arm) + loc_limits
+    sub_text, sub_limits = subgroups(arm, subgroup_table)
+    limits = known_limits(settings, manifest, calibration_table, arm) + loc_limits + sub_limits
     parts = [
         f"# Model card: {study}/{arm}\n",
         "## Model details\n",
@@ -279,8 +304,8 @@ def build_card(
         external(study, arm, external_tables),
         "## Calibration\n",
         calibration(arm, calibration_table),
-        "## Subgroups\n",
-        "_no subgroup table in this run_\n",
+        "## Subgroups (image level, 95% CIs)\n",
+        sub_text,
         "## Localisation (Grad-CAM)\n",
         loc_text,
         "## Known limits\n",
@@ -301,6 +326,7 @@ def write_model_card(
     patients: PathLike | None = None,
     external: Sequence[PathLike] = (),
     localisation: PathLike | None = None,
+    subgroups: PathLike | None = None,
 ) -> str:
     """Rule write_model_card: read the run's tables and write the card atomically."""
     tables = {Path(p).stem.removeprefix("external_"): read_table(p) for p in external}
@@ -314,6 +340,7 @@ def write_model_card(
         calibration_table=read_table(calibration),
         external_tables=tables,
         localisation_table=read_table(localisation) if localisation else None,
+        subgroup_table=read_table(subgroups) if subgroups else None,
     )
     write_text(card, text)
     return text
