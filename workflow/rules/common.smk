@@ -206,6 +206,48 @@ def get_compute_threads(wildcards):
     return study_config(wildcards.study)["train"]["threads"]
 
 
+def get_pretrained_weights(wildcards):
+    """The verified ImageNet weight file an arm with `weights: imagenet` trains from, as an input.
+
+    Evaluated while the DAG is built, only for train_fold jobs the requested targets need, so a
+    missing or damaged file stops the run before any job starts (README, "ImageNet weights").
+    """
+    spec = model_spec(wildcards.study, wildcards.arm)
+    if (
+        spec.get("architecture") != "resnet50"
+        or spec.get("weights", "imagenet") != "imagenet"
+    ):
+        return []
+    return pretrained_weights_file(spec.get("weights_path") or "")
+
+
+@cache
+def pretrained_weights_file(weights_path):
+    """[path] of the ResNet50 ImageNet weights: the arm's weights_path, MSKDX_RESNET50_WEIGHTS or
+    torch hub's cache file, checked against the hash in its name; downloaded into that cache by
+    torchvision only by a run that executes jobs (not -n, --report, --lint, nor inside a job).
+    """
+    from mskdx.learn import models, weights  # imports torch: only for runs that need it
+
+    executes = (
+        workflow.is_main_process
+        and workflow.executor_plugin is not None
+        and not workflow.dryrun
+    )
+    try:
+        path = weights.resnet50_file(weights_path or None, download=executes)
+    except models.WeightsUnavailableError as exc:
+        raise WorkflowError(str(exc)) from None
+    if path is None:  # not downloaded by a dry run: the run itself will try
+        print(
+            f"ImageNet ResNet50 weights not cached at {models.resnet50_cache_file()}; "
+            "the run will download them (torchvision) before its first job",
+            file=sys.stderr,
+        )
+        return []
+    return [str(path)]
+
+
 def gpu_wanted(wildcards):
     return 0 if study_config(wildcards.study)["train"].get("device") == "cpu" else 1
 

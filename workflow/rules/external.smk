@@ -48,6 +48,7 @@ rule score_external:
             "learn/device",
             "learn/loop",
             "learn/models",
+            "learn/weights",
             "learn/augment",
         ),
     output:

@@ -9,6 +9,7 @@ rule compute_gradcam:
         code=library_sources(
             "learn/gradcam",
             "learn/models",
+            "learn/weights",
             "learn/checkpoints",
             "learn/augment",
             "evaluate/stats/proportions",

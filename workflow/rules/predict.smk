@@ -20,6 +20,7 @@ rule predict_folder:
             "learn/device",
             "learn/loop",
             "learn/models",
+            "learn/weights",
             "learn/augment",
             "learn/gradcam",
             "evaluate/figures/common",

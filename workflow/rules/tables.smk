@@ -36,6 +36,7 @@ rule tabulate_complexity:
             "evaluate/markdown",
             "evaluate/papers/printed",
             "learn/models",
+            "learn/weights",
         ),
     output:
         csv=report(

@@ -3,6 +3,7 @@ rule train_fold:
         images="results/{study}/cache/images.npy",
         manifest="results/{study}/cache/manifest.csv",
         splits="results/{study}/splits/splits.csv",
+        weights=get_pretrained_weights,
         code=library_sources(
             "learn/train",
             "learn/settings",
@@ -11,6 +12,7 @@ rule train_fold:
             "learn/loop",
             "learn/checkpoints",
             "learn/models",
+            "learn/weights",
             "learn/augment",
         ),
     output:

@@ -7,8 +7,10 @@ stays in memory: the manifest holds keyed pseudonyms, never names, IDs, dates or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ from mskdx.ingest import labels as label_sheet
 from mskdx.ingest.private_map import PrivateMap
 from mskdx.ingest.refusals import Refusal, refusal_listing
 from mskdx.ingest.us_regions import read_ultrasound_regions
-from mskdx.io import save_npy, write_table
+from mskdx.io import atomic_path, write_table
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +89,37 @@ def extract_study(
     private = PrivateMap(private_map)
     headers, refusals = _scan_folder(root, spec, on_error, private)
     patient_label = _patient_labels(labels_path, spec, headers, key, private)
-    truth = _load_masks(masks_path)
-    results = _decode_files(headers, spec, threads)
-    refusals = refusals + _refuse_failed(headers, results, root, on_error, private)
-    refusals = refusals + _refuse_flagged(headers, results, root, spec, private)
-    refused_rows = [
-        {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message} for r in refusals
-    ]
-    rows, image_list, mask_list = _image_rows(headers, results, patient_label, truth, spec, key)
-    if not rows:
-        raise private.attach(
-            DicomError(f"{root}: no image could be extracted ({len(refused_rows)} files refused)")
-        )
+    with (
+        _open_masks(masks_path) as truth,
+        atomic_path(images) as images_tmp,
+        atomic_path(masks) as masks_tmp,
+        NpyRows(images_tmp) as image_rows,
+        NpyRows(masks_tmp) as mask_rows,
+    ):
+        # each file's crops go to the cache as they come: memory holds one file's, not all
+        results, rows = [], []
+        for h, result in zip(headers, _decode_files(headers, spec, threads), strict=True):
+            if not isinstance(result, MskdxError):
+                for row, img, gt in _image_rows(h, result, patient_label, truth, spec, key):
+                    rows.append({"index": len(rows), **row})
+                    image_rows.append(img)
+                    mask_rows.append(gt)
+                result.images = []
+            results.append(result)
+        refusals = refusals + _refuse_failed(headers, results, root, on_error, private)
+        refusals = refusals + _refuse_flagged(headers, results, root, spec, private)
+        refused_rows = [
+            {"file_key": f"F-{r.key}", "reason": str(r.reason), "message": r.message}
+            for r in refusals
+        ]
+        if not rows:
+            raise private.attach(
+                DicomError(
+                    f"{root}: no image could be extracted ({len(refused_rows)} files refused)"
+                )
+            )
     table = _manifest_table(rows, spec)
-    _write_cache(table, image_list, mask_list, refused_rows, images, masks, manifest, refused)
+    _write_tables(table, refused_rows, manifest, refused)
     log.info(
         "%s: %d images of %d patients (%d positive images), %d files refused",
         spec.study,
@@ -169,13 +188,16 @@ def _patient_labels(
 
 def _decode_files(
     headers: list[dicom.DicomHeader], spec: StudySpec, threads: int
-) -> list[FileResult | MskdxError]:
-    """Decode and crop (or resize) every accepted file, in `threads` processes; one per header."""
+) -> Iterator[FileResult | MskdxError]:
+    """Decode and crop (or resize) every accepted file, in `threads` processes; one per header,
+    in header order, as they are done."""
     jobs = [(h.path, spec) for h in headers]
     if threads > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=threads) as pool:
-            return list(pool.map(_process_file, jobs, chunksize=max(1, len(jobs) // (8 * threads))))
-    return [_process_file(job) for job in jobs]
+            yield from pool.map(_process_file, jobs, chunksize=max(1, len(jobs) // (8 * threads)))
+        return
+    for job in jobs:
+        yield _process_file(job)
 
 
 def _refuse_failed(
@@ -229,60 +251,52 @@ def _refuse_flagged(
 
 
 def _image_rows(
-    headers: list[dicom.DicomHeader],
-    results: list[FileResult | MskdxError],
+    h: dicom.DicomHeader,
+    result: FileResult,
     patient_label: dict[str, int | None],
-    truth: dict[str, np.ndarray] | None,
+    truth: Mapping[str, np.ndarray] | None,
     spec: StudySpec,
     key: bytes,
-) -> tuple[list[dict], list[np.ndarray], list[np.ndarray]]:
-    """The manifest rows, images and masks of every kept image, in file and frame order."""
-    rows, image_list, mask_list = [], [], []
-    for h, result in zip(headers, results, strict=True):
-        if isinstance(result, MskdxError):
+) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+    """The manifest row (without its index), image and mask of every kept image of one file, in
+    frame order."""
+    series = _series(h, spec)
+    for i, (frame, img, box) in enumerate(
+        zip(result.frames, result.images, result.boxes, strict=True)
+    ):
+        region = result.regions[i] if result.regions else None
+        view = result.views[i] if result.views else 0
+        if region is not None and region.flags and _on_flag(spec) == "skip":
             continue
-        series = _series(h, spec)
-        for i, (frame, img, box) in enumerate(
-            zip(result.frames, result.images, result.boxes, strict=True)
-        ):
-            region = result.regions[i] if result.regions else None
-            view = result.views[i] if result.views else 0
-            if region is not None and region.flags and _on_flag(spec) == "skip":
-                continue
-            gt = (
-                _truth_mask(truth, result.checksum, frame, img.shape, box, spec)
-                if truth is not None
-                else None
-            )
-            rows.append(
-                {
-                    "index": len(rows),
-                    "image_id": deid.image_pseudonym(
-                        h.sop_instance_uid + (f".{view}" if view else ""), frame, key
-                    ),
-                    "patient": deid.patient_pseudonym(h.patient_id, key),
-                    "study": spec.study,
-                    "series": series,
-                    "plane": _plane(h),
-                    "frame": frame,
-                    "label": patient_label[h.patient_id],
-                    "checksum": result.checksum,
-                    "crop_x0": box.x0 if box else None,
-                    "crop_y0": box.y0 if box else None,
-                    "crop_x1": box.x1 if box else None,
-                    "crop_y1": box.y1 if box else None,
-                    **_region_columns(region, view, result.fitted[i] if result.fitted else False),
-                    "has_mask": gt is not None,
-                    "lesion": bool(gt.any()) if gt is not None else None,
-                    "manufacturer": h.manufacturer,
-                    "model": h.model,
-                    "sex": h.sex,
-                    "age_band": h.age_band,
-                }
-            )
-            image_list.append(img)
-            mask_list.append(gt if gt is not None else np.zeros_like(img))
-    return rows, image_list, mask_list
+        gt = (
+            _truth_mask(truth, result.checksum, frame, img.shape, box, spec)
+            if truth is not None
+            else None
+        )
+        row = {
+            "image_id": deid.image_pseudonym(
+                h.sop_instance_uid + (f".{view}" if view else ""), frame, key
+            ),
+            "patient": deid.patient_pseudonym(h.patient_id, key),
+            "study": spec.study,
+            "series": series,
+            "plane": _plane(h),
+            "frame": frame,
+            "label": patient_label[h.patient_id],
+            "checksum": result.checksum,
+            "crop_x0": box.x0 if box else None,
+            "crop_y0": box.y0 if box else None,
+            "crop_x1": box.x1 if box else None,
+            "crop_y1": box.y1 if box else None,
+            **_region_columns(region, view, result.fitted[i] if result.fitted else False),
+            "has_mask": gt is not None,
+            "lesion": bool(gt.any()) if gt is not None else None,
+            "manufacturer": h.manufacturer,
+            "model": h.model,
+            "sex": h.sex,
+            "age_band": h.age_band,
+        }
+        yield row, img, gt if gt is not None else np.zeros_like(img)
 
 
 def _manifest_table(rows: list[dict], spec: StudySpec) -> pd.DataFrame:
@@ -302,24 +316,79 @@ def _manifest_table(rows: list[dict], spec: StudySpec) -> pd.DataFrame:
     return table
 
 
-def _write_cache(
+def _write_tables(
     table: pd.DataFrame,
-    image_list: list[np.ndarray],
-    mask_list: list[np.ndarray],
     refused_rows: list[dict],
-    images: str | Path,
-    masks: str | Path,
     manifest: str | Path,
     refused: str | Path,
 ) -> None:
-    """Log the refused files by key, then write images.npy, masks.npy, refused.csv, manifest."""
+    """Log the refused files by key, then write refused.csv and the manifest (after the cache)."""
     refused_table = pd.DataFrame(refused_rows, columns=["file_key", "reason", "message"])
     for row in refused_rows:
         log.warning("refused file %s (%s): %s", row["file_key"], row["reason"], row["message"])
-    save_npy(images, np.stack(image_list))
-    save_npy(masks, np.stack(mask_list))
     write_table(refused_table, refused)
     write_table(table, manifest, schema="manifest")
+
+
+class NpyRows:
+    """A uint8 (N, H, W) .npy written one (H, W) row at a time, N unknown until it is closed.
+
+    The header is written first for N = 0 and rewritten with the count on a clean exit: numpy
+    leaves room in every header for the first axis to grow (`np.lib.format`), so the data does
+    not move and the file is byte for byte what `np.save` writes of the stacked rows.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.count = 0
+        self._fh = None
+        self._shape: tuple[int, ...] | None = None
+
+    def __enter__(self) -> NpyRows:
+        return self
+
+    def append(self, row: np.ndarray) -> None:
+        row = np.ascontiguousarray(row, dtype=np.uint8)
+        if self._fh is None:
+            self._shape = row.shape
+            self._fh = open(self.path, "wb")
+            self._header_size = self._write_header(0)
+        elif row.shape != self._shape:
+            raise PreprocessError(
+                f"{self.path}: image {self.count} is {row.shape}; expected {self._shape} like the "
+                "first (every cached image has one size)"
+            )
+        self._fh.write(memoryview(row).cast("B"))
+        self.count += 1
+
+    def _write_header(self, n: int) -> int:
+        start = self._fh.tell()
+        header = {"descr": "|u1", "fortran_order": False, "shape": (n, *self._shape)}
+        np.lib.format.write_array_header_1_0(self._fh, header)
+        return self._fh.tell() - start
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if self._fh is None:
+            return
+        try:
+            if exc_type is None:
+                end = self._fh.tell()
+                self._fh.seek(0)
+                if self._write_header(self.count) != self._header_size:
+                    raise PreprocessError(f"{self.path}: header grew with {self.count} rows")
+                self._fh.seek(end)
+        finally:
+            self._fh.close()
+
+
+@contextlib.contextmanager
+def _open_masks(path) -> Iterator[Mapping[str, np.ndarray] | None]:
+    """The ground-truth masks by key, read from the .npz one at a time when asked (or None)."""
+    if not path:
+        yield None
+        return
+    with np.load(path) as data:
+        yield data
 
 
 def _process_file(job: tuple[str, StudySpec]) -> FileResult | MskdxError:
@@ -474,13 +543,6 @@ def _series(h: dicom.DicomHeader, spec: StudySpec) -> str:
 def _plane(h: dicom.DicomHeader) -> str:
     low = f"{h.series_description or ''} {h.protocol_name or ''}".lower()
     return next((name for tag, name in PLANES.items() if re.search(rf"\b{tag}", low)), "unknown")
-
-
-def _load_masks(path) -> dict[str, np.ndarray] | None:
-    if not path:
-        return None
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
 
 
 def _relative(path: str | Path, root: Path) -> str:

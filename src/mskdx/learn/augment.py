@@ -139,7 +139,11 @@ def training_stats(images: NDArray[np.uint8], rows: NDArray[np.integer]) -> tupl
     rows = np.asarray(rows)
     if rows.size == 0:
         raise ConfigError("normalization train_stats: the training subset has no images")
-    mean, std = image_stats(images[np.sort(rows)])
+    rows = np.sort(rows)
+    # per-image values, so reading the rows in chunks changes nothing (and bounds the memory)
+    parts = [image_stats(images[rows[i : i + 256]]) for i in range(0, len(rows), 256)]
+    mean = np.concatenate([m for m, _ in parts])
+    std = np.concatenate([s for _, s in parts])
     grand = float(mean.mean())
     # images share one size, so the pooled variance is the mean of E[x^2] minus grand^2
     var = float((std**2 + mean**2).mean() - grand**2)

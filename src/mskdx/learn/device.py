@@ -187,16 +187,29 @@ class DevicePlan:
         _set_rng_state(state)
 
 
+#: share of the free device memory a bank may take to be held there whole (CUDA)
+RESIDENT_SHARE = 0.5
+_FILL_ROWS = 256  # rows copied at a time when a bank is filled from its file
+
+
 @dataclass
 class DeviceImages:
-    """A job's images, labels and normalization coefficients, resident on the training device."""
+    """A job's images, labels and normalization coefficients for the training device.
 
-    images: torch.Tensor  # (N, H, W) uint8
+    The images are either resident on the device (`images`: the fast path on CUDA when the bank
+    fits in `RESIDENT_SHARE` of the free memory, and any bank built from an array by `create`) or
+    left in the cache file (`source`, a `mskdx.learn.job_data.CacheRows`) and read batch by batch:
+    the CPU path, and CUDA for a bank too large for the device. The batches are the same.
+    """
+
+    images: torch.Tensor | None  # (N, H, W) uint8 on the device, or None: read from `source`
     labels: torch.Tensor  # (N,) int64
     scale: torch.Tensor  # (N, C) float32
     shift: torch.Tensor  # (N, C) float32
     dtype: torch.dtype = torch.float32  # of the batches
     channels_last: bool = False
+    source: object = None  # host rows, indexable by an int array (when `images` is None)
+    pin_memory: bool = False
 
     @classmethod
     def create(
@@ -230,36 +243,77 @@ class DeviceImages:
     @classmethod
     def for_plan(
         cls,
-        images: NDArray[np.uint8],
+        images,
         labels: NDArray[np.integer],
         norm: Normalization,
         plan: DevicePlan,
     ) -> DeviceImages:
-        """The bank as `plan` wants it: its device, batch dtype, layout and transfers."""
-        return cls.create(
-            images,
-            labels,
-            norm,
-            plan.device,
-            dtype=plan.batch_dtype,
-            channels_last=plan.channels_last,
+        """The bank as `plan` wants it: its device, batch dtype, layout and transfers.
+
+        An ndarray is copied to the device whole (`create`). Rows still in their file (`CacheRows`)
+        are read batch by batch on the CPU, and on CUDA copied to the device once when they fit.
+        """
+        if isinstance(images, np.ndarray):
+            return cls.create(
+                images,
+                labels,
+                norm,
+                plan.device,
+                dtype=plan.batch_dtype,
+                channels_last=plan.channels_last,
+                pin_memory=plan.pin_memory,
+            )
+        scale, shift = augment.coefficients(norm, images)  # reads the rows in chunks
+        bank = cls(
+            None,
+            plan.to_device(torch.tensor(np.asarray(labels), dtype=torch.int64)),
+            plan.to_device(scale),
+            plan.to_device(shift),
+            plan.batch_dtype,
+            plan.channels_last,
+            source=images,
             pin_memory=plan.pin_memory,
         )
+        if plan.device.type == "cuda" and _fits(images.shape, plan.device):
+            bank.images = _fill(images, plan)
+        return bank
 
     @property
     def device(self) -> torch.device:
-        return self.images.device
+        return self.labels.device
 
     def batch(self, idx: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        if self.images is not None:
+            images, scale, shift = self.images, self.scale, self.shift
+        else:  # gather the batch's rows from the file, then the same make_batch
+            host = torch.from_numpy(self.source[idx.cpu().numpy()])
+            if self.pin_memory:
+                host = host.pin_memory()
+            images = host.to(self.device, non_blocking=self.pin_memory)
+            scale, shift = self.scale.index_select(0, idx), self.shift.index_select(0, idx)
+            idx = torch.arange(len(host), device=self.device)
         return augment.make_batch(
-            self.images,
+            images,
             idx,
-            self.scale,
-            self.shift,
+            scale,
+            shift,
             params,
             dtype=self.dtype,
             channels_last=self.channels_last,
         )
+
+
+def _fits(shape: tuple[int, ...], device: torch.device) -> bool:
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(np.prod(shape)) <= RESIDENT_SHARE * free
+
+
+def _fill(images, plan: DevicePlan) -> torch.Tensor:
+    """Copy host rows to one device tensor, `_FILL_ROWS` at a time (bounded host memory)."""
+    out = torch.empty(tuple(images.shape), dtype=torch.uint8, device=plan.device)
+    for i in range(0, len(images), _FILL_ROWS):
+        out[i : i + _FILL_ROWS] = plan.to_device(torch.from_numpy(images[i : i + _FILL_ROWS]))
+    return out
 
 
 def _rng_state() -> dict:

@@ -1,9 +1,18 @@
-"""The images of one training job: a fold's cache rows with their subset, checked for leakage."""
+"""The images of one training job: a fold's cache rows with their subset, checked for leakage.
+
+The rows stay in images.npy: `CacheRows` reads the ones a batch needs with positional reads
+(`os.preadv`), so a job's memory does not grow with the cohort. A memory map would do the same
+work, but every page it touches stays in the process's resident set until the kernel needs it
+back, so a job that read its whole cache once would show (and, on a crowded node, be charged
+for) the cache's size; pages read here land in the kernel's page cache instead, shared and
+reclaimable.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,11 +24,69 @@ from mskdx.io import read_table
 SUBSETS = ("train", "val", "test")
 
 
+class CacheRows:
+    """Rows of a uint8 (N, H, W) images.npy in a chosen order, read from the file on indexing.
+
+    Indexing (an int, a slice or an integer array, of positions in this order) returns a new
+    ndarray; `np.asarray` reads every row. Rows are read in file order and put in the order asked.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], rows: NDArray[np.integer]) -> None:
+        cache = np.load(path, mmap_mode="r")  # reads the header only
+        if cache.ndim != 3 or cache.dtype != np.uint8 or not cache.flags.c_contiguous:
+            raise PreprocessError(
+                f"{path}: array {cache.dtype} {cache.shape}; expected C-order uint8 (N, H, W)"
+            )
+        self.path = Path(path)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self._offset = int(cache.offset)
+        self._frame = tuple(int(d) for d in cache.shape[1:])
+        self._fd: int | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.rows), *self._frame)
+
+    dtype = np.dtype(np.uint8)
+    ndim = 3
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key) -> NDArray[np.uint8]:
+        single = isinstance(key, (int, np.integer))
+        positions = np.arange(len(self.rows))[key]
+        out = self._read(self.rows[np.atleast_1d(positions)])
+        return out[0] if single else out
+
+    def __array__(self, dtype=None, copy=None) -> NDArray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def copy(self) -> NDArray[np.uint8]:
+        return self[:]
+
+    def _read(self, rows: NDArray[np.int64]) -> NDArray[np.uint8]:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        out = np.empty((len(rows), *self._frame), dtype=np.uint8)
+        size = out[0].nbytes if len(rows) else 0
+        for j in np.argsort(rows, kind="stable"):
+            view = memoryview(out[j]).cast("B")
+            if os.preadv(self._fd, [view], self._offset + int(rows[j]) * size) != size:
+                raise PreprocessError(f"{self.path}: row {rows[j]} is cut short")
+        return out
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+
 @dataclass
 class JobData:
     """The images of one job and their table, rows sorted by subset, patient, image_id."""
 
-    images: NDArray[np.uint8]  # (n, H, W), row i = table row i
+    images: CacheRows | NDArray[np.uint8]  # (n, H, W), row i = table row i
     table: pd.DataFrame  # index (cache row), image_id, patient, label, subset
 
     def rows(self, subset: str) -> NDArray[np.int64]:
@@ -95,12 +162,7 @@ def load_job_data(
     table["label"] = table["label"].astype(np.int64)
     if not (table["subset"] == "train").any():
         raise SplitError(f"{splits}: fold {fold} has no training images")
-    rows = table["index"].to_numpy(np.int64)
-    # read the cache in file order, then put the rows in table order
-    sorter = np.argsort(rows, kind="stable")
-    data = np.empty((len(rows), *cache.shape[1:]), dtype=np.uint8)
-    data[sorter] = cache[rows[sorter]]
-    return JobData(data, table)
+    return JobData(CacheRows(images, table["index"].to_numpy(np.int64)), table)
 
 
 def class_weights(labels: NDArray[np.integer], source: str = "training subset") -> NDArray:

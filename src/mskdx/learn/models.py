@@ -148,33 +148,15 @@ def resnet50_imagenet_state(weights_path: str | os.PathLike[str] | None = None) 
     """Load the ImageNet ResNet50 state dict (1000-class head).
 
     Looks, in order, at `weights_path`, the environment variable MSKDX_RESNET50_WEIGHTS and
-    torchvision's cache file (`resnet50_cache_file()`); only when none is given and the cache file
-    is missing does it try torchvision's download into that cache.
+    torchvision's cache file (`resnet50_cache_file()`), each checked against the hash in its name;
+    only when none is given and the cache file is missing does it try torchvision's download into
+    that cache (`mskdx.learn.weights.resnet50_file`).
     """
-    explicit = weights_path or os.environ.get(RESNET50_WEIGHTS_ENV) or None
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            source = "weights_path" if weights_path else RESNET50_WEIGHTS_ENV
-            raise WeightsUnavailableError(
-                _missing_weights_message(resnet50_cache_file(), f"{source}={path} does not exist")
-            )
-        log.info("ResNet50 ImageNet weights from %s", path)
-        return _read_state_dict(path)
-    cache_file = resnet50_cache_file()
-    if cache_file.is_file():
-        log.info("ResNet50 ImageNet weights from %s", cache_file)
-        return _read_state_dict(cache_file)
-    log.info("ResNet50 ImageNet weights not cached at %s; downloading", cache_file)
-    try:
-        return RESNET50_WEIGHTS.get_state_dict(progress=False, check_hash=True)
-    except Exception as exc:  # no network, proxy, disk full: all end in the same advice
-        raise WeightsUnavailableError(
-            _missing_weights_message(
-                cache_file,
-                f"{cache_file} is missing and download failed ({type(exc).__name__}: {exc})",
-            )
-        ) from exc
+    from mskdx.learn import weights  # imports this module
+
+    path = weights.resnet50_file(weights_path)
+    log.info("ResNet50 ImageNet weights from %s", path)
+    return _read_state_dict(path)
 
 
 def resnet50(

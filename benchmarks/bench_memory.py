@@ -1,0 +1,185 @@
+"""Peak memory (ru_maxrss) of the paper preset's jobs, each in its own process (issue 23).
+
+    python benchmarks/bench_memory.py extract --images 2401          # gout extraction, 1024x768
+    python benchmarks/bench_memory.py train --arm blocks2 --images 2401 --steps 1
+    python benchmarks/bench_memory.py train --arm resnet50 --images 595 --steps 1
+    python benchmarks/bench_memory.py train ... --bank resident      # the old in-RAM bank
+
+`extract` synthesises a gout cohort of that many 1024x768 captures (not timed) and runs the
+extraction stage (`extract_study`, 2 processes) in a child process. `train` writes a cache of
+random uint8 images (700x320 for the gout arms, 224x224 for ResNet50) and runs a training job's
+data path in a child: the fold's rows (`CacheRows`), image_zscore / ImageNet coefficients over
+every image, the `DeviceImages` bank, then `--steps` batches of `train_one_epoch` (batch 32) and
+one batch of `predict`: the job's peak without its hours of epochs. Each child prints its own
+peak resident set (ru_maxrss, so file pages a memory map touched would count too), the largest of
+its own worker processes' (the extraction's decoders) and the CPU time of both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_extract(folder: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "unit"))
+    from study_specs import GOUT
+
+    from mskdx.ingest.extract import extract_study
+
+    out = folder / "cache"
+    table = extract_study(
+        folder / "dicom",
+        folder / "labels.csv",
+        spec=GOUT,
+        masks_path=folder / "masks.npz",
+        on_error="stop",
+        key_env="MSKDX_PSEUDONYM_KEY",
+        threads=2,
+        images=out / "images.npy",
+        masks=out / "masks.npy",
+        manifest=out / "manifest.csv",
+        refused=out / "refused.csv",
+    )
+    report({"images": len(table), "cache_mb": (out / "images.npy").stat().st_size / 2**20})
+
+
+def child_train(folder: Path, arm: str, steps: int, bank_kind: str) -> None:
+    import torch
+
+    from mskdx.learn import augment, models
+    from mskdx.learn.device import DeviceImages, DevicePlan
+    from mskdx.learn.job_data import CacheRows
+    from mskdx.learn.loop import predict, train_one_epoch
+
+    torch.set_num_threads(2)
+    path = folder / "images.npy"
+    n = np.load(path, mmap_mode="r").shape[0]
+    rows = np.random.default_rng(0).permutation(n)  # table order is not file order
+    images = CacheRows(path, rows)
+    if bank_kind == "resident":  # before issue 23: the fold's rows read into one array
+        images = np.asarray(images)
+    labels = np.arange(n) % 2
+    kind = "imagenet" if arm == "resnet50" else "image_zscore"
+    norm = augment.make_normalization(kind, images, np.arange(n))
+    plan = DevicePlan(torch.device("cpu"))
+    bank = DeviceImages.for_plan(images, labels, norm, plan)
+    spec = (
+        {"architecture": "resnet50", "weights": "none"}
+        if arm == "resnet50"
+        else {"architecture": "resnet_blocks", "blocks": int(arm.removeprefix("blocks"))}
+    )
+    model = models.build(spec)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    order = torch.randperm(n)
+    params = augment.sample_params(n, augment.AugmentSpec(translate=0.1), *images.shape[1:], None)
+    train_one_epoch(model, optimizer, bank, order, params, batch_size=32, max_steps=steps)
+    predict(model, bank, order[:32], batch_size=32)
+    report({"images": n, "cache_mb": path.stat().st_size / 2**20, "bank": bank_kind})
+
+
+def report(extra: dict) -> None:
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the extraction's decode processes
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": round(use.ru_maxrss / 1024, 1),
+                "worker_peak_rss_mb": round(workers.ru_maxrss / 1024, 1),
+                "cpu_s": round(
+                    use.ru_utime + use.ru_stime + workers.ru_utime + workers.ru_stime, 1
+                ),
+                **extra,
+            }
+        )
+    )
+
+
+def make_cache(path: Path, n: int, shape: tuple[int, int]) -> None:
+    """A uint8 cache of random images, written in chunks (bounded memory here too)."""
+    cache = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, *shape))
+    rng = np.random.default_rng(1)
+    for i in range(0, n, 256):
+        cache[i : i + 256] = rng.integers(0, 256, (min(256, n - i), *shape), dtype=np.uint8)
+    cache.flush()
+    del cache
+
+
+def run_child(*args: str) -> dict:
+    env = {**os.environ, "MSKDX_PSEUDONYM_KEY": "bench-key"}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode:
+        raise SystemExit(proc.stderr[-4000:])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_s"] = round(time.perf_counter() - start, 1)
+    out["load"] = os.getloadavg()[0]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=["extract", "train"])
+    parser.add_argument("--images", type=int, default=2401)
+    parser.add_argument("--arm", default="blocks2")
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--bank", choices=["file", "resident"], default="file")
+    parser.add_argument("--dir", help="work folder (default: a temporary one)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.child:
+        folder = Path(args.dir)
+        if args.what == "extract":
+            child_extract(folder)
+        else:
+            child_train(folder, args.arm, args.steps, args.bank)
+        return
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        folder = Path(tmp)
+        if args.what == "extract":
+            from mskdx.synth import synthesize_gout
+
+            start = time.perf_counter()
+            gout = round(args.images * 149 / 2401) or 1
+            control = round(args.images * 111 / 2401) or 1
+            synthesize_gout(
+                folder, patients_gout=gout, patients_control=control, images=args.images, seed=1
+            )
+            print(f"synthesised {args.images} captures in {time.perf_counter() - start:.0f} s")
+            out = run_child("extract", "--dir", str(folder))
+        else:
+            shape = (224, 224) if args.arm == "resnet50" else (320, 700)
+            make_cache(folder / "images.npy", args.images, shape)
+            out = run_child(
+                "train",
+                "--dir",
+                str(folder),
+                "--arm",
+                args.arm,
+                "--steps",
+                str(args.steps),
+                "--bank",
+                args.bank,
+            )
+        print(json.dumps({"what": args.what, "arm": args.arm, **out}))
+
+
+if __name__ == "__main__":
+    main()
