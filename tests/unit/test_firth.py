@@ -100,3 +100,15 @@ def test_firth_refuses_collinear_or_bad_designs():
         firth_logistic([0, 1, 0, 1], np.column_stack([np.ones(4), np.full(4, 2.0)]))
     with pytest.raises(ValueError, match="only 0 and 1"):
         firth_logistic([0, 2], np.ones((2, 1)))
+
+
+def test_saturated_fit_at_extreme_logits_converges_to_its_closed_form():
+    """Two points, two coefficients: every hat value is 1, so Firth's fitted probabilities are
+    (y + 1/2) / 2 = 0.25 and 0.75 in closed form. At logit(1e-6) = -13.8 the score cannot get
+    below ~1e-7 in double precision; the fit must still say it converged (the case the
+    property tests found: y = [0, 1], p = [0, 0.1])."""
+    x = logit(np.array([1e-6, 0.1]))
+    X = np.column_stack([np.ones(2), x])
+    fit = firth_logistic(np.array([0, 1]), X)
+    assert fit.converged
+    np.testing.assert_allclose(expit(X @ fit.coef), [0.25, 0.75], atol=1e-9)

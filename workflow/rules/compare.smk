@@ -49,6 +49,7 @@ rule plot_failures:
             "evaluate/figures/failures",
             "learn/gradcam",
             "learn/models",
+            "learn/weights",
             "learn/checkpoints",
             "learn/augment",
             "evaluate/stats/proportions",
