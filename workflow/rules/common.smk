@@ -186,9 +186,69 @@ def get_train_spec(wildcards):
 
 
 def model_spec(study, arm):
-    """An arm's model settings (its training overrides go to get_train_spec)."""
+    """An arm's model settings (its training overrides go to get_train_spec, its Grad-CAM
+    layer to get_gradcam_layer: neither retrains nor recounts another job)."""
     spec = study_config(study)["arms"][arm]
-    return {k: v for k, v in spec.items() if k != "train"}
+    return {k: v for k, v in spec.items() if k not in ("train", "gradcam")}
+
+
+def get_gradcam_layer(wildcards):
+    """The arm's Grad-CAM target layer, else the study's, else the last convolutional stage."""
+    arm = study_config(wildcards.study)["arms"][wildcards.arm]
+    study = study_config(wildcards.study).get("gradcam", {})
+    return (arm.get("gradcam") or {}).get("layer") or study.get("layer") or "last"
+
+
+def study_input_shape(study):
+    """(C, H, W) of the study's full-size input: the crop (ultrasound) or the MRI size. The
+    complexity table counts at this size."""
+    pre = study_config(study)["preprocess"]
+    if pre["kind"] == "ultrasound":
+        return [3, pre["crop_height"], pre["crop_width"]]
+    return [3, pre["size"], pre["size"]]
+
+
+def training_input_shape(study):
+    """(C, H, W) of what the networks see: the cached images (the crop resized by `scale`)."""
+    pre = study_config(study)["preprocess"]
+    if pre["kind"] == "ultrasound":
+        scale = pre.get("scale", 1.0)
+        rows = max(1, round(pre["crop_height"] * scale))
+        return [3, rows, max(1, round(pre["crop_width"] * scale))]
+    return [3, pre["size"], pre["size"]]
+
+
+def get_study_input_shape(wildcards):
+    return study_input_shape(wildcards.study)
+
+
+def check_arms():
+    """Stop before any job for an arm that cannot train (mskdx.learn.arms.check_arm: unknown
+    torchvision name, builder not importable or giving no module, weights whose keys do not
+    fit, output not 2 logits). Only torchvision and python arms: the papers' arms are fixed
+    code, checked by the schema, and need no torch import here."""
+    custom = [
+        (study, arm)
+        for study in STUDIES
+        for arm in arms(study)
+        if model_spec(study, arm)["architecture"] in ("torchvision", "python")
+    ]
+    if not custom:
+        return
+    from mskdx.errors import MskdxError
+    from mskdx.learn import arms as arm_checks  # torch: only with such arms
+
+    for study, arm in custom:
+        shape = tuple(training_input_shape(study))
+        try:
+            arm_checks.check_arm(
+                model_spec(study, arm), shape, where=f"studies.{study}.arms.{arm}"
+            )
+        except MskdxError as exc:
+            raise WorkflowError(f"{exc}") from None
+
+
+check_arms()
 
 
 def get_arm_spec(wildcards):
@@ -264,6 +324,7 @@ def get_final_output():
     out = [
         "results/gout/tables/table1_image_level.csv",
         "results/gout/tables/table2_complexity.csv",
+        "results/olt/tables/complexity.csv",
         "results/olt/tables/table2_performance.csv",
         "results/paper_check.csv",
         figure("results/gout/figures/crop_qc"),

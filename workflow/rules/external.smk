@@ -48,6 +48,7 @@ rule score_external:
             "learn/device",
             "learn/loop",
             "learn/models",
+            "learn/arms",
             "learn/augment",
         ),
     output:

@@ -9,6 +9,7 @@ rule compute_gradcam:
         code=library_sources(
             "learn/gradcam",
             "learn/models",
+            "learn/arms",
             "learn/checkpoints",
             "learn/augment",
             "evaluate/stats/proportions",
@@ -33,9 +34,7 @@ rule compute_gradcam:
             within=config,
             default=None,
         ),
-        layer=lookup(
-            dpath="studies/{study}/gradcam/layer", within=config, default="last"
-        ),
+        layer=get_gradcam_layer,
         seed=lookup(dpath="seed", within=config),
     script:
         "../scripts/compute_gradcam.py"

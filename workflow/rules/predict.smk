@@ -16,6 +16,7 @@ rule predict_folder:
             "learn/device",
             "learn/loop",
             "learn/models",
+            "learn/arms",
             "learn/augment",
             "learn/gradcam",
             "evaluate/figures/common",

@@ -11,6 +11,7 @@ rule train_fold:
             "learn/loop",
             "learn/checkpoints",
             "learn/models",
+            "learn/arms",
             "learn/augment",
         ),
     output:

@@ -62,7 +62,7 @@ HISTORY_COLUMNS = [
 ]
 PREDICTION_COLUMNS = ["study", "arm", "fold", "subset", "patient", "image_id", "label", "prob"]
 # the modules of mskdx.learn a job runs: a checkpoint_last.pt written by other code is not resumed
-CODE_MODULES = "models augment settings job_data device loop checkpoints train".split()
+CODE_MODULES = "models arms augment settings job_data device loop checkpoints train".split()
 
 
 def train_fold(
