@@ -13,6 +13,7 @@ rule train_fold:
             "learn/models",
             "learn/arms",
             "learn/augment",
+            "learn/experiment_log",
         ),
     output:
         checkpoint="results/{study}/models/{arm}/fold_{fold}/checkpoint_final.pt",
