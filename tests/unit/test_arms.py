@@ -187,3 +187,33 @@ def test_checkpoint_rebuilds_a_torchvision_arm(tmp_path):
     x = torch.randn(1, *TINY)
     with torch.inference_mode():
         assert torch.allclose(loaded(x), model.eval()(x))
+
+
+@pytest.mark.parametrize(
+    "arm, ok",
+    [
+        ({**RESNET18, "gradcam": {"layer": "layer3.1"}}, True),
+        ({**USER, "weights": "/data/mine.pt"}, True),
+        ({"architecture": "torchvision", "weights": "none"}, False),  # no name
+        ({"architecture": "python"}, False),  # no builder
+        ({**USER, "builder": "user_nets.tiny_net"}, False),  # no colon
+        ({"architecture": "resnet_blocks", "blocks": 3, "weights": "/x.pt"}, False),
+        ({**RESNET18, "gradcam": {"layer": "features[7]"}}, False),
+        ({"architecture": "keras", "name": "resnet18"}, False),
+    ],
+)
+def test_schema_takes_the_arm_kinds(arm, ok):
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import validate
+
+    repo = Path(__file__).resolve().parents[2]
+    config = yaml.safe_load((repo / "config/config.yaml").read_text())
+    config["studies"]["gout"]["arms"]["new"] = arm
+    schema = str(repo / "workflow/schemas/config.schema.yaml")
+    if ok:
+        validate(config, schema)
+    else:
+        with pytest.raises(Exception, match="ValidationError|not valid|does not match|is not"):
+            validate(config, schema)
