@@ -146,6 +146,18 @@ def test_bad_specs_stop_with_clear_errors():
         arms.check_arm({**USER, "weights": "imagenet"}, TINY)
 
 
+def test_gradcam_layer_checked_before_any_job():
+    arms.check_arm(USER, TINY, gradcam_layer="3")
+    arms.check_arm({"architecture": "resnet_blocks", "blocks": 3}, TINY, gradcam_layer="layer3")
+    with pytest.raises(ConfigError, match=r"arms.e: gradcam.layer='layer3': .*no ResNet stages"):
+        arms.check_arm(EFFNET, TINY, where="arms.e", gradcam_layer="layer3")
+    with pytest.raises(ConfigError, match=r"gradcam.layer='features.70'.*features.7"):
+        arms.check_arm(EFFNET, TINY, gradcam_layer="features.70")
+    resnet50 = {"architecture": "resnet50", "weights": "imagenet"}  # built without its weights
+    with pytest.raises(ConfigError, match="no such module"):
+        arms.check_arm(resnet50, TINY, gradcam_layer="layer4.9")
+
+
 def test_complexity_table_counts_every_kind_at_the_study_input():
     specs = {
         "blocks3": {"architecture": "resnet_blocks", "blocks": 3},

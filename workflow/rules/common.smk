@@ -192,11 +192,18 @@ def model_spec(study, arm):
     return {k: v for k, v in spec.items() if k not in ("train", "gradcam")}
 
 
-def get_gradcam_layer(wildcards):
+def gradcam_layer(study, arm):
     """The arm's Grad-CAM target layer, else the study's, else the last convolutional stage."""
-    arm = study_config(wildcards.study)["arms"][wildcards.arm]
-    study = study_config(wildcards.study).get("gradcam", {})
-    return (arm.get("gradcam") or {}).get("layer") or study.get("layer") or "last"
+    own = study_config(study)["arms"][arm].get("gradcam") or {}
+    return (
+        own.get("layer")
+        or study_config(study).get("gradcam", {}).get("layer")
+        or "last"
+    )
+
+
+def get_gradcam_layer(wildcards):
+    return gradcam_layer(wildcards.study, wildcards.arm)
 
 
 def study_input_shape(study):
@@ -223,26 +230,32 @@ def get_study_input_shape(wildcards):
 
 
 def check_arms():
-    """Stop before any job for an arm that cannot train (mskdx.learn.arms.check_arm: unknown
-    torchvision name, builder not importable or giving no module, weights whose keys do not
-    fit, output not 2 logits). Only torchvision and python arms: the papers' arms are fixed
-    code, checked by the schema, and need no torch import here."""
-    custom = [
+    """Stop before any job for an arm that cannot train or be explained (mskdx.learn.arms.
+    check_arm: unknown torchvision name, builder not importable or giving no module, weights
+    whose keys do not fit, output not 2 logits, a Grad-CAM layer it lacks). Checked: torchvision
+    and python arms, and any arm with a Grad-CAM module path; the papers' arms with their own
+    stages are fixed code, checked by the schema, and need no torch import here."""
+    papers = {"resnet_blocks", "resnet50"}
+    stages = {"last", "layer1", "layer2", "layer3", "layer4"}
+    todo = [
         (study, arm)
         for study in STUDIES
         for arm in arms(study)
-        if model_spec(study, arm)["architecture"] in ("torchvision", "python")
+        if model_spec(study, arm)["architecture"] not in papers
+        or gradcam_layer(study, arm) not in stages
     ]
-    if not custom:
+    if not todo:
         return
     from mskdx.errors import MskdxError
     from mskdx.learn import arms as arm_checks  # torch: only with such arms
 
-    for study, arm in custom:
-        shape = tuple(training_input_shape(study))
+    for study, arm in todo:
         try:
             arm_checks.check_arm(
-                model_spec(study, arm), shape, where=f"studies.{study}.arms.{arm}"
+                model_spec(study, arm),
+                tuple(training_input_shape(study)),
+                where=f"studies.{study}.arms.{arm}",
+                gradcam_layer=gradcam_layer(study, arm),
             )
         except MskdxError as exc:
             raise WorkflowError(f"{exc}") from None

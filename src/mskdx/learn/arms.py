@@ -249,21 +249,35 @@ def build_arm(spec: Mapping, *, load: bool = True) -> nn.Module:
 def describe(spec: Mapping) -> str:
     if spec.get("architecture") == TORCHVISION:
         return f"torchvision {spec.get('name')}"
-    return f"builder {spec.get('builder')}"
+    if spec.get("architecture") == PYTHON:
+        return f"builder {spec.get('builder')}"
+    return str(spec.get("architecture"))
 
 
-def check_arm(spec: Mapping, input_shape: tuple[int, int, int], where: str = "arm") -> None:
+def check_arm(
+    spec: Mapping,
+    input_shape: tuple[int, int, int],
+    where: str = "arm",
+    gradcam_layer: str = "last",
+) -> None:
     """Raise ConfigError (prefixed with `where`) for a spec that cannot train: an unknown name,
     a builder that cannot be imported or returns no module, weights whose keys do not fit, a
-    network whose output for one image of `input_shape` (C, H, W) is not 2 logits.
+    network whose output for one image of `input_shape` (C, H, W) is not 2 logits, or a
+    Grad-CAM layer it does not have.
 
-    ImageNet weights are not loaded here (a download); a local weights file is."""
+    Pretrained ImageNet weights are not loaded here (a download); a local weights file is."""
+    from mskdx.learn import models
+
     spec = dict(spec)
-    weights = str(spec.get("weights", "none"))
+    kind, weights = spec.get("architecture"), str(spec.get("weights", "none"))
     try:
-        if spec.get("architecture") == TORCHVISION and weights == "imagenet":
+        if kind == TORCHVISION and weights == "imagenet":
             imagenet_weights(_check_name(spec.get("name")))
-        model = build_arm(spec, load=weights != "imagenet").eval()
+        if kind in ARCHITECTURES:
+            model = build_arm(spec, load=weights != "imagenet")
+        else:  # the papers' arms, for their Grad-CAM layer
+            model = models.build({**spec, "weights": "none"} if kind == "resnet50" else spec)
+        model.eval()
         check_output(model, input_shape, describe(spec))
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
@@ -271,6 +285,10 @@ def check_arm(spec: Mapping, input_shape: tuple[int, int, int], where: str = "ar
         raise ConfigError(
             f"{where}: {describe(spec)} cannot be built ({type(exc).__name__}: {exc})"
         ) from None
+    try:
+        models.cam_layer(model, gradcam_layer, input_shape)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: gradcam.layer={gradcam_layer!r}: {exc}") from None
 
 
 def check_output(model: nn.Module, input_shape: tuple[int, ...], what: str) -> None:

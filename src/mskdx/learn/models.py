@@ -257,6 +257,11 @@ def cam_layer(
 
     if stage in CAM_STAGES:
         chosen = getattr(model, stage, None)
+        if chosen is None and not hasattr(model, "layer4"):
+            raise ValueError(
+                f"Grad-CAM layer {stage!r}: {type(model).__name__} has no ResNet stages; "
+                "expected 'last' or a module path of this network"
+            )
         if not _has_convolutions(chosen):
             raise ValueError(
                 f"Grad-CAM layer {stage!r}: {type(model).__name__} has no convolutions in that "
