@@ -49,6 +49,8 @@ def test_complexity_table():
     assert list(table["arm"]) == ["blocks2", "blocks3", "blocks4", "blocks6", "T1"]
     assert list(table.columns) == [
         "arm",
+        "architecture",
+        "input",
         "params_m",
         "macs_m",
         "paper_params_m",
@@ -96,8 +98,9 @@ def test_cam_layer_by_name():
     assert models.cam_layer(model, "last") is model.layer4
     with pytest.raises(ValueError, match="'layer1'.*no convolutions"):
         models.cam_layer(model, "layer1")  # the 3-block net has no layer1 block
-    with pytest.raises(ValueError, match="expected 'last' or one of"):
-        models.cam_layer(model, "conv1")
+    with pytest.raises(ValueError, match="no such module; expected 'last' or a module path"):
+        models.cam_layer(model, "layer9")
+    assert models.cam_layer(model, "layer3.0.conv1") is model.layer3[0].conv1  # a module path
     # the earlier stage's map is twice as fine: 4 x 9 cells on a 64 x 140 input, not 2 x 5
     shapes = {}
     for name in ("layer3", "layer4"):
@@ -210,7 +213,7 @@ def test_bad_specs():
 
     with pytest.raises(ConfigError, match="blocks"):
         models.build({"architecture": "resnet_blocks", "blocks": 5})
-    with pytest.raises(ConfigError, match="architecture"):
+    with pytest.raises(ConfigError, match="architecture.*torchvision or python"):
         models.build({"architecture": "vgg"})
     with pytest.raises(ConfigError, match="weights"):
         models.build({"architecture": "resnet_blocks", "blocks": 2, "weights": "imagenet"})

@@ -176,6 +176,28 @@ def test_deterministic(first_run, cohort, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_tensorboard_events_and_eta(cohort, tmp_path, caplog):
+    """Every epoch's loss, AUC and lr go to TensorBoard beside history.csv; the log shows an ETA."""
+    pytest.importorskip("tensorboard", reason="tensorboard is in the torch extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    caplog.set_level(logging.INFO, logger="mskdx.learn.train")
+    events = tmp_path / "tensorboard"
+    events.mkdir()
+    (events / "events.out.tfevents.stale").write_bytes(b"")  # an older run's: cleared
+    out = run(cohort, tmp_path)
+    assert "stale" not in "".join(p.name for p in events.iterdir())
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    hist = read_table(out["history"], schema="history")
+    assert {"loss/train", "loss/val", "auc/train", "auc/val", "lr"} <= set(acc.Tags()["scalars"])
+    val_auc = acc.Scalars("auc/val")
+    assert [e.step for e in val_auc] == [1, 2]
+    np.testing.assert_allclose([e.value for e in val_auc], hist["val_auc"], atol=1e-6)
+    assert [e.value for e in acc.Scalars("lr")] == pytest.approx(list(hist["lr"]))
+    assert "epoch 1/2 (50%)" in caplog.text and "ETA 0:00:" in caplog.text
+
+
 KILL_SCRIPT = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path

@@ -186,9 +186,82 @@ def get_train_spec(wildcards):
 
 
 def model_spec(study, arm):
-    """An arm's model settings (its training overrides go to get_train_spec)."""
+    """An arm's model settings (its training overrides go to get_train_spec, its Grad-CAM
+    layer to get_gradcam_layer: neither retrains nor recounts another job)."""
     spec = study_config(study)["arms"][arm]
-    return {k: v for k, v in spec.items() if k != "train"}
+    return {k: v for k, v in spec.items() if k not in ("train", "gradcam")}
+
+
+def gradcam_layer(study, arm):
+    """The arm's Grad-CAM target layer, else the study's, else the last convolutional stage."""
+    own = study_config(study)["arms"][arm].get("gradcam") or {}
+    return (
+        own.get("layer")
+        or study_config(study).get("gradcam", {}).get("layer")
+        or "last"
+    )
+
+
+def get_gradcam_layer(wildcards):
+    return gradcam_layer(wildcards.study, wildcards.arm)
+
+
+def study_input_shape(study):
+    """(C, H, W) of the study's full-size input: the crop (ultrasound) or the MRI size. The
+    complexity table counts at this size."""
+    pre = study_config(study)["preprocess"]
+    if pre["kind"] == "ultrasound":
+        return [3, pre["crop_height"], pre["crop_width"]]
+    return [3, pre["size"], pre["size"]]
+
+
+def training_input_shape(study):
+    """(C, H, W) of what the networks see: the cached images (the crop resized by `scale`)."""
+    pre = study_config(study)["preprocess"]
+    if pre["kind"] == "ultrasound":
+        scale = pre.get("scale", 1.0)
+        rows = max(1, round(pre["crop_height"] * scale))
+        return [3, rows, max(1, round(pre["crop_width"] * scale))]
+    return [3, pre["size"], pre["size"]]
+
+
+def get_study_input_shape(wildcards):
+    return study_input_shape(wildcards.study)
+
+
+def check_arms():
+    """Stop before any job for an arm that cannot train or be explained (mskdx.learn.arms.
+    check_arm: unknown torchvision name, builder not importable or giving no module, weights
+    whose keys do not fit, output not 2 logits, a Grad-CAM layer it lacks). Checked: torchvision
+    and python arms, and any arm with a Grad-CAM module path; the papers' arms with their own
+    stages are fixed code, checked by the schema, and need no torch import here."""
+    papers = {"resnet_blocks", "resnet50"}
+    stages = {"last", "layer1", "layer2", "layer3", "layer4"}
+    todo = [
+        (study, arm)
+        for study in STUDIES
+        for arm in arms(study)
+        if model_spec(study, arm)["architecture"] not in papers
+        or gradcam_layer(study, arm) not in stages
+    ]
+    if not todo:
+        return
+    from mskdx.errors import MskdxError
+    from mskdx.learn import arms as arm_checks  # torch: only with such arms
+
+    for study, arm in todo:
+        try:
+            arm_checks.check_arm(
+                model_spec(study, arm),
+                tuple(training_input_shape(study)),
+                where=f"studies.{study}.arms.{arm}",
+                gradcam_layer=gradcam_layer(study, arm),
+            )
+        except MskdxError as exc:
+            raise WorkflowError(f"{exc}") from None
+
+
+check_arms()
 
 
 def get_arm_spec(wildcards):
@@ -314,6 +387,7 @@ def get_final_output():
         "results/gout/tables/table1_image_level.csv",
         "results/gout/tables/table1_repeats.csv",
         "results/gout/tables/table2_complexity.csv",
+        "results/olt/tables/complexity.csv",
         "results/olt/tables/table2_performance.csv",
         "results/paper_check.csv",
         figure("results/gout/figures/crop_qc"),

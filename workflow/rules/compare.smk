@@ -50,6 +50,7 @@ rule plot_failures:
             "learn/gradcam",
             "learn/models",
             "learn/weights",
+            "learn/arms",
             "learn/checkpoints",
             "learn/augment",
             "evaluate/stats/proportions",

@@ -49,6 +49,7 @@ rule score_external:
             "learn/loop",
             "learn/models",
             "learn/weights",
+            "learn/arms",
             "learn/augment",
         ),
     output:

@@ -10,6 +10,7 @@ rule compute_gradcam:
             "learn/gradcam",
             "learn/models",
             "learn/weights",
+            "learn/arms",
             "learn/checkpoints",
             "learn/augment",
             "evaluate/stats/proportions",
@@ -36,9 +37,7 @@ rule compute_gradcam:
             within=config,
             default=None,
         ),
-        layer=lookup(
-            dpath="studies/{study}/gradcam/layer", within=config, default="last"
-        ),
+        layer=get_gradcam_layer,
         seed=lookup(dpath="seed", within=config),
     script:
         "../scripts/compute_gradcam.py"

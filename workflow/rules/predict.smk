@@ -21,6 +21,7 @@ rule predict_folder:
             "learn/loop",
             "learn/models",
             "learn/weights",
+            "learn/arms",
             "learn/augment",
             "learn/gradcam",
             "evaluate/figures/common",

@@ -37,6 +37,7 @@ rule tabulate_complexity:
             "evaluate/papers/printed",
             "learn/models",
             "learn/weights",
+            "learn/arms",
         ),
     output:
         csv=report(
@@ -56,10 +57,32 @@ rule tabulate_complexity:
         "../../envs/torch.yaml"
     params:
         arms=get_model_specs,
-        width=lookup(dpath="studies/{study}/preprocess/crop_width", within=config),
-        height=lookup(dpath="studies/{study}/preprocess/crop_height", within=config),
+        input_shape=get_study_input_shape,
+        title="Gout Table II: parameters and MACs per arm (ours vs paper)",
     script:
         "../scripts/tabulate_complexity.py"
+
+
+# OLT: the same count for its arms (its paper prints none), under a name of its own: the OLT
+# paper's Table II is the per-sequence performance
+use rule tabulate_complexity as tabulate_complexity_olt with:
+    output:
+        csv=report(
+            "results/{study}/tables/complexity.csv",
+            caption="../report/table2_complexity.rst",
+            category=study_category,
+            subcategory="Tables",
+            labels={"table": "complexity: FLOPs and parameters"},
+        ),
+        md="results/{study}/tables/complexity.md",
+    log:
+        "results/logs/tabulate_complexity/{study}.log",
+    wildcard_constraints:
+        study="olt",
+    params:
+        arms=get_model_specs,
+        input_shape=get_study_input_shape,
+        title="OLT: parameters and MACs per arm",
 
 
 rule tabulate_patient_level:

@@ -13,7 +13,9 @@ rule train_fold:
             "learn/checkpoints",
             "learn/models",
             "learn/weights",
+            "learn/arms",
             "learn/augment",
+            "learn/experiment_log",
         ),
     output:
         checkpoint="results/{study}/models/{arm}/fold_{fold}/checkpoint_final.pt",

@@ -1,4 +1,5 @@
-"""Gout Table II: parameters and MACs of each arm at the crop size (rule tabulate_complexity)."""
+"""Parameters and MACs of each arm at the study's input size (rules tabulate_complexity,
+tabulate_complexity_olt)."""
 
 from mskdx.evaluate.complexity import write_complexity_table
 from mskdx.io import log_to
@@ -6,6 +7,7 @@ from mskdx.io import log_to
 log_to(snakemake.log[0])
 write_complexity_table(
     snakemake.params.arms,
-    (3, snakemake.params.height, snakemake.params.width),
+    tuple(snakemake.params.input_shape),
     **snakemake.output,
+    title=snakemake.params.title,
 )

@@ -26,9 +26,10 @@ Images whose mask is empty (no lesion, or no mask at all) are skipped, never sco
 made-up region. Where no image has a mask (a user's own data without masks), the scores are an
 empty table with the usual columns and the caller reports the localisation as skipped.
 
-The target layer of the project's networks is `mskdx.learn.models.cam_layer(model)` (the last ResNet
-stage). torch and pytorch_grad_cam are imported only inside `compute_cams`, so the scoring and
-summary functions (and `mskdx.evaluate.figures.gradcam`, which uses them) run without torch.
+The target layer is `mskdx.learn.models.cam_layer(model)`: the last ResNet stage, for other
+networks the last module with a convolution that gives a (N, C, H, W) map, or a module path.
+torch and pytorch_grad_cam are imported only inside `compute_cams`, so the scoring and summary
+functions (and `mskdx.evaluate.figures.gradcam`, which uses them) run without torch.
 """
 
 from __future__ import annotations
@@ -387,8 +388,9 @@ def compute_gradcam_step(
     """Grad-CAM of a seeded sample of each fold's test images (one job per arm, its folds in
     turn: one process start and one cache read instead of one per fold), scored against the
     lesion masks at the network's input resolution (the pointing game within `tolerance_px`
-    input pixels; default `POINTING_TOLERANCE_PX`). `layer` is the target stage
-    (`models.cam_layer`). `cams` holds every fold's sample with a `folds` array."""
+    input pixels; default `POINTING_TOLERANCE_PX`). `layer` is the target stage or module path
+    (`models.cam_layer`; "last": the last convolutional stage). `cams` holds every fold's
+    sample with a `folds` array."""
     import torch
 
     from mskdx.learn import models
@@ -416,7 +418,7 @@ def compute_gradcam_step(
         lesion_masks = np.asarray(all_masks[idx])
         has_mask = rows["has_mask"].fillna(False).astype(bool).to_numpy()
         batch = prepare_images(imgs, state["normalization"], device)
-        maps = compute_cams(model, batch, models.cam_layer(model, layer))
+        maps = compute_cams(model, batch, models.cam_layer(model, layer, tuple(batch.shape[1:])))
         image_ids = list(rows.image_id)
         tolerance = POINTING_TOLERANCE_PX if tolerance_px is None else tolerance_px
         score_table = localisation_scores(

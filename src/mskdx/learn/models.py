@@ -197,8 +197,13 @@ def build(arm_spec: dict) -> nn.Module:
         return resnet_blocks(int(arm_spec["blocks"]))
     if architecture == "resnet50":
         return resnet50(arm_spec.get("weights", "imagenet"), arm_spec.get("weights_path"))
+    if architecture in ("torchvision", "python"):
+        from mskdx.learn import arms
+
+        return arms.build_arm(arm_spec)
     raise ConfigError(
-        f"arm {dict(arm_spec)}: architecture={architecture!r}; expected resnet_blocks or resnet50"
+        f"arm {dict(arm_spec)}: architecture={architecture!r}; expected resnet_blocks, resnet50, "
+        "torchvision or python"
     )
 
 
@@ -210,34 +215,47 @@ def _has_convolutions(stage: object) -> bool:
     return isinstance(stage, nn.Module) and any(isinstance(m, nn.Conv2d) for m in stage.modules())
 
 
-def cam_layer(model: nn.Module, stage: str = "last") -> nn.Module:
+def cam_layer(
+    model: nn.Module, stage: str = "last", input_shape: tuple[int, ...] | None = None
+) -> nn.Module:
     """Return the Grad-CAM target layer: the last convolutional stage, or the named one.
 
     Args:
         stage: "last" (the last stage with convolutions; the default and Grad-CAM's usual
-            choice) or one of `CAM_STAGES` (config `studies.<study>.gradcam.layer`). An earlier
+            choice), one of `CAM_STAGES` or a module path such as "features.7" (config
+            `studies.<study>.gradcam.layer`, or the arm's own `gradcam.layer`). An earlier
             stage gives a map twice as fine per stage (layer3: 16x coarser than the input
             instead of 32x), at some cost in class specificity.
+        input_shape: (C, H, W) of the input, for networks without ResNet stages, whose last
+            convolutional stage is found by a forward pass (`arms.last_conv_stage`; 3x224x224
+            when not given).
 
     Raises:
-        ValueError: an unknown stage name, or a stage without convolutions in this network
-            (the 2-block net has no layer1 or layer2 blocks).
-        TypeError: the model has no ResNet stage with convolutions.
+        ValueError: an unknown module path, or a ResNet stage without convolutions in this
+            network (the 2-block net has no layer1 or layer2 blocks).
+        TypeError: the model has no convolution that gives a (N, C, H, W) map.
     """
-    if stage != "last":
-        if stage not in CAM_STAGES:
-            raise ValueError(f"Grad-CAM layer {stage!r}; expected 'last' or one of {CAM_STAGES}")
+    from mskdx.learn import arms
+
+    if stage in CAM_STAGES:
         chosen = getattr(model, stage, None)
+        if chosen is None and not hasattr(model, "layer4"):
+            raise ValueError(
+                f"Grad-CAM layer {stage!r}: {type(model).__name__} has no ResNet stages; "
+                "expected 'last' or a module path of this network"
+            )
         if not _has_convolutions(chosen):
             raise ValueError(
                 f"Grad-CAM layer {stage!r}: {type(model).__name__} has no convolutions in that "
                 "stage; choose a later one or 'last'"
             )
         return chosen
+    if stage != "last":
+        return arms.module_by_path(model, stage)
     for name in reversed(CAM_STAGES):
         if _has_convolutions(chosen := getattr(model, name, None)):
             return chosen
-    raise TypeError(f"{type(model).__name__}: no ResNet stage (layer1..layer4) with convolutions")
+    return arms.last_conv_stage(model, tuple(input_shape or (3, 224, 224)))
 
 
 class Complexity(NamedTuple):

@@ -43,6 +43,7 @@ from mskdx.learn.checkpoints import (
     seed_everything,
 )
 from mskdx.learn.device import DeviceImages, DevicePlan
+from mskdx.learn.experiment_log import ExperimentLog
 from mskdx.learn.job_data import SUBSETS, JobData, class_weights, load_job_data
 from mskdx.learn.loop import PROB_DECIMALS, EpochResult, evaluate, predict, train_one_epoch
 from mskdx.learn.settings import TrainSettings
@@ -62,7 +63,7 @@ HISTORY_COLUMNS = [
 ]
 PREDICTION_COLUMNS = ["study", "arm", "fold", "subset", "patient", "image_id", "label", "prob"]
 # the modules of mskdx.learn a job runs: a checkpoint_last.pt written by other code is not resumed
-CODE_MODULES = "models augment settings job_data device loop checkpoints train".split()
+CODE_MODULES = "models arms augment settings job_data device loop checkpoints train".split()
 
 
 def train_fold(
@@ -171,14 +172,23 @@ def _train_fold(job: _Job, images, manifest, splits) -> None:
     fit = _setup(job, images, manifest, splits)
     _resume(job, fit)
     _log_start(job, fit)
-    for epoch in range(fit.start, job.settings.epochs + 1):
-        t0 = time.perf_counter()
-        tr = _train_epoch(job, fit, epoch)
-        va = _evaluate_val(job, fit)
-        _select(fit, epoch, va)
-        fit.history.append(_history_row(fit, epoch, tr, va, time.perf_counter() - t0))
-        _save_last(job, fit, epoch)
-        _log_epoch(job, fit, tr, va)
+    # TensorBoard event files beside history.csv (a side file: mskdx.learn.experiment_log)
+    events = ExperimentLog(job.history.parent / "tensorboard", fresh=fit.start == 1)
+    started, done = time.perf_counter(), 0
+    try:
+        for epoch in range(fit.start, job.settings.epochs + 1):
+            t0 = time.perf_counter()
+            tr = _train_epoch(job, fit, epoch)
+            va = _evaluate_val(job, fit)
+            _select(fit, epoch, va)
+            fit.history.append(_history_row(fit, epoch, tr, va, time.perf_counter() - t0))
+            events.log_epoch(fit.history[-1])
+            _save_last(job, fit, epoch)
+            done += 1
+            eta = (time.perf_counter() - started) / done * (job.settings.epochs - epoch)
+            _log_epoch(job, fit, tr, va, eta)
+    finally:
+        events.close()
     selected, val_auc = _restore_selected(job, fit)
     _write_outputs(job, fit, selected, val_auc)
     job.last.unlink(missing_ok=True)  # a later rerun (e.g. new code) must not resume a finished run
@@ -395,14 +405,15 @@ def _log_start(job: _Job, fit: _Fit) -> None:
     )
 
 
-def _log_epoch(job: _Job, fit: _Fit, tr: EpochResult, va: EpochResult | None) -> None:
+def _log_epoch(job: _Job, fit: _Fit, tr: EpochResult, va: EpochResult | None, eta: float) -> None:
     row = fit.history[-1]
     log.info(
-        "%s epoch %d/%d: train loss %.4f acc %.3f auc %s | val loss %s acc %s auc %s | "
-        "lr %.2g | %.1f s, %.0f img/s",
+        "%s epoch %d/%d (%d%%): train loss %.4f acc %.3f auc %s | val loss %s acc %s auc %s | "
+        "lr %.2g | %.1f s, %.0f img/s | ETA %s",
         job.tag,
         row["epoch"],
         job.settings.epochs,
+        100 * row["epoch"] // job.settings.epochs,
         tr.loss,
         tr.acc,
         _fmt(tr.auc),
@@ -412,7 +423,14 @@ def _log_epoch(job: _Job, fit: _Fit, tr: EpochResult, va: EpochResult | None) ->
         row["lr"],
         row["seconds"],
         tr.images / max(row["seconds"], 1e-9),
+        _clock(eta),
     )
+
+
+def _clock(seconds: float) -> str:
+    """h:mm:ss of a duration (the time left of a job)."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 def _fmt(value: float | None) -> str:
