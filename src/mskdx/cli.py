@@ -101,6 +101,19 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_trained_arm(p: argparse.ArgumentParser) -> None:
+    """The options that name a trained arm: study, arm, the run's configs and results."""
+    p.add_argument("--study", required=True, choices=["gout", "olt"])
+    p.add_argument("--arm", required=True, help="e.g. blocks3 (gout) or T1 (olt)")
+    p.add_argument(
+        "--configfile",
+        action="append",
+        metavar="YAML",
+        help=f"the config(s) the workflow ran with; repeat to overlay. Default: {DEFAULT_CONFIG}",
+    )
+    p.add_argument("--results", default="results", help="the workflow's results folder")
+
+
 def _add_predict(subparsers) -> None:
     p = subparsers.add_parser(
         "predict",
@@ -111,17 +124,9 @@ def _add_predict(subparsers) -> None:
             "images.csv, patients.csv and refused.csv (pseudonymous keys only) into --out."
         ),
     )
-    p.add_argument("--study", required=True, choices=["gout", "olt"])
-    p.add_argument("--arm", required=True, help="e.g. blocks3 (gout) or T1 (olt)")
+    _add_trained_arm(p)
     p.add_argument("--dicom", required=True, help="folder of DICOM files (any tree)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument(
-        "--configfile",
-        action="append",
-        metavar="YAML",
-        help=f"the config(s) the workflow ran with; repeat to overlay. Default: {DEFAULT_CONFIG}",
-    )
-    p.add_argument("--results", default="results", help="the workflow's results folder")
     p.add_argument("--gradcam", type=int, default=0, metavar="N", help="Grad-CAM of N images")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
@@ -167,15 +172,7 @@ def _add_export(subparsers) -> None:
             "normalised image, output: P(positive)) with a JSON of the preprocessing it expects."
         ),
     )
-    p.add_argument("--study", required=True, choices=["gout", "olt"])
-    p.add_argument("--arm", required=True)
-    p.add_argument(
-        "--configfile",
-        action="append",
-        metavar="YAML",
-        help=f"the config(s) the workflow ran with; repeat to overlay. Default: {DEFAULT_CONFIG}",
-    )
-    p.add_argument("--results", default="results", help="the workflow's results folder")
+    _add_trained_arm(p)
     p.add_argument("--out", help="output folder (default: RESULTS/<study>/export/<arm>)")
     p.set_defaults(func=_run_export)
 

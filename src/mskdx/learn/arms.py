@@ -328,17 +328,9 @@ def last_conv_stage(model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 22
         for name, m in model.named_modules()
         if name in convs
     ]
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.inference_mode():
-            model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    from mskdx.learn.models import forward_once
+
+    forward_once(model, input_shape, handles)
     if not order:
         raise TypeError(f"{type(model).__name__}: no convolution gives a (N, C, H, W) map")
     return model.get_submodule(order[-1])

@@ -281,6 +281,22 @@ def _module_macs(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     return 0  # ReLU, max-pool, identity, residual additions: thop counts them as 0
 
 
+def forward_once(model: nn.Module, input_shape: tuple[int, ...], handles: list) -> None:
+    """Run one image of zeros of `input_shape` through `model` in eval mode, for the forward
+    hooks `handles` to see it; then restore the model's mode and remove the hooks."""
+    was_training = model.training
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    try:
+        model.eval()
+        with torch.inference_mode():
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+
+
 def complexity(model: nn.Module, input_shape: tuple[int, ...] = TABLE_II_INPUT) -> Complexity:
     """Count parameters and forward MACs of `model` for one image of `input_shape` (C, H, W).
 
@@ -300,16 +316,6 @@ def complexity(model: nn.Module, input_shape: tuple[int, ...] = TABLE_II_INPUT) 
     for m in model.modules():
         if next(m.children(), None) is None:  # leaves only
             handles.append(m.register_forward_hook(hook))
-    was_training = model.training
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    try:
-        model.eval()
-        with torch.inference_mode():
-            model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    forward_once(model, input_shape, handles)
     params = sum(p.numel() for p in model.parameters())
     return Complexity(params=params, macs=int(total))
