@@ -72,7 +72,9 @@ def test_training_setting_retrains_only_that_arm(tiny_run):
     jobs = planned_jobs(tiny_run, extra)
     rules = Counter(rule for rule, _ in jobs)
     assert rules["train_fold"] == 2  # both folds of blocks3, nothing else
-    assert {w.get("arm") for r, w in jobs if "arm" in w} == {"blocks3"}
+    # every arm's model card shows its Table I row and test against the best arm, which the
+    # retrained arm changes: the one per-arm output that reruns for the other arms too
+    assert {w.get("arm") for r, w in jobs if "arm" in w and r != "write_model_card"} == {"blocks3"}
     assert not {"synthesize_cohort", "extract_images", "make_splits", "tabulate_complexity"} & set(
         rules
     )
