@@ -50,6 +50,9 @@ COMPARING = {
     "tabulate_checklist",
     "tabulate_external",
     "plot_roc_external",
+    "tabulate_subgroups",  # every arm per site, scanner, sex and age band
+    "plot_failures",  # every arm's most confident errors
+    "tabulate_repeats",  # every arm over the CV repeats, tested against the best
 }
 
 
