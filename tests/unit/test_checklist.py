@@ -58,6 +58,13 @@ def test_facts_come_from_the_run(run_files):
     assert "fold 0: test 2 patients/6 images" in found["splits"]
     assert found["leakage"] == "each patient is in one test fold only"
     assert "torch" in found["versions"]
+    assert found["repeats"].startswith("1 split x 1 training run per fold")
+    repeated = {**SETTINGS, "splits": {**SETTINGS["splits"], "repeats": 3},
+                "train": {**SETTINGS["train"], "repeats": 2}}  # fmt: skip
+    found = facts.study_facts(study="gout", settings=repeated, **run_files)
+    assert found["repeats"].startswith("3 splits x 2 training runs per fold")
+    holdout = {**SETTINGS, "splits": {"method": "holdout", "fractions": [0.6, 0.2, 0.2]}}
+    assert facts._repeats(holdout["splits"], {}).startswith("one holdout split")
 
 
 def test_items_are_marked_and_external_validation_follows_the_config(run_files, tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mskdx.evaluate.repeats import repeats_table
+from mskdx.evaluate.repeats import repeats_markdown, repeats_table, supported_claim
 from mskdx.io import write_table
 from mskdx.learn.splits import check_splits, make_splits
 
@@ -72,3 +72,75 @@ def test_one_repeat_has_no_sd_but_still_a_test():
     table = repeats_table(preds, folds=3)
     assert table.repeats.tolist() == [1, 1]
     assert np.isnan(table.iloc[0].auc_sd) and table.iloc[1].df == 2
+
+
+def with_training_repeats(rng, arms, *, train_repeats=3, **kw):
+    """Predictions of `train_repeats` training runs per fold: same images, other noise."""
+    runs = [predictions(rng, arms, **kw).assign(train_repeat=t) for t in range(train_repeats)]
+    return pd.concat(runs, ignore_index=True)
+
+
+def test_training_repeats_enter_as_one_difference_per_fold():
+    from scipy.stats import t as student_t
+    from sklearn.metrics import roc_auc_score
+
+    preds = with_training_repeats(np.random.default_rng(2), {"a": 0.5, "b": 0.35}, repeats=2)
+    table = repeats_table(preds, folds=3).set_index("arm")
+    assert table.loc["a", "best"] and table.repeats.tolist() == [2, 2]
+    assert table.train_repeats.tolist() == [3, 3] and table.runs.tolist() == [6, 6]
+    # by hand, from the formula (Bouckaert & Frank 2004): per fold of each split the AUC
+    # difference averaged over its 3 training runs, then t over the 6 = k r of them
+    test = preds[preds.subset == "test"]
+    auc = {
+        key: roc_auc_score(part.label, part.prob)
+        for key, part in test.groupby(["arm", "fold", "train_repeat"])
+    }
+    d = np.array(
+        [np.mean([auc["b", f, t] - auc["a", f, t] for t in range(3)]) for f in range(6)]
+    )
+    stat = d.mean() / np.sqrt((1 / 6 + 1 / 2) * d.var(ddof=1))  # n2 / n1 = 1 / 2
+    b = table.loc["b"]
+    assert b.df == 5 and b.t == pytest.approx(stat, rel=1e-12)
+    assert b.p_corrected == pytest.approx(2 * student_t.sf(abs(stat), 5), rel=1e-12)
+    # SD (training): within each split, the SD over the 3 runs of the pooled AUC, pooled
+    pooled = {
+        key: roc_auc_score(part.label, part.prob)
+        for key, part in test.assign(split=test.fold // 3).groupby(["arm", "split", "train_repeat"])
+    }
+    within = [np.var([pooled["a", r, t] for t in range(3)], ddof=1) for r in range(2)]
+    assert table.loc["a", "auc_train_sd"] == pytest.approx(np.sqrt(np.mean(within)), rel=1e-12)
+    over_runs = [pooled["a", r, t] for r in range(2) for t in range(3)]
+    assert table.loc["a", "auc_sd"] == pytest.approx(np.std(over_runs, ddof=1), rel=1e-12)
+    top = {  # ties count for each arm tied
+        arm: sum(
+            pooled[arm, r, t] == max(pooled["a", r, t], pooled["b", r, t])
+            for r in range(2)
+            for t in range(3)
+        )
+        for arm in ("a", "b")
+    }
+    assert table.best_in_runs.to_dict() == top
+
+
+def test_what_the_runs_support():
+    one = repeats_table(predictions(np.random.default_rng(3), {"a": 0.6, "b": 0.1}, repeats=1),
+                        folds=3)  # fmt: skip
+    assert "not a finding" in supported_claim(one)
+    clear = repeats_table(
+        with_training_repeats(np.random.default_rng(4), {"strong": 0.9, "weak": 0.0}), folds=3
+    )
+    assert supported_claim(clear) == (
+        "strong had the highest pooled AUC in 6 of 6 runs. Every other arm is below it "
+        "(corrected p < 0.05)."
+    )
+    close = repeats_table(
+        with_training_repeats(np.random.default_rng(5), {"x": 0.3, "y": 0.3, "z": 0.0}), folds=3
+    )
+    claim = supported_claim(close)
+    best = close[close.best].arm.item()
+    other = ({"x", "y"} - {best}).pop()
+    assert f"Not distinguishable from it (corrected p >= 0.05): {other};" in claim
+    assert "z" not in claim.split(":")[-1]
+    text = repeats_markdown(close, folds=3)
+    assert "2 x 3-fold CV x 3 training runs per fold" in text and claim in text
+    assert f"| {best} (best) | 2 x 3 |" in text

@@ -19,7 +19,7 @@ import torch
 from mskdx.errors import ConfigError, SplitError
 from mskdx.io import read_table, save_npy, write_table
 from mskdx.learn import augment, models, train
-from mskdx.learn.checkpoints import load_final, prepare_images
+from mskdx.learn.checkpoints import load_final, prepare_images, training_seed
 from mskdx.learn.device import DeviceImages, DevicePlan, make_optimizer
 from mskdx.learn.job_data import class_weights, load_job_data
 from mskdx.learn.loop import predict, train_one_epoch
@@ -329,6 +329,26 @@ def test_patient_missing_from_split_raises(cohort, tmp_path):
     write_table(splits[splits["patient"] != PATIENTS[3]], paths["splits"], schema="splits")
     with pytest.raises(SplitError, match="no subset"):
         run(paths, tmp_path / "out")
+
+
+def test_training_repeat_is_another_run_of_the_same_fold(first_run, cohort, tmp_path):
+    # train.repeats: repeat 0 is the run's seed itself (the paper's job, unchanged), repeat t
+    # a seed derived from (seed, t): same split, same images, other weights and predictions
+    assert training_seed(7, 0) == 7
+    assert len({training_seed(7, t) for t in range(4)}) == 4
+    assert training_seed(7, 2) == training_seed(7, 2) != training_seed(8, 2)
+    again = run(cohort, tmp_path / "t0", train_repeat=0)
+    assert again["predictions"].read_bytes() == first_run["predictions"].read_bytes()
+    other = run(cohort, tmp_path / "t1", train_repeat=1)
+    a, b = read_table(first_run["predictions"]), read_table(other["predictions"])
+    assert a[["image_id", "subset", "patient", "label"]].equals(
+        b[["image_id", "subset", "patient", "label"]]
+    )
+    assert not np.allclose(a["prob"], b["prob"], atol=1e-4)
+    ckpt = torch.load(other["checkpoint"], weights_only=True)
+    assert ckpt["args"]["seed"] == training_seed(7, 1)
+    with pytest.raises(ValueError, match="train_repeat"):
+        training_seed(7, -1)
 
 
 def test_other_fold(cohort, tmp_path):

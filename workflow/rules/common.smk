@@ -30,6 +30,7 @@ wildcard_constraints:
     arm=r"[A-Za-z0-9]+",
     cohort=r"[A-Za-z0-9_]+",
     fold=r"\d+",
+    train_repeat=r"[1-9]\d*",
 
 
 def library_sources(*modules):
@@ -180,9 +181,11 @@ def get_extract_spec(wildcards):
 
 
 def get_train_spec(wildcards):
-    """The study's training settings with the arm's own overrides applied."""
+    """The study's training settings with the arm's own overrides applied (train.repeats aside:
+    it says how many jobs there are, not what one computes, so changing it retrains nothing)."""
     cfg = study_config(wildcards.study)
-    return {**cfg["train"], **cfg["arms"][wildcards.arm].get("train", {})}
+    train = {k: v for k, v in cfg["train"].items() if k != "repeats"}
+    return {**train, **cfg["arms"][wildcards.arm].get("train", {})}
 
 
 def model_spec(study, arm):
@@ -264,6 +267,36 @@ def check_arms():
 check_arms()
 
 
+def repeated_cv(study):
+    """Whether the study has the companion table of repeated CV (k-fold CV, or a split file)."""
+    splits = study_config(study)["splits"]
+    return splits["method"] == "kfold" or bool(splits.get("file"))
+
+
+def check_repeats():
+    """splits.repeats and train.repeats feed the companion table of k-fold CV: on a holdout
+    study they would train jobs that no table reads, so they stop the run instead."""
+    for study in STUDIES:
+        cfg = study_config(study)
+        asked = {
+            key: value
+            for key, value in (
+                ("splits.repeats", cfg["splits"].get("repeats", 1)),
+                ("train.repeats", cfg["train"].get("repeats", 1)),
+            )
+            if value > 1
+        }
+        if asked and not repeated_cv(study):
+            raise WorkflowError(
+                f"studies.{study}: {', '.join(f'{k}: {v}' for k, v in asked.items())} asked, "
+                f"but its splits.method is {cfg['splits']['method']!r}: repeats are for k-fold "
+                "CV (the companion table of Table I); remove them or use method: kfold"
+            )
+
+
+check_repeats()
+
+
 def get_arm_spec(wildcards):
     return model_spec(wildcards.study, wildcards.arm)
 
@@ -325,7 +358,10 @@ def gpu_wanted(wildcards):
     return 0 if study_config(wildcards.study)["train"].get("device") == "cpu" else 1
 
 
-def model_dir(study, arm, fold):
+def model_dir(study, arm, fold, train_repeat=0):
+    """A job's folder; training repeat t >= 1 of the same fold (train.repeats) under seed_<t>/."""
+    if train_repeat:
+        return f"results/{study}/models/{arm}/seed_{train_repeat}/fold_{fold}"
     return f"results/{study}/models/{arm}/fold_{fold}"
 
 
@@ -385,7 +421,6 @@ def get_final_output():
     """Every table and figure of both papers, the Grad-CAM scores and the paper check."""
     out = [
         "results/gout/tables/table1_image_level.csv",
-        "results/gout/tables/table1_repeats.csv",
         "results/gout/tables/table2_complexity.csv",
         "results/olt/tables/complexity.csv",
         "results/olt/tables/table2_performance.csv",
@@ -393,6 +428,8 @@ def get_final_output():
         figure("results/gout/figures/crop_qc"),
     ]
     for study in STUDIES:
+        if repeated_cv(study):
+            out.append(f"results/{study}/tables/table1_repeats.csv")
         out.append(f"results/{study}/tables/localisation.csv")
         out.append(f"results/{study}/tables/calibration.csv")
         out.append(f"results/{study}/tables/claim_checklist.csv")
@@ -583,12 +620,31 @@ def repeat_folds(study):
     return list(range(splits["folds"] * splits["repeats"]))
 
 
+def train_repeats(study):
+    """Training runs per fold (train.repeats; absent: 1): repeat 0 is the paper's job."""
+    return list(range(study_config(study)["train"].get("repeats", 1)))
+
+
+def repeat_runs(study):
+    """(arm, fold id, training repeat) of every job of repeated CV, in one fixed order."""
+    return [
+        (arm, fold, t)
+        for arm in arms(study)
+        for fold in repeat_folds(study)
+        for t in train_repeats(study)
+    ]
+
+
 def get_repeat_predictions(wildcards):
     return [
-        f"{model_dir(wildcards.study, arm, fold)}/predictions.csv"
-        for arm in arms(wildcards.study)
-        for fold in repeat_folds(wildcards.study)
+        f"{model_dir(wildcards.study, arm, fold, t)}/predictions.csv"
+        for arm, fold, t in repeat_runs(wildcards.study)
     ]
+
+
+def get_repeat_train_repeats(wildcards):
+    """The training repeat of each of get_repeat_predictions' files, in its order."""
+    return [t for _, _, t in repeat_runs(wildcards.study)]
 
 
 # ---- deployment: predict's DICOM results, model cards ------------------------------------------

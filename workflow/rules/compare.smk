@@ -106,6 +106,7 @@ rule tabulate_repeats:
         "../../envs/stats.yaml"
     params:
         folds=lookup(dpath="studies/{study}/splits/folds", within=config),
+        train_repeats=get_repeat_train_repeats,
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
         ),

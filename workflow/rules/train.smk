@@ -36,5 +36,24 @@ rule train_fold:
         arm_spec=get_arm_spec,
         train_spec=get_train_spec,
         seed=lookup(dpath="seed", within=config),
+        train_repeat=0,
     script:
         "../scripts/train_fold.py"
+
+
+# train.repeats R: R - 1 more runs of every fold (split and data unchanged; own initialisation
+# and augmentation streams), for the spread that comes from training alone (table1_repeats)
+use rule train_fold as train_fold_repeat with:
+    output:
+        checkpoint="results/{study}/models/{arm}/seed_{train_repeat}/fold_{fold}/checkpoint_final.pt",
+        history="results/{study}/models/{arm}/seed_{train_repeat}/fold_{fold}/history.csv",
+        predictions="results/{study}/models/{arm}/seed_{train_repeat}/fold_{fold}/predictions.csv",
+    log:
+        "results/logs/train_fold/{study}/{arm}/seed_{train_repeat}/{fold}.log",
+    benchmark:
+        "results/benchmarks/train_fold/{study}/{arm}/seed_{train_repeat}/{fold}.tsv"
+    params:
+        arm_spec=get_arm_spec,
+        train_spec=get_train_spec,
+        seed=lookup(dpath="seed", within=config),
+        train_repeat=lambda wildcards: int(wildcards.train_repeat),

@@ -7,6 +7,7 @@ log_to(snakemake.log[0])
 tabulate_repeats_step(
     snakemake.input.predictions,
     folds=snakemake.params.folds,
+    train_repeats=snakemake.params.train_repeats,
     image_threshold=snakemake.params.image_threshold,
     best_arm=snakemake.params.best_arm,
     **snakemake.output,

@@ -14,5 +14,6 @@ train_fold(
     arm_spec=snakemake.params.arm_spec,
     train_spec=snakemake.params.train_spec,
     seed=snakemake.params.seed,
+    train_repeat=snakemake.params.train_repeat,
     **snakemake.output,
 )

@@ -32,7 +32,7 @@ FINAL_FORMAT = "mskdx.checkpoint_final/1"
 # settings that change how a job runs, not what it computes: a resume may change them
 EXECUTION_KEYS = ("device", "amp", "compile")
 # independent random streams of one epoch
-STREAM_BATCHES, STREAM_GLOBAL, STREAM_INIT = 0, 1, 2
+STREAM_BATCHES, STREAM_GLOBAL, STREAM_INIT, STREAM_TRAIN_REPEAT = 0, 1, 2, 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -43,6 +43,15 @@ def derive_seed(*keys: int) -> int:
     """A 63-bit seed from integers (NumPy SeedSequence: well mixed, stable across versions)."""
     words = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
     return (int(words[0]) << 31 ^ int(words[1])) & (2**63 - 1)
+
+
+def training_seed(seed: int, train_repeat: int = 0) -> int:
+    """The seed of training repeat t of a job (train.repeats): the run's seed for t = 0 (the
+    paper's job, unchanged), else one derived from (seed, t), so every initialisation,
+    shuffling and augmentation stream of the job differs while its split and data do not."""
+    if train_repeat < 0:
+        raise ValueError(f"train_repeat={train_repeat}; expected >= 0")
+    return int(seed) if train_repeat == 0 else derive_seed(seed, train_repeat, STREAM_TRAIN_REPEAT)
 
 
 def epoch_generator(seed: int, fold: int, epoch: int) -> torch.Generator:

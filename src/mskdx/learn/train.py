@@ -41,6 +41,7 @@ from mskdx.learn.checkpoints import (
     save_final,
     save_last,
     seed_everything,
+    training_seed,
 )
 from mskdx.learn.device import DeviceImages, DevicePlan
 from mskdx.learn.experiment_log import ExperimentLog
@@ -83,6 +84,7 @@ def train_fold(
     last_checkpoint: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     plan: DevicePlan | None = None,
+    train_repeat: int = 0,
 ) -> None:
     """Train one fold of one arm; write checkpoint_final.pt, history.csv and predictions.csv.
 
@@ -97,6 +99,9 @@ def train_fold(
     `plan` (default `DevicePlan.for_settings(train_spec)`) says how the device is used; it
     changes how fast, not what is computed, so a run may resume under another plan.
 
+    `train_repeat` t >= 1 (train.repeats) trains the same fold again from
+    `training_seed(seed, t)`: another initialisation and augmentation stream, the same split.
+
     `threads` (default `train.threads` of the settings) is the intra-op thread count of the
     tensor maths. It changes what is computed (the order of floating-point sums), so it comes
     from the config, never from the cores a scheduler grants the job.
@@ -108,7 +113,8 @@ def train_fold(
         study=study,
         arm=arm,
         fold=int(fold),
-        seed=int(seed),
+        seed=training_seed(int(seed), int(train_repeat)),
+        train_repeat=int(train_repeat),
         arm_spec=arm_spec,
         train_spec=train_spec,
         settings=settings,
@@ -127,7 +133,8 @@ class _Job:
     study: str
     arm: str
     fold: int
-    seed: int
+    seed: int  # this job's: training_seed(the run's seed, train_repeat)
+    train_repeat: int
     arm_spec: dict
     train_spec: dict
     settings: TrainSettings
@@ -139,7 +146,8 @@ class _Job:
 
     @property
     def tag(self) -> str:
-        return f"{self.study}/{self.arm} fold {self.fold}"
+        repeat = f" training repeat {self.train_repeat}" if self.train_repeat else ""
+        return f"{self.study}/{self.arm} fold {self.fold}{repeat}"
 
 
 @dataclass

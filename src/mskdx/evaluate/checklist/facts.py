@@ -51,6 +51,18 @@ def _split_summary(splits: pd.DataFrame, manifest: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def _repeats(splits: Mapping, train: Mapping) -> str:
+    """The repeated CV of the run (splits.repeats x train.repeats), as the checklist says it."""
+    if splits.get("method") != "kfold" and not splits.get("file"):
+        return "one holdout split, one training run (no repeated CV)"
+    r, t = int(splits.get("repeats", 1)), int(train.get("repeats", 1))
+    return (
+        f"{r} split{'s' if r > 1 else ''} x {t} training run{'s' if t > 1 else ''} per fold, "
+        "mean and SD over runs and the corrected resampled t-test vs the best arm "
+        "(table1_repeats)"
+    )
+
+
 def study_facts(
     *,
     study: str,
@@ -98,5 +110,6 @@ def study_facts(
         "normalization": str(train.get("normalization")),
         "class_weights": str(train.get("class_weights", False)),
         "external": ", ".join(settings.get("external") or []) or "none",
+        "repeats": _repeats(settings["splits"], train),
         "versions": package_versions(),
     }
