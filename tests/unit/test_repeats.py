@@ -136,11 +136,17 @@ def test_what_the_runs_support():
     close = repeats_table(
         with_training_repeats(np.random.default_rng(5), {"x": 0.3, "y": 0.3, "z": 0.0}), folds=3
     )
+    assert clear.verdict.tolist() == [
+        "best in 6 of 6 runs", "below the best (corrected p < 0.05)"
+    ]  # fmt: skip
+    assert set(one.verdict) == {"one split, one training run: its place is not a finding"}
     claim = supported_claim(close)
     best = close[close.best].arm.item()
     other = ({"x", "y"} - {best}).pop()
     assert f"Not distinguishable from it (corrected p >= 0.05): {other};" in claim
     assert "z" not in claim.split(":")[-1]
+    verdicts = close.set_index("arm").verdict
+    assert verdicts[other] == "not distinguishable from the best (corrected p >= 0.05)"
     text = repeats_markdown(close, folds=3)
     assert "2 x 3-fold CV x 3 training runs per fold" in text and claim in text
     assert f"| {best} (best) | 2 x 3 |" in text

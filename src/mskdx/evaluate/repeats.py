@@ -176,8 +176,24 @@ def repeats_table(
                 }
             else:
                 log.warning("%s vs %s: %d per-fold AUC differences; no test", arm, best, len(d))
+        row["verdict"] = _verdict(row)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _verdict(row: dict, alpha: float = 0.05) -> str:
+    """What the runs say of one arm's place (the report shows this column)."""
+    runs = int(row["runs"])
+    if runs == 1:
+        return "one split, one training run: its place is not a finding"
+    if row["best"]:
+        return f"best in {int(row['best_in_runs'])} of {runs} runs"
+    p = row.get("p_corrected", math.nan)
+    if not math.isfinite(p):
+        return "not tested (fewer than 2 per-fold differences)"
+    if p < alpha:
+        return f"below the best (corrected p < {alpha:g})"
+    return f"not distinguishable from the best (corrected p >= {alpha:g})"
 
 
 def supported_claim(table: pd.DataFrame, *, alpha: float = 0.05) -> str:
