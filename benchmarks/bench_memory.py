@@ -5,7 +5,8 @@
     python benchmarks/bench_memory.py train --arm resnet50 --images 595 --steps 1
     python benchmarks/bench_memory.py train ... --bank resident      # the old in-RAM bank
 
-`extract` synthesises a gout cohort of that many 1024x768 captures (not timed) and runs the
+`extract` synthesises a gout cohort of that many 1024x768 captures (not timed; `--synth-jobs`
+shards of other seeds side by side, merged) and runs the
 extraction stage (`extract_study`, 2 processes) in a child process. `train` writes a cache of
 random uint8 images (700x320 for the gout arms, 224x224 for ResNet50) and runs a training job's
 data path in a child: the fold's rows (`CacheRows`), image_zscore / ImageNet coefficients over
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +118,46 @@ def make_cache(path: Path, n: int, shape: tuple[int, int]) -> None:
     del cache
 
 
+def _synthesise_shard(folder: Path, images: int, seed: int) -> None:
+    from mskdx.synth import synthesize_gout
+
+    gout = round(images * 149 / 2401) or 1  # the paper's 149 gout and 111 control patients
+    control = round(images * 111 / 2401) or 1
+    synthesize_gout(folder, patients_gout=gout, patients_control=control, images=images, seed=seed)
+
+
+def synthesise(folder: Path, images: int, jobs: int) -> None:
+    """A gout cohort of `images` captures (not timed). With jobs > 1, `jobs` shards of other
+    seeds, synthesised side by side and merged: dicom/part<k>/, one label sheet, one masks.npz
+    (its keys are the files' digests, so they do not collide)."""
+    if jobs <= 1:
+        _synthesise_shard(folder, images, 1)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    sizes = [images // jobs + (k < images % jobs) for k in range(jobs)]
+    shards = [folder / f"shard{k}" for k in range(jobs)]
+    with ProcessPoolExecutor(jobs) as pool:
+        for done in [
+            pool.submit(_synthesise_shard, shard, n, 1 + k)
+            for k, (shard, n) in enumerate(zip(shards, sizes, strict=True))
+        ]:
+            done.result()
+    (folder / "dicom").mkdir()
+    header, rows = None, []
+    with zipfile.ZipFile(folder / "masks.npz", "w", allowZip64=True) as out:
+        for k, shard in enumerate(shards):
+            os.replace(shard / "dicom", folder / "dicom" / f"part{k}")
+            header, *lines = (shard / "labels.csv").read_text().splitlines()
+            rows += lines
+            with zipfile.ZipFile(shard / "masks.npz") as part:
+                for info in part.infolist():
+                    out.writestr(info, part.read(info))
+    if len({row.split(",")[0] for row in rows}) != len(rows):
+        raise SystemExit("two shards made the same patient id; use other seeds")
+    (folder / "labels.csv").write_text("\n".join([header, *sorted(rows)]) + "\n")
+
+
 def run_child(*args: str) -> dict:
     env = {**os.environ, "MSKDX_PSEUDONYM_KEY": "bench-key"}
     start = time.perf_counter()
@@ -142,6 +184,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--bank", choices=["file", "resident"], default="file")
     parser.add_argument("--dir", help="work folder (default: a temporary one)")
+    parser.add_argument(
+        "--synth-jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="extract: processes that synthesise the cohort (shards of other seeds, merged)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.child:
@@ -154,14 +202,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         if args.what == "extract":
-            from mskdx.synth import synthesize_gout
-
             start = time.perf_counter()
-            gout = round(args.images * 149 / 2401) or 1
-            control = round(args.images * 111 / 2401) or 1
-            synthesize_gout(
-                folder, patients_gout=gout, patients_control=control, images=args.images, seed=1
-            )
+            synthesise(folder, args.images, args.synth_jobs)
             print(f"synthesised {args.images} captures in {time.perf_counter() - start:.0f} s")
             out = run_child("extract", "--dir", str(folder))
         else:
