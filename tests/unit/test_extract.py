@@ -13,7 +13,7 @@ from study_specs import GOUT, OLT
 
 from mskdx.errors import ConfigError, DicomError, LabelError, MskdxError
 from mskdx.ingest import deid
-from mskdx.ingest.extract import StudySpec, extract_study
+from mskdx.ingest.extract import MAX_DECODE_CHUNK, StudySpec, decode_chunksize, extract_study
 from mskdx.io import read_table
 from mskdx.synth import synthesize_gout, synthesize_olt
 
@@ -359,3 +359,11 @@ def test_implausible_region_stops_skips_or_is_kept_by_on_flag(gout_cohort, tmp_p
     flagged = manifest[manifest.region_flags.fillna("") != ""]
     assert len(flagged) == 1 and "record_mismatch" in flagged.region_flags.iloc[0]
     assert set(manifest.region_method) == {"record", "image"}
+
+
+def test_decoder_chunks_do_not_grow_with_the_cohort():
+    # a chunk's crops come back together: at files / 16 a 24,010-capture cohort sent 1,500
+    # files' crops (about 340 MB at 700x320) at once, so the extraction's peak grew with it
+    assert decode_chunksize(24_010, 2) == decode_chunksize(2_401, 2) == MAX_DECODE_CHUNK == 8
+    assert decode_chunksize(40, 2) == 2 and decode_chunksize(3, 2) == 1
+    assert decode_chunksize(10, 0) == 1

@@ -186,6 +186,18 @@ def _patient_labels(
         raise private.attach(err) from None
 
 
+# files a decoder process takes at a time; a chunk's crops come back (and are held) together
+MAX_DECODE_CHUNK = 8
+
+
+def decode_chunksize(files: int, threads: int) -> int:
+    """Files per task of the decoder pool: a few per worker for small cohorts, never more than
+    MAX_DECODE_CHUNK. A chunk's results travel as one list, so a chunk that grew with the cohort
+    (it was files / (8 threads): 1,500 files at 24,010 captures) made the extraction's peak
+    memory grow with it; decoding one file takes far longer than sending it."""
+    return max(1, min(MAX_DECODE_CHUNK, files // (8 * max(threads, 1))))
+
+
 def _decode_files(
     headers: list[dicom.DicomHeader], spec: StudySpec, threads: int
 ) -> Iterator[FileResult | MskdxError]:
@@ -194,7 +206,7 @@ def _decode_files(
     jobs = [(h.path, spec) for h in headers]
     if threads > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=threads) as pool:
-            yield from pool.map(_process_file, jobs, chunksize=max(1, len(jobs) // (8 * threads)))
+            yield from pool.map(_process_file, jobs, chunksize=decode_chunksize(len(jobs), threads))
         return
     for job in jobs:
         yield _process_file(job)
