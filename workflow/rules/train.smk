@@ -52,8 +52,5 @@ use rule train_fold as train_fold_repeat with:
         "results/logs/train_fold/{study}/{arm}/seed_{train_repeat}/{fold}.log",
     benchmark:
         "results/benchmarks/train_fold/{study}/{arm}/seed_{train_repeat}/{fold}.tsv"
-    params:
-        arm_spec=get_arm_spec,
-        train_spec=get_train_spec,
-        seed=lookup(dpath="seed", within=config),
+    params:  # keyword params are merged: arm_spec, train_spec and seed are train_fold's
         train_repeat=lambda wildcards: int(wildcards.train_repeat),
