@@ -95,9 +95,7 @@ def test_training_repeats_enter_as_one_difference_per_fold():
         key: roc_auc_score(part.label, part.prob)
         for key, part in test.groupby(["arm", "fold", "train_repeat"])
     }
-    d = np.array(
-        [np.mean([auc["b", f, t] - auc["a", f, t] for t in range(3)]) for f in range(6)]
-    )
+    d = np.array([np.mean([auc["b", f, t] - auc["a", f, t] for t in range(3)]) for f in range(6)])
     stat = d.mean() / np.sqrt((1 / 6 + 1 / 2) * d.var(ddof=1))  # n2 / n1 = 1 / 2
     b = table.loc["b"]
     assert b.df == 5 and b.t == pytest.approx(stat, rel=1e-12)

@@ -16,7 +16,7 @@ import pytest
 from mskdx.io import read_table
 
 from .conftest import snakemake
-from .test_privacy import BASE64_RUN, input_phi, phi_hits, scanned_files
+from .test_privacy import input_phi, leaks, scanned_files
 from .test_report import embedded
 
 pytestmark = pytest.mark.workflow
@@ -58,10 +58,7 @@ def test_predict_writes_dicom_results_under_private_only(tiny_run, tmp_path):
     sr = index.loc[index["kind"] == "sr", "file"].iloc[0]
     assert "Imaging Measurement Report" in dsrdump(folder / sr)
     phi = sorted(input_phi(run))
-    hits = []
-    for path in scanned_files(run):
-        found = phi_hits(BASE64_RUN.sub(b" ", path.read_bytes()), phi)
-        hits += [f"{path.relative_to(run)}: {v!r}" for v in found]
+    hits = leaks(run, scanned_files(run), phi)
     assert not hits, "PHI found in results or logs:\n" + "\n".join(hits[:20])
 
 

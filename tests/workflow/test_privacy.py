@@ -56,6 +56,53 @@ def phi_hits(data: bytes, values: list[str]) -> list[str]:
     return hits
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
+
+
+def png_text(data: bytes) -> bytes:
+    """The text chunks of a PNG (keywords and values, zTXt inflated), joined by newlines."""
+    import struct
+    import zlib
+
+    parts, i = [], len(PNG_SIGNATURE)
+    while i + 8 <= len(data):
+        (n,) = struct.unpack(">I", data[i : i + 4])
+        kind, body = data[i + 4 : i + 8], data[i + 8 : i + 8 + n]
+        if kind == b"zTXt":
+            key, _, rest = body.partition(b"\0")
+            body = key + b"\0" + zlib.decompress(rest[1:])
+        if kind in PNG_TEXT_CHUNKS:
+            parts.append(body.replace(b"\0", b" "))
+        i += 12 + n
+    return b"\n".join(parts)
+
+
+def leaks(root: Path, files: list[Path], values: list[str], text_values=None) -> list[str]:
+    """'path: value' for each PHI value found in `files`, the one scan every privacy test uses.
+
+    A text file is searched for every value (runs of base64 blanked first: embedded images are
+    scanned as files of their own, and random base64 holds short name parts by chance). A
+    binary file's bytes are searched for values of 8 characters or more only, since compressed
+    pixels hold any 4-digit number by chance (a PNG held a StudyID's '5444' in its IDAT); a
+    PNG's text chunks, where a writer would put words, are searched for every value.
+    `text_values(path)` may narrow the values for one text file (the report).
+    """
+    long_values = [v for v in values if len(v) >= 8]
+    hits = []
+    for path in files:
+        data = path.read_bytes()
+        if path.suffix in TEXT_SUFFIXES:
+            wanted = text_values(path) if text_values else values
+            found = phi_hits(BASE64_RUN.sub(b" ", data), wanted)
+        else:
+            found = phi_hits(data, long_values)
+            if data.startswith(PNG_SIGNATURE):
+                found += [v for v in phi_hits(png_text(data), values) if v not in found]
+        hits += [f"{path.relative_to(root)}: {v!r}" for v in found]
+    return hits
+
+
 def snakemake_asset_tokens() -> set[bytes]:
     """Words of the code Snakemake ships into every report (Vega, React, ...), not our data."""
     import snakemake
@@ -82,28 +129,43 @@ def test_phi_scan_finds_planted_values():
     assert phi_hits(b"p=0.19640312 OZTURKS", values) == []
 
 
+def test_leak_scan_of_a_png_reads_its_text_not_its_pixels(tmp_path):
+    """A short value in a PNG's compressed pixels is chance; in its text chunks it is a leak."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(tmp_path / "clean.png", metadata={"Title": "localisation"})
+    fig.savefig(tmp_path / "named.png", metadata={"Author": "OZTURK", "Title": "MRN16576697"})
+    plt.close(fig)
+    clean = (tmp_path / "clean.png").read_bytes()
+    # the pixels of the figure CI saw held '5444', a StudyID, inside its compressed IDAT
+    (tmp_path / "chance.png").write_bytes(clean[:-12] + b"\xb55444`" + clean[-12:])
+    (tmp_path / "notes.txt").write_text("reader: OZTURK")
+    files = sorted(tmp_path.iterdir())
+    hits = leaks(tmp_path, files, ["OZTURK", "MRN16576697", "5444"])
+    assert sorted(hits) == [
+        "named.png: 'MRN16576697'",
+        "named.png: 'OZTURK'",
+        "notes.txt: 'OZTURK'",
+    ]
+
+
 def test_no_phi_in_results_logs_or_report(tiny_run, tiny_report):
     phi = sorted(input_phi(tiny_run))
     # the inputs do carry PHI: names, IDs, birth dates, accession numbers, institutions
     assert len(phi) > 20
-    long_values = [v for v in phi if len(v) >= 8]
     files = scanned_files(tiny_run) + [tiny_report]
     assert len(files) > 50
     # a name part that is a word of the report's bundled libraries (e.g. "MARK" in Vega's
     # comments) is no leak there; everywhere else it is looked for
     in_assets = snakemake_asset_tokens()
     report_phi = [v for v in phi if v.encode() not in in_assets]
-    hits = []
-    for path in files:
-        data = path.read_bytes()
-        if path.suffix in TEXT_SUFFIXES:
-            # embedded images are scanned as files of their own; random base64 text would
-            # hold short name parts by chance
-            values = report_phi if path == tiny_report else phi
-            found = phi_hits(BASE64_RUN.sub(b" ", data), values)
-        else:  # binary: only values long enough not to occur by chance
-            found = phi_hits(data, long_values)
-        hits += [f"{path.relative_to(tiny_run)}: {v!r}" for v in found]
+    hits = leaks(
+        tiny_run, files, phi, text_values=lambda p: report_phi if p == tiny_report else phi
+    )
     assert not hits, "PHI found in outputs:\n" + "\n".join(hits[:20])
 
 
@@ -143,10 +205,7 @@ def test_no_phi_in_results_or_logs_of_runs_with_refusals(tmp_path):
     private = (workdir / "private/gout/file_map.csv").read_text()
     assert str(bad) in private  # the way back exists, and the scan below would see such text
     values = phi + sorted(folder_names - {"dicom"})
-    hits = []
-    for path in scanned_files(workdir):
-        found = phi_hits(BASE64_RUN.sub(b" ", path.read_bytes()), values)
-        hits += [f"{path.relative_to(workdir)}: {v!r}" for v in found]
+    hits = leaks(workdir, scanned_files(workdir), values)
     assert not hits, "PHI found in results or logs:\n" + "\n".join(hits[:20])
 
 

@@ -182,7 +182,8 @@ def get_extract_spec(wildcards):
 
 def get_train_spec(wildcards):
     """The study's training settings with the arm's own overrides applied (train.repeats aside:
-    it says how many jobs there are, not what one computes, so changing it retrains nothing)."""
+    it says how many jobs there are, not what one computes, so changing it retrains nothing).
+    """
     cfg = study_config(wildcards.study)
     train = {k: v for k, v in cfg["train"].items() if k != "repeats"}
     return {**train, **cfg["arms"][wildcards.arm].get("train", {})}
