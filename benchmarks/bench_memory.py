@@ -3,6 +3,7 @@
     python benchmarks/bench_memory.py extract --images 2401          # gout extraction, 1024x768
     python benchmarks/bench_memory.py train --arm blocks2 --images 2401 --steps 1
     python benchmarks/bench_memory.py train --arm resnet50 --images 595 --steps 1
+    python benchmarks/bench_memory.py train --arm resnet50 --images 5950 --steps 0  # whole epoch
     python benchmarks/bench_memory.py train ... --bank resident      # the old in-RAM bank
 
 `extract` synthesises a gout cohort of that many 1024x768 captures (not timed; `--synth-jobs`
@@ -11,9 +12,12 @@ extraction stage (`extract_study`, 2 processes) in a child process. `train` writ
 random uint8 images (700x320 for the gout arms, 224x224 for ResNet50) and runs a training job's
 data path in a child: the fold's rows (`CacheRows`), image_zscore / ImageNet coefficients over
 every image, the `DeviceImages` bank, then `--steps` batches of `train_one_epoch` (batch 32) and
-one batch of `predict`: the job's peak without its hours of epochs. Each child prints its own
-peak resident set (ru_maxrss, so file pages a memory map touched would count too), the largest of
-its own worker processes' (the extraction's decoders) and the CPU time of both.
+one batch of `predict`: the job's peak without its hours of epochs. `--steps 0` trains a whole
+epoch over a fold's training share (60% for ResNet50, as OLT's split; 80% for the gout arms' 5
+folds) and predicts the rest. Each child prints its own peak resident set (ru_maxrss, so file
+pages a memory map touched would count too), the largest of its own worker processes' (the
+extraction's decoders), the CPU time of both and, for `train`, its resident set after each phase
+(the peak so far, anonymous memory and file pages, from /proc/self/status).
 """
 
 from __future__ import annotations
@@ -57,6 +61,18 @@ def child_extract(folder: Path) -> None:
     report({"images": len(table), "cache_mb": (out / "images.npy").stat().st_size / 2**20})
 
 
+def status_mb() -> dict:
+    """This process's resident set now, its peak so far, and the now split into anonymous memory
+    and file pages (a memory map's), from /proc/self/status, in MB."""
+    fields = {"VmRSS": "rss", "VmHWM": "peak", "RssAnon": "anon", "RssFile": "file"}
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in fields:
+            out[fields[key]] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
 def child_train(folder: Path, arm: str, steps: int, bank_kind: str) -> None:
     import torch
 
@@ -66,6 +82,7 @@ def child_train(folder: Path, arm: str, steps: int, bank_kind: str) -> None:
     from mskdx.learn.loop import predict, train_one_epoch
 
     torch.set_num_threads(2)
+    phases = {"start": status_mb()}
     path = folder / "images.npy"
     n = np.load(path, mmap_mode="r").shape[0]
     rows = np.random.default_rng(0).permutation(n)  # table order is not file order
@@ -77,6 +94,7 @@ def child_train(folder: Path, arm: str, steps: int, bank_kind: str) -> None:
     norm = augment.make_normalization(kind, images, np.arange(n))
     plan = DevicePlan(torch.device("cpu"))
     bank = DeviceImages.for_plan(images, labels, norm, plan)
+    phases["bank"] = status_mb()
     spec = (
         {"architecture": "resnet50", "weights": "none"}
         if arm == "resnet50"
@@ -84,11 +102,43 @@ def child_train(folder: Path, arm: str, steps: int, bank_kind: str) -> None:
     )
     model = models.build(spec)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    phases["model"] = status_mb()
     order = torch.randperm(n)
-    params = augment.sample_params(n, augment.AugmentSpec(translate=0.1), *images.shape[1:], None)
-    train_one_epoch(model, optimizer, bank, order, params, batch_size=32, max_steps=steps)
-    predict(model, bank, order[:32], batch_size=32)
-    report({"images": n, "cache_mb": path.stat().st_size / 2**20, "bank": bank_kind})
+    # steps 0: a whole epoch, over the training share of a fold (OLT 60/20/20, gout 5-fold), and
+    # a prediction of the rest (validation and test rows)
+    n_train = round(n * (0.6 if arm == "resnet50" else 0.8)) if steps == 0 else n
+    train, rest = order[:n_train], order[n_train:] if steps == 0 else order[:32]
+    params = augment.sample_params(
+        n_train, augment.AugmentSpec(translate=0.1), *images.shape[1:], None
+    )
+    first = train_one_epoch(model, optimizer, bank, train[:32], params[:32], batch_size=32)
+    phases["step 1"] = status_mb()
+    start, trained = time.perf_counter(), first.images
+    if steps != 1:  # the other steps: --steps in all, or the rest of the epoch
+        more = train_one_epoch(
+            model,
+            optimizer,
+            bank,
+            train[32:],
+            params[32:],
+            batch_size=32,
+            max_steps=None if steps == 0 else steps - 1,
+        )
+        trained += more.images
+        phases["epoch" if steps == 0 else f"{steps} steps"] = status_mb()
+    predict(model, bank, rest, batch_size=32)
+    phases["predict"] = status_mb()
+    report(
+        {
+            "images": n,
+            "cache_mb": path.stat().st_size / 2**20,
+            "bank": bank_kind,
+            "trained": trained,
+            "predicted": len(rest),
+            "train_s": round(time.perf_counter() - start, 1),
+            "phases": phases,
+        }
+    )
 
 
 def report(extra: dict) -> None:
@@ -181,7 +231,9 @@ def main() -> None:
     parser.add_argument("what", choices=["extract", "train"])
     parser.add_argument("--images", type=int, default=2401)
     parser.add_argument("--arm", default="blocks2")
-    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument(
+        "--steps", type=int, default=1, help="train: batches after the first; 0: a whole epoch"
+    )
     parser.add_argument("--bank", choices=["file", "resident"], default="file")
     parser.add_argument("--dir", help="work folder (default: a temporary one)")
     parser.add_argument(
