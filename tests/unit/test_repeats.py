@@ -145,6 +145,10 @@ def test_what_the_runs_support():
     assert "z" not in claim.split(":")[-1]
     verdicts = close.set_index("arm").verdict
     assert verdicts[other] == "not distinguishable from the best (corrected p >= 0.05)"
+    untested = close.copy()
+    untested.loc[untested.arm == "z", "p_corrected"] = np.nan  # the verdict's rule, not "tied"
+    assert supported_claim(untested).endswith("Not tested (fewer than 2 per-fold differences): z.")
+    assert ": z" not in supported_claim(untested).split("Not tested")[0]
     text = repeats_markdown(close, folds=3)
     assert "2 x 3-fold CV x 3 training runs per fold" in text and claim in text
     assert f"| {best} (best) | 2 x 3 |" in text

@@ -181,6 +181,13 @@ def repeats_table(
     return pd.DataFrame(rows)
 
 
+def _standing(p: float, alpha: float) -> str:
+    """'untested', 'below' or 'tied': an arm's place against the best by its corrected p."""
+    if not math.isfinite(p):
+        return "untested"
+    return "below" if p < alpha else "tied"
+
+
 def _verdict(row: dict, alpha: float = 0.05) -> str:
     """What the runs say of one arm's place (the report shows this column)."""
     runs = int(row["runs"])
@@ -188,16 +195,16 @@ def _verdict(row: dict, alpha: float = 0.05) -> str:
         return "one split, one training run: its place is not a finding"
     if row["best"]:
         return f"best in {int(row['best_in_runs'])} of {runs} runs"
-    p = row.get("p_corrected", math.nan)
-    if not math.isfinite(p):
-        return "not tested (fewer than 2 per-fold differences)"
-    if p < alpha:
-        return f"below the best (corrected p < {alpha:g})"
-    return f"not distinguishable from the best (corrected p >= {alpha:g})"
+    return {
+        "untested": "not tested (fewer than 2 per-fold differences)",
+        "below": f"below the best (corrected p < {alpha:g})",
+        "tied": f"not distinguishable from the best (corrected p >= {alpha:g})",
+    }[_standing(row.get("p_corrected", math.nan), alpha)]
 
 
 def supported_claim(table: pd.DataFrame, *, alpha: float = 0.05) -> str:
-    """What the runs support about the ranking of the arms, in one sentence or two."""
+    """What the runs support about the ranking of the arms, in one sentence or two; by the
+    same rule as each arm's verdict."""
     best = table[table.best].iloc[0]
     runs = int(best.runs)
     if runs == 1:
@@ -208,16 +215,21 @@ def supported_claim(table: pd.DataFrame, *, alpha: float = 0.05) -> str:
         )
     others = table[~table.best]
     p = others["p_corrected"] if "p_corrected" in others else pd.Series(math.nan, others.index)
-    tied = others[~(p < alpha)]
+    standing = p.map(lambda v: _standing(float(v), alpha))
+    tied, untested = others[standing == "tied"], others[standing == "untested"]
     head = f"{best.arm} had the highest pooled AUC in {int(best.best_in_runs)} of {runs} runs."
-    if tied.empty and int(best.best_in_runs) == runs:
-        return head + f" Every other arm is below it (corrected p < {alpha:g})."
+    tail = ""
+    if not untested.empty:
+        tail = f" Not tested (fewer than 2 per-fold differences): {', '.join(untested.arm)}."
+    if tied.empty and untested.empty:
+        everywhere = "" if int(best.best_in_runs) == runs else " on average"
+        return head + f" Every other arm is below it{everywhere} (corrected p < {alpha:g})."
     if tied.empty:
-        return head + f" Every other arm is below it on average (corrected p < {alpha:g})."
+        return head + tail
     names = ", ".join(tied.arm)
     return (
         head + f" Not distinguishable from it (corrected p >= {alpha:g}): {names}; "
-        "the runs support no order among these arms."
+        "the runs support no order among these arms." + tail
     )
 
 
