@@ -257,6 +257,8 @@ def main() -> None:
         else:
             child_train(folder, args.arm, args.steps, args.bank)
         return
+    if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         if args.what == "extract":
