@@ -77,7 +77,7 @@ def status_mb() -> dict:
 def child_train(folder: Path, arm: str, steps: int, bank_kind: str) -> None:
     import torch
 
-    from mskdx.learn import augment, models
+    from mskdx.learn import arms, augment
     from mskdx.learn.device import DeviceImages, DevicePlan
     from mskdx.learn.job_data import CacheRows
     from mskdx.learn.loop import predict, train_one_epoch
@@ -101,7 +101,7 @@ def child_train(folder: Path, arm: str, steps: int, bank_kind: str) -> None:
         if arm == "resnet50"
         else {"architecture": "resnet_blocks", "blocks": int(arm.removeprefix("blocks"))}
     )
-    model = models.build(spec)
+    model = arms.build(spec)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     phases["model"] = status_mb()
     order = torch.randperm(n)

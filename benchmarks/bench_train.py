@@ -33,7 +33,7 @@ import torch.nn.functional as F
 import torchvision.transforms as T
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from mskdx.learn import augment, models
+from mskdx.learn import arms, augment, models
 from mskdx.learn.device import DeviceImages, DevicePlan
 from mskdx.learn.loop import train_one_epoch
 from mskdx.learn.settings import TrainSettings
@@ -112,7 +112,7 @@ def bench_ours(spec, images, labels, aug, normalization, device, args, compile=F
     """Images/s of the fast loop, and the seconds of its warm-up (compilation included)."""
     torch.manual_seed(0)
     plan = fast_plan(device, compile)
-    model, net = plan.place(models.build(spec))
+    model, net = plan.place(arms.build(spec))
     settings = TrainSettings(optimizer="adam", lr=1e-4, epochs=1, batch_size=args.batch_size)
     optimizer = plan.optimizer(settings, model.parameters())
     norm = augment.make_normalization(normalization, images, np.arange(len(images)))
@@ -141,7 +141,7 @@ def bench_ours(spec, images, labels, aug, normalization, device, args, compile=F
 
 def bench_naive(spec, images, labels, aug, normalization, device, args) -> float:
     torch.manual_seed(0)
-    model = models.build(spec).to(device)
+    model = arms.build(spec).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     total = (args.warmup + args.steps) * args.batch_size
     loader = DataLoader(
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         h, w = max(32, round(h * args.scale)), max(32, round(w * args.scale))
         images = rng.integers(0, 256, size=(args.images, h, w), dtype=np.uint8)
         labels = rng.integers(0, 2, size=args.images)
-        macs = models.complexity(models.build(spec), (3, h, w)).macs
+        macs = models.complexity(arms.build(spec), (3, h, w)).macs
         flops_per_image = 3 * 2 * macs
         results = {}
         for loop in args.loops:

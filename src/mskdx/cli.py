@@ -5,52 +5,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import yaml
-
-from mskdx.errors import ConfigError, MskdxError
+from mskdx.config.load import DEFAULT_CONFIG, load_config
+from mskdx.errors import MskdxError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = Path("config/config.yaml")
-
-
-def deep_merge(base: Mapping, override: Mapping) -> dict:
-    """Return `base` updated by `override` recursively (mappings merge, other values replace)."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def load_config(paths: Sequence[str | Path]) -> dict:
-    """Load YAML config files and deep-merge them in order, later ones winning (as Snakemake)."""
-    config: dict = {}
-    for path in paths:
-        try:
-            with open(path) as fh:
-                data = yaml.safe_load(fh) or {}
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{path}: top level is {type(data).__name__}; expected a mapping")
-        config = deep_merge(config, data)
-    return config
+CONFIG_HELP = (
+    f"an overlay of the workflow's config ({DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])},"
+    " always read first, as Snakemake does); repeat to overlay more, later wins"
+)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
     from mskdx.synth import synthesize
 
-    config = load_config(args.configfile or [DEFAULT_CONFIG])
-    if "synthetic" not in config:
-        raise ConfigError(f"{', '.join(map(str, args.configfile))}: no 'synthetic' section")
+    config = load_config(args.configfile or [])
     synthetic = dict(config["synthetic"])
     if args.seed is not None:
         synthetic["seed"] = args.seed
@@ -70,17 +42,17 @@ def _add_synth(subparsers) -> None:
         "--configfile",
         action="append",
         metavar="YAML",
-        help=f"config file; repeat to overlay (later wins). Default: {DEFAULT_CONFIG}",
+        help=CONFIG_HELP,
     )
     p.add_argument("--seed", type=int, help="override synthetic.seed")
     p.set_defaults(func=_run_synth)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from mskdx.deploy.predict import predict_from_config
+    from mskdx.deploy.predict import predict_arm
 
-    config = load_config(args.configfile or [DEFAULT_CONFIG])
-    images, patients = predict_from_config(
+    config = load_config(args.configfile) if args.configfile else None
+    images, patients = predict_arm(
         args.dicom,
         args.out,
         config=config,
@@ -102,14 +74,16 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _add_trained_arm(p: argparse.ArgumentParser) -> None:
-    """The options that name a trained arm: study, arm, the run's configs and results."""
+    """The options that name a trained arm: study, arm, the run's results (and, optionally, the
+    configs it ran with: the arm's own settings, arm.json, are what runs)."""
     p.add_argument("--study", required=True, choices=["gout", "olt"])
     p.add_argument("--arm", required=True, help="e.g. blocks3 (gout) or T1 (olt)")
     p.add_argument(
         "--configfile",
         action="append",
         metavar="YAML",
-        help=f"the config(s) the workflow ran with; repeat to overlay. Default: {DEFAULT_CONFIG}",
+        help="optional: the overlay(s) the workflow ran with, to be checked against the arm's "
+        "own settings (results/<study>/models/<arm>/arm.json), which are used",
     )
     p.add_argument("--results", default="results", help="the workflow's results folder")
 
@@ -128,7 +102,7 @@ def _add_predict(subparsers) -> None:
     p.add_argument("--dicom", required=True, help="folder of DICOM files (any tree)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--gradcam", type=int, default=0, metavar="N", help="Grad-CAM of N images")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, help="default: the arm's train.threads")
     p.add_argument(
         "--dicom-out",
         metavar="DIR",
@@ -144,20 +118,11 @@ def _add_predict(subparsers) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from mskdx.deploy.export import export_arm
-    from mskdx.deploy.predict import fold_checkpoints
+    from mskdx.deploy.export import export_trained_arm
 
-    config = load_config(args.configfile or [DEFAULT_CONFIG])
-    study = config.get("studies", {}).get(args.study)
-    if not study or args.arm not in study.get("arms", {}):
-        raise ConfigError(f"studies.{args.study}.arms.{args.arm}: not in the config")
-    out = args.out or str(Path(args.results, args.study, "export", args.arm))
-    written = export_arm(
-        fold_checkpoints(args.results, args.study, args.arm),
-        out,
-        study=args.study,
-        arm=args.arm,
-        preprocess=study["preprocess"],
+    config = load_config(args.configfile) if args.configfile else None
+    out, written = export_trained_arm(
+        args.study, args.arm, results=args.results, out_dir=args.out, config=config
     )
     print(f"{len(written)} fold models of {args.study}/{args.arm} exported to {out}")
     return 0
@@ -223,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         if getattr(exc, "terminal", ""):  # the real paths behind the keys: terminal only
             log.error("%s", exc.terminal)
+        return 2
+    except OSError as exc:  # a folder that cannot be read or written: the path and the reason
+        log.error("%s: %s", exc.filename or "", exc.strerror or exc)
         return 2
 
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from mskdx.errors import ConfigError
 from mskdx.evaluate.complexity import complexity_table
-from mskdx.learn import arms, models
+from mskdx.learn import arms, gradcam, weights
 from mskdx.learn.gradcam import compute_cams
 
 torch.set_num_threads(2)
@@ -26,36 +26,36 @@ USER = {"architecture": "python", "builder": "user_nets:tiny_net", "options": {"
 )
 def test_build_gives_two_logits_and_a_cam_layer(spec, head):
     torch.manual_seed(0)
-    model = models.build(spec).eval()
+    model = arms.build(spec).eval()
     assert arms.head_path(model) == head
     assert model.get_submodule(head).out_features == 2
     with torch.inference_mode():
         assert model(torch.randn(2, *TINY)).shape == (2, 2)
     arms.check_arm(spec, TINY)
-    layer = models.cam_layer(model, "last", TINY)
+    layer = gradcam.cam_layer(model, "last", TINY)
     assert any(isinstance(m, nn.Conv2d) for m in layer.modules())
     cams = compute_cams(model, torch.randn(2, *TINY), layer)
     assert cams.shape == (2, *TINY[1:]) and cams.min() >= 0 and cams.max() <= 1
 
 
 def test_cam_layer_found_per_family():
-    assert models.cam_layer(models.build(RESNET18), "last", TINY) is not None
-    resnet = models.build(RESNET18)
-    assert models.cam_layer(resnet, "last", TINY) is resnet.layer4
-    eff = models.build(EFFNET)
-    assert models.cam_layer(eff, "last", TINY) is eff.features
-    assert models.cam_layer(eff, "features.7", TINY) is eff.features[7]
-    user = models.build(USER)
-    assert models.cam_layer(user, "last", TINY) is user[3]  # the last convolution
+    assert gradcam.cam_layer(arms.build(RESNET18), "last", TINY) is not None
+    resnet = arms.build(RESNET18)
+    assert gradcam.cam_layer(resnet, "last", TINY) is resnet.layer4
+    eff = arms.build(EFFNET)
+    assert gradcam.cam_layer(eff, "last", TINY) is eff.features
+    assert gradcam.cam_layer(eff, "features.7", TINY) is eff.features[7]
+    user = arms.build(USER)
+    assert gradcam.cam_layer(user, "last", TINY) is user[3]  # the last convolution
     with pytest.raises(ValueError, match="features.7"):
-        models.cam_layer(eff, "features.70")
+        gradcam.cam_layer(eff, "features.70")
 
 
 def test_seeded_build_is_reproducible():
     torch.manual_seed(3)
-    a = models.build(EFFNET).state_dict()
+    a = arms.build(EFFNET).state_dict()
     torch.manual_seed(3)
-    b = models.build(EFFNET).state_dict()
+    b = arms.build(EFFNET).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -66,15 +66,13 @@ def test_local_weights_fit_and_misfit(tmp_path):
     reference = torchvision.models.resnet18(weights=None).state_dict()  # 1000-class head
     path = tmp_path / "resnet18.pth"
     torch.save({"state_dict": reference}, path)
-    model = models.build({**RESNET18, "weights": str(path)})
+    model = arms.build({**RESNET18, "weights": str(path)})
     assert torch.equal(model.layer4[1].conv2.weight, reference["layer4.1.conv2.weight"])
     assert model.fc.out_features == 2
     # a fine-tuned 2-class file keeps its head too
-    tuned = models.build(RESNET18).state_dict()
+    tuned = arms.build(RESNET18).state_dict()
     torch.save(tuned, path)
-    assert torch.equal(
-        models.build({**RESNET18, "weights": str(path)}).fc.weight, tuned["fc.weight"]
-    )
+    assert torch.equal(arms.build({**RESNET18, "weights": str(path)}).fc.weight, tuned["fc.weight"])
     # another network's weights: the first key that does not fit is named
     bad = dict(reference)
     bad["layer1.0.conv1.weight"] = torch.zeros(1)
@@ -90,10 +88,10 @@ def test_local_weights_fit_and_misfit(tmp_path):
 
 def test_user_builder_weights(tmp_path):
     torch.manual_seed(2)
-    state = models.build(USER).state_dict()
+    state = arms.build(USER).state_dict()
     path = tmp_path / "mine.pt"
     torch.save(state, path)
-    model = models.build({**USER, "weights": str(path)})
+    model = arms.build({**USER, "weights": str(path)})
     assert torch.equal(model[0].weight, state["0.weight"])
     with pytest.raises(ConfigError, match="'0.weight'"):
         arms.check_arm({**USER, "options": {"width": 4}, "weights": str(path)}, TINY)
@@ -113,12 +111,12 @@ def test_imagenet_weights_from_the_hub_cache(tmp_path, monkeypatch):
     cache = tmp_path / "hub" / "checkpoints" / enum.url.rsplit("/", 1)[1]
     cache.parent.mkdir(parents=True)
     torch.save(reference, cache)
-    model = models.build({**RESNET18, "weights": "imagenet"})
+    model = arms.build({**RESNET18, "weights": "imagenet"})
     assert torch.equal(model.conv1.weight, reference["conv1.weight"])
     assert model.fc.out_features == 2 and calls == []
     cache.unlink()
-    with pytest.raises(models.WeightsUnavailableError, match=cache.name):
-        models.build({**RESNET18, "weights": "imagenet"})
+    with pytest.raises(weights.WeightsUnavailableError, match=cache.name):
+        arms.build({**RESNET18, "weights": "imagenet"})
     # the parse-time check does not download: it only asks whether the weights exist
     arms.check_arm({**RESNET18, "weights": "imagenet"}, TINY)
 
@@ -180,7 +178,7 @@ def test_checkpoint_rebuilds_a_torchvision_arm(tmp_path):
     from mskdx.learn.checkpoints import load_final, save_final
 
     torch.manual_seed(4)
-    model = models.build(EFFNET)
+    model = arms.build(EFFNET)
     path = tmp_path / "checkpoint_final.pt"
     save_final(
         path,

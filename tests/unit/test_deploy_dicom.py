@@ -36,12 +36,12 @@ def models(tmp_path_factory):
     """Two 1-epoch fold models of blocks3 at 70x32 and the arm's patient threshold curves."""
     cohort = make_cohort(tmp_path_factory.mktemp("dev"))
     base = tmp_path_factory.mktemp("models")
-    checkpoints = [
-        run(cohort, base / f"fold_{f}", fold=f, train_spec={**GOUT_TRAIN, "epochs": 1})[
+    checkpoints = {
+        f: run(cohort, base / f"fold_{f}", fold=f, train_spec={**GOUT_TRAIN, "epochs": 1})[
             "checkpoint"
         ]
         for f in (0, 1)
-    ]
+    }
     curves = base / "threshold_curves_blocks3.csv"
     pd.DataFrame({"fold": [0, 1], "threshold": [0.3, 0.4], "chosen": [True, True]}).to_csv(
         curves, index=False
@@ -206,7 +206,7 @@ def test_a_rerun_writes_the_same_instances(scored, models, cohort, tmp_path):
     model = dicom_out.ModelInfo(
         study="gout",
         arm="blocks3",
-        version=dicom_out.model_version(models[0]),
+        version=dicom_out.model_version(list(models[0].values())),
         folds=(0, 1),
         positive="gout",
         negative="control",

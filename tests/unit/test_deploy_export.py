@@ -8,12 +8,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-import yaml
 from test_train import GOUT_ARM, GOUT_TRAIN, make_cohort, run
 
 from mskdx import cli
 from mskdx.deploy import export
 from mskdx.io import read_table
+from mskdx.learn.arm_settings import ARM_FORMAT, write_arm_settings
 
 PREPROCESS = {"kind": "ultrasound", "crop_width": 700, "crop_height": 320, "scale": 0.1}
 ARMS = {
@@ -40,12 +40,18 @@ def workflow(tmp_path_factory):
         for fold in FOLDS[arm]:
             folder = root / "results" / "gout" / "models" / arm / f"fold_{fold}"
             run(cohort, folder, arm=arm, arm_spec=arm_spec, train_spec=train_spec, fold=fold)
-    config = {
-        "studies": {
-            "gout": {"preprocess": PREPROCESS, "arms": {a: s for a, (s, _) in ARMS.items()}}
-        }
-    }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
+        # what rule describe_arm writes beside the fold models: export reads the arm from it
+        write_arm_settings(
+            root / "results" / "gout" / "models" / arm / "arm.json",
+            {
+                "format": ARM_FORMAT,
+                "study": "gout",
+                "arm": arm,
+                "folds": list(FOLDS[arm]),
+                "extract": {"study": "gout", "preprocess": PREPROCESS},
+                "model": arm_spec,
+            },
+        )
     return root, cohort
 
 
@@ -60,8 +66,6 @@ def exported(workflow):
                 "gout",
                 "--arm",
                 arm,
-                "--configfile",
-                str(root / "config.yaml"),
                 "--results",
                 str(root / "results"),
             ]
@@ -121,7 +125,8 @@ def test_the_json_describes_the_preprocessing_from_the_checkpoint(exported):
 def test_an_arm_without_models_is_a_clear_error(workflow, capsys, caplog):
     root, _ = workflow
     code = cli.main(
-        ["export", "--study", "gout", "--arm", "blocks9", "--configfile", str(root / "config.yaml")]
+        ["export", "--study", "gout", "--arm", "blocks9", "--results", str(root / "results")]
     )
     assert code == 2
-    assert "studies.gout.arms.blocks9: not in the config" in caplog.text
+    assert "blocks9/arm.json: missing" in caplog.text and "run the workflow" in caplog.text
+    assert not (root / "results" / "gout" / "export" / "blocks9").exists()

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from test_train import GOUT_TRAIN, make_cohort, run
 
+from mskdx.errors import PreprocessError
 from mskdx.evaluate import external
 from mskdx.io import read_table, write_table
 
@@ -16,7 +17,7 @@ def trained(tmp_path_factory):
     """Two fold models of one arm on the small cohort of test_train, and a second 'site'."""
     cohort = make_cohort(tmp_path_factory.mktemp("dev"))
     spec = {**GOUT_TRAIN, "epochs": 1}
-    checkpoints = []
+    checkpoints = {}
     for fold in (0, 1):
         out = run(
             cohort,
@@ -24,7 +25,7 @@ def trained(tmp_path_factory):
             fold=fold,
             train_spec=spec,
         )
-        checkpoints.append(out["checkpoint"])
+        checkpoints[fold] = out["checkpoint"]
     site = make_cohort(tmp_path_factory.mktemp("site"), seed=5)
     return cohort, checkpoints, site
 
@@ -34,8 +35,7 @@ def test_scoring_the_development_images_reproduces_the_training_predictions(trai
     per_fold, ensemble = external.score_cohort(
         checkpoints, cohort["images"], cohort["manifest"], study="gout", arm="blocks3"
     )
-    for checkpoint in checkpoints:
-        fold = int(checkpoint.parent.name.removeprefix("fold_"))
+    for fold, checkpoint in checkpoints.items():
         written = read_table(checkpoint.parent / "predictions.csv", "predictions")
         ours = per_fold[per_fold["fold"] == fold].set_index("image_id").loc[written["image_id"]]
         np.testing.assert_array_equal(ours["prob"].to_numpy(), written["prob"].to_numpy())
@@ -49,7 +49,7 @@ def test_scoring_the_development_images_reproduces_the_training_predictions(trai
 def test_a_cache_of_another_size_is_refused(trained, tmp_path):
     _, checkpoints, _ = trained
     other = make_cohort(tmp_path, height=40, width=80)
-    with pytest.raises(ValueError, match="trained on 70x32"):
+    with pytest.raises(PreprocessError, match="trained on 70x32"):
         external.score_cohort(
             checkpoints, other["images"], other["manifest"], study="gout", arm="blocks3"
         )

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from mskdx.evaluate.figures import confusion, curves, gradcam, montage, roc, threshold
-from mskdx.learn.gradcam import localisation_scores
+from mskdx.evaluate.localisation import localisation_scores
 
 STYLE = {
     "dpi": 50,

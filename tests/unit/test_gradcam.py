@@ -11,14 +11,14 @@ import torch
 from scipy import stats as sps
 from torch import nn
 
-from mskdx.learn.gradcam import (
+from mskdx.evaluate.localisation import (
     SCORE_COLUMNS,
     SUMMARY_COLUMNS,
-    compute_cams,
     localisation_scores,
     select_samples,
     summarise_localisation,
 )
+from mskdx.learn.gradcam import compute_cams
 
 H, W = 32, 48  # non-square, so a swapped height/width shows
 
@@ -149,7 +149,7 @@ def test_resnet_under_inference_mode_is_deterministic_and_restores_state() -> No
     model = torchvision.models.resnet18(weights=None, num_classes=2)
     model.train()
     model.fc.weight.requires_grad_(False)
-    layer = model.layer4  # what mskdx.learn.models.cam_layer picks
+    layer = model.layer4  # what mskdx.learn.gradcam.cam_layer picks
     with torch.inference_mode():
         batch = torch.randn(3, 3, 64, 64)
         first = compute_cams(model, batch, layer, batch_size=3)
@@ -319,7 +319,7 @@ def test_summarise_localisation_known_values() -> None:
 
 
 def test_pointing_tolerance_is_15_input_pixels_by_default() -> None:
-    from mskdx.learn.gradcam import POINTING_TOLERANCE_PX
+    from mskdx.evaluate.localisation import POINTING_TOLERANCE_PX
 
     assert POINTING_TOLERANCE_PX == 15.0  # Zhang et al.'s tolerance, in network-input pixels
     cams = np.zeros((1, 64, 140))

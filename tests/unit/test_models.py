@@ -6,7 +6,7 @@ from torch import nn
 
 from mskdx.evaluate.complexity import complexity_table
 from mskdx.evaluate.papers.printed import gout_table2
-from mskdx.learn import models
+from mskdx.learn import arms, gradcam, models, weights
 
 torch.set_num_threads(2)
 
@@ -26,7 +26,7 @@ def rel(a: float, b: float) -> float:
 @pytest.mark.parametrize("blocks", [2, 4, 6])
 def test_table2_matches_paper(blocks):
     params, macs = models.complexity(
-        models.build({"architecture": "resnet_blocks", "blocks": blocks})
+        arms.build({"architecture": "resnet_blocks", "blocks": blocks})
     )
     paper = gout_table2()[blocks]
     assert rel(params / 1e6, paper["params_m"]) < 1e-3
@@ -86,7 +86,7 @@ def test_forward_small_input_and_cam_layer(blocks):
     with torch.inference_mode():
         out = model(torch.randn(2, 3, 32, 70))
     assert out.shape == (2, 2)
-    layer = models.cam_layer(model)
+    layer = gradcam.cam_layer(model)
     assert layer is model.layer4
     assert any(isinstance(m, nn.Conv2d) for m in layer.modules())
     assert isinstance(layer[-1], torchvision_basic_block())
@@ -94,17 +94,17 @@ def test_forward_small_input_and_cam_layer(blocks):
 
 def test_cam_layer_by_name():
     model = models.resnet_blocks(3)
-    assert models.cam_layer(model, "layer3") is model.layer3
-    assert models.cam_layer(model, "last") is model.layer4
+    assert gradcam.cam_layer(model, "layer3") is model.layer3
+    assert gradcam.cam_layer(model, "last") is model.layer4
     with pytest.raises(ValueError, match="'layer1'.*no convolutions"):
-        models.cam_layer(model, "layer1")  # the 3-block net has no layer1 block
+        gradcam.cam_layer(model, "layer1")  # the 3-block net has no layer1 block
     with pytest.raises(ValueError, match="no such module; expected 'last' or a module path"):
-        models.cam_layer(model, "layer9")
-    assert models.cam_layer(model, "layer3.0.conv1") is model.layer3[0].conv1  # a module path
+        gradcam.cam_layer(model, "layer9")
+    assert gradcam.cam_layer(model, "layer3.0.conv1") is model.layer3[0].conv1  # a module path
     # the earlier stage's map is twice as fine: 4 x 9 cells on a 64 x 140 input, not 2 x 5
     shapes = {}
     for name in ("layer3", "layer4"):
-        handle = models.cam_layer(model, name).register_forward_hook(
+        handle = gradcam.cam_layer(model, name).register_forward_hook(
             lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[-2:]))
         )
         with torch.inference_mode():
@@ -130,11 +130,11 @@ def test_stage_plans():
 
 
 def test_resnet50_weights_none_and_cam_layer():
-    model = models.build({"architecture": "resnet50", "weights": "none"}).eval()
+    model = arms.build({"architecture": "resnet50", "weights": "none"}).eval()
     assert model.fc.out_features == 2 and model.fc.in_features == 2048
     with torch.inference_mode():
         assert model(torch.randn(2, 3, 32, 32)).shape == (2, 2)
-    assert models.cam_layer(model) is model.layer4
+    assert gradcam.cam_layer(model) is model.layer4
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def no_download(monkeypatch):
         raise OSError("network disabled in tests")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-    monkeypatch.delenv(models.RESNET50_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(weights.RESNET50_WEIGHTS_ENV, raising=False)
     return calls
 
 
@@ -162,11 +162,11 @@ def test_resnet50_refuses_a_cache_file_that_does_not_match_its_hash(
     torch.manual_seed(0)
     reference = torchvision.models.resnet50(weights=None).state_dict()
     target = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
-    assert models.resnet50_cache_file() == target
+    assert weights.resnet50_cache_file() == target
     target.parent.mkdir(parents=True)
     torch.save(reference, target)
-    with pytest.raises(models.WeightsUnavailableError, match="0676ba61"):
-        models.build({"architecture": "resnet50", "weights": "imagenet", "sequence": "T1"})
+    with pytest.raises(weights.WeightsUnavailableError, match="0676ba61"):
+        arms.build({"architecture": "resnet50", "weights": "imagenet", "sequence": "T1"})
     assert no_download == []
 
 
@@ -177,11 +177,11 @@ def test_resnet50_explicit_path(tmp_path, monkeypatch, no_download):
     reference = torchvision.models.resnet50(weights=None).state_dict()
     path = tmp_path / "mine.pth"
     torch.save({"state_dict": reference}, path)
-    monkeypatch.setenv(models.RESNET50_WEIGHTS_ENV, str(path))
+    monkeypatch.setenv(weights.RESNET50_WEIGHTS_ENV, str(path))
     model = models.resnet50("imagenet")
     assert torch.equal(model.conv1.weight, reference["conv1.weight"])
-    monkeypatch.delenv(models.RESNET50_WEIGHTS_ENV)
-    model = models.build(
+    monkeypatch.delenv(weights.RESNET50_WEIGHTS_ENV)
+    model = arms.build(
         {"architecture": "resnet50", "weights": "imagenet", "weights_path": str(path)}
     )
     assert torch.equal(model.layer4[2].conv3.weight, reference["layer4.2.conv3.weight"])
@@ -192,18 +192,18 @@ def test_resnet50_missing_weights_message(tmp_path, monkeypatch, no_download):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     expected = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
     with pytest.raises(RuntimeError) as info:
-        models.build({"architecture": "resnet50", "weights": "imagenet"})
+        arms.build({"architecture": "resnet50", "weights": "imagenet"})
     message = str(info.value)
     assert str(expected) in message
     assert "https://download.pytorch.org/models/resnet50-0676ba61.pth" in message
-    assert "weights: none" in message and models.RESNET50_WEIGHTS_ENV in message
-    assert isinstance(info.value, models.WeightsUnavailableError)
+    assert "weights: none" in message and weights.RESNET50_WEIGHTS_ENV in message
+    assert isinstance(info.value, weights.WeightsUnavailableError)
     assert no_download  # it tried torchvision's download, which the fixture refused
 
 
 def test_resnet50_missing_explicit_path(tmp_path, monkeypatch, no_download):
-    monkeypatch.setenv(models.RESNET50_WEIGHTS_ENV, str(tmp_path / "nope.pth"))
-    with pytest.raises(models.WeightsUnavailableError, match="nope.pth"):
+    monkeypatch.setenv(weights.RESNET50_WEIGHTS_ENV, str(tmp_path / "nope.pth"))
+    with pytest.raises(weights.WeightsUnavailableError, match="nope.pth"):
         models.resnet50("imagenet")
     assert no_download == []
 
@@ -212,8 +212,8 @@ def test_bad_specs():
     from mskdx.errors import ConfigError
 
     with pytest.raises(ConfigError, match="blocks"):
-        models.build({"architecture": "resnet_blocks", "blocks": 5})
+        arms.build({"architecture": "resnet_blocks", "blocks": 5})
     with pytest.raises(ConfigError, match="architecture.*torchvision or python"):
-        models.build({"architecture": "vgg"})
+        arms.build({"architecture": "vgg"})
     with pytest.raises(ConfigError, match="weights"):
-        models.build({"architecture": "resnet_blocks", "blocks": 2, "weights": "imagenet"})
+        arms.build({"architecture": "resnet_blocks", "blocks": 2, "weights": "imagenet"})

@@ -14,8 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((REPO / "workflow" / "scripts").glob("*.py"))
-# what every stage may use: atomic writes and logging set-up, the error classes
-SHARED = {"mskdx.io", "mskdx.errors"}
+# what every stage may use: atomic writes and logging set-up, the error classes, the config
+SHARED = {"mskdx.io", "mskdx.errors", "mskdx.config.checks", "mskdx.config.layout"}
 STAGES = ("mskdx.synth", "mskdx.ingest", "mskdx.learn", "mskdx.evaluate", "mskdx.deploy")
 
 

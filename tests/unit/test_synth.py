@@ -20,6 +20,7 @@ from pydicom.uid import (
 from scipy import ndimage
 
 from mskdx import cli
+from mskdx.config import load as config_load
 from mskdx.errors import ConfigError
 from mskdx.synth import (
     plan_gout,
@@ -38,7 +39,7 @@ ALL_SYNTAXES = {ExplicitVRLittleEndian, RLELossless, JPEGLSLossless, JPEG2000Los
 
 
 def _synthetic(*overlays: Path) -> dict:
-    return cli.load_config([CONFIG, *overlays])["synthetic"]
+    return config_load.load_config(overlays)["synthetic"]
 
 
 @pytest.fixture(scope="module")
@@ -491,7 +492,7 @@ def _sequence(ds, patterns: dict[str, str]) -> str:
 
 
 def test_olt_counts_per_sequence_and_class(olt, tiny):
-    patterns = cli.load_config([CONFIG])["studies"]["olt"]["sequences"]
+    patterns = config_load.load_config()["studies"]["olt"]["sequences"]
     diagnosis = dict(zip(olt["labels"].patient_id, olt["labels"].diagnosis, strict=True))
     counts: dict[tuple[str, str], int] = {}
     per_subject: dict[str, set] = {}
@@ -602,23 +603,23 @@ def test_cli_merges_overlays_and_matches_the_api(olt_dir, tmp_path):
     assert _tree_bytes(out) == _tree_bytes(olt_dir)
 
 
-def test_cli_defaults_to_config_yaml_in_cwd(tmp_path, monkeypatch):
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(
-        "synthetic:\n  seed: 5\n  difficulty: 0.2\n  gout: {patients_gout: 1, "
-        "patients_control: 1, images: 2, width: 1024, height: 768}\n  olt:\n"
+def test_cli_reads_the_workflow_config_then_an_overlay(tmp_path, monkeypatch):
+    """As Snakemake: the workflow's config/config.yaml first, then the overlay, wherever the
+    command runs; a missing overlay is a short error, not a traceback."""
+    (tmp_path / "tiny.yaml").write_text(
+        "synthetic:\n  seed: 5\n  difficulty: 0.2\n  olt:\n"
         "    subjects_patient: 1\n    subjects_healthy: 1\n    size: 64\n"
         "    images: {T1: {patient: 1, healthy: 1}, T2: {patient: 1, healthy: 1}}\n"
     )
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["synth", "--study", "olt", "--out", "out"]) == 0
+    assert cli.main(["synth", "--study", "olt", "--out", "out", "--configfile", "tiny.yaml"]) == 0
     assert len(list((tmp_path / "out" / "dicom").rglob("*.dcm"))) == 4
     assert cli.main(["synth", "--study", "olt", "--out", "x", "--configfile", "nope.yaml"]) == 2
 
 
 def test_deep_merge_is_recursive():
     base = {"a": {"b": 1, "c": {"d": 2, "e": 3}}, "f": [1, 2]}
-    merged = cli.deep_merge(base, {"a": {"c": {"d": 9}}, "f": [3]})
+    merged = config_load.deep_merge(base, {"a": {"c": {"d": 9}}, "f": [3]})
     assert merged == {"a": {"b": 1, "c": {"d": 9, "e": 3}}, "f": [3]}
     assert base["a"]["c"]["d"] == 2
 

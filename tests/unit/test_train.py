@@ -18,7 +18,7 @@ import torch
 
 from mskdx.errors import ConfigError, SplitError
 from mskdx.io import read_table, save_npy, write_table
-from mskdx.learn import augment, models, train
+from mskdx.learn import arms, augment, models, train
 from mskdx.learn.checkpoints import load_final, prepare_images, training_seed
 from mskdx.learn.device import DeviceImages, DevicePlan, make_optimizer
 from mskdx.learn.job_data import class_weights, load_job_data
@@ -300,7 +300,7 @@ def test_channels_last_batches_train_and_predict(cohort):
         data.images, data.table["label"].to_numpy(), norm, torch.device("cpu"), channels_last=True
     )
     torch.manual_seed(0)
-    model = models.build(GOUT_ARM).to(memory_format=torch.channels_last)
+    model = arms.build(GOUT_ARM).to(memory_format=torch.channels_last)
     settings = TrainSettings.from_config(GOUT_TRAIN)
     optimizer = make_optimizer(settings, model.parameters(), torch.device("cpu"))
     order = torch.as_tensor(data.rows("train"))
@@ -475,7 +475,7 @@ def test_cpu_plan_is_the_plain_deterministic_path():
     assert plan.describe() == "cpu, deterministic"
     with pytest.raises(ConfigError, match="pinned"):
         DevicePlan(CPU, pin_memory=True)
-    model, net = DevicePlan(CPU, channels_last=True).place(models.build(GOUT_ARM))
+    model, net = DevicePlan(CPU, channels_last=True).place(arms.build(GOUT_ARM))
     assert net is model and model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from mskdx.learn import models, weights
+from mskdx.learn import arms, weights
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def no_download(monkeypatch, tmp_path):
         raise OSError("network disabled in tests")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-    monkeypatch.delenv(models.RESNET50_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(weights.RESNET50_WEIGHTS_ENV, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     return calls
 
@@ -46,9 +46,9 @@ def test_hash_prefix_follows_torch_hub():
 
 def test_named_file_is_verified_and_loaded(hub_named_file, monkeypatch, no_download):
     assert weights.verify(hub_named_file)
-    monkeypatch.setenv(models.RESNET50_WEIGHTS_ENV, str(hub_named_file))
+    monkeypatch.setenv(weights.RESNET50_WEIGHTS_ENV, str(hub_named_file))
     assert weights.resnet50_file() == hub_named_file
-    model = models.build({"architecture": "resnet50", "weights": "imagenet"})
+    model = arms.build({"architecture": "resnet50", "weights": "imagenet"})
     reference = torch.load(hub_named_file, weights_only=True)
     assert torch.equal(model.layer1[0].conv1.weight, reference["layer1.0.conv1.weight"])
     assert no_download == []
@@ -59,19 +59,19 @@ def test_damaged_file_is_refused(hub_named_file, tmp_path, no_download):
     data = bytearray(hub_named_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     damaged.write_bytes(bytes(data))
-    with pytest.raises(models.WeightsUnavailableError, match="does not start with"):
+    with pytest.raises(weights.WeightsUnavailableError, match="does not start with"):
         weights.resnet50_file(damaged)
-    with pytest.raises(models.WeightsUnavailableError, match=damaged.name):
-        models.build({"architecture": "resnet50", "weights": "imagenet", "weights_path": damaged})
+    with pytest.raises(weights.WeightsUnavailableError, match=damaged.name):
+        arms.build({"architecture": "resnet50", "weights": "imagenet", "weights_path": damaged})
     assert no_download == []
 
 
 def test_cache_file_must_match_its_hash(tmp_path, no_download):
     """The cache file has torchvision's name (resnet50-0676ba61.pth): another file is refused."""
-    cache = models.resnet50_cache_file()
+    cache = weights.resnet50_cache_file()
     cache.parent.mkdir(parents=True)
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), cache)
-    with pytest.raises(models.WeightsUnavailableError, match="0676ba61"):
+    with pytest.raises(weights.WeightsUnavailableError, match="0676ba61"):
         weights.resnet50_file()
     assert no_download == []
 
@@ -80,7 +80,7 @@ def test_cache_file_used_when_intact(hub_named_file, tmp_path, monkeypatch, no_d
     cache = tmp_path / "hub" / "checkpoints" / hub_named_file.name
     cache.parent.mkdir(parents=True)
     cache.write_bytes(hub_named_file.read_bytes())
-    monkeypatch.setattr(models, "resnet50_cache_file", lambda: cache)
+    monkeypatch.setattr(weights, "resnet50_cache_file", lambda: cache)
     assert weights.resnet50_file() == cache
     assert no_download == []
 
@@ -88,7 +88,7 @@ def test_cache_file_used_when_intact(hub_named_file, tmp_path, monkeypatch, no_d
 def test_no_download_when_forbidden(no_download):
     assert weights.resnet50_file(download=False) is None
     assert no_download == []
-    with pytest.raises(models.WeightsUnavailableError, match="download failed"):
+    with pytest.raises(weights.WeightsUnavailableError, match="download failed"):
         weights.resnet50_file()
     assert no_download  # torchvision's download was tried, and refused by the fixture
 

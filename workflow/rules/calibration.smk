@@ -99,30 +99,3 @@ rule plot_decision_curve:
         curve=lookup(dpath="studies/{study}/decision_curve", within=config),
     script:
         "../scripts/plot_decision_curve.py"
-
-
-rule tabulate_checklist:
-    input:
-        manifest="results/{study}/cache/manifest.csv",
-        refused="results/{study}/extract/refused.csv",
-        splits="results/{study}/splits/splits.csv",
-        code=library_sources("evaluate/checklist", "evaluate/markdown"),
-    output:
-        csv=report(
-            "results/{study}/tables/claim_checklist.csv",
-            caption="../report/claim_checklist.rst",
-            category=study_category,
-            subcategory="Reporting checklist",
-            labels={"table": "CLAIM 2024 / TRIPOD+AI"},
-        ),
-        md="results/{study}/tables/claim_checklist.md",
-    log:
-        "results/logs/tabulate_checklist/{study}.log",
-    localrule: True
-    conda:
-        "../../envs/stats.yaml"
-    params:
-        settings=get_checklist_settings,
-        formats=lookup(dpath="figures/formats", within=config),
-    script:
-        "../scripts/tabulate_checklist.py"

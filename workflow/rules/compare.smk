@@ -47,6 +47,10 @@ rule plot_failures:
             "evaluate/figures/common",
             "evaluate/figures/gradcam",
             "evaluate/figures/failures",
+            "evaluate/localisation",
+            "learn/inference",
+            "learn/device",
+            "learn/loop",
             "learn/gradcam",
             "learn/models",
             "learn/weights",
@@ -78,9 +82,8 @@ rule plot_failures:
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
         ),
-        layer=lookup(
-            dpath="studies/{study}/gradcam/layer", within=config, default="last"
-        ),
+        runs=get_all_runs,
+        layers=get_gradcam_layers,
         threads=get_compute_threads,
     script:
         "../scripts/plot_failures.py"

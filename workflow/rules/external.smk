@@ -22,19 +22,20 @@ use rule synthesize_cohort as synthesize_external with:
 use rule extract_images as extract_external with:
     input:
         unpack(get_external_input),
-        code=library_sources("ingest"),
+        code=library_sources("ingest", "config/checks"),
     output:
         images="results/{study}/external/{cohort}/cache/images.npy",
         masks="results/{study}/external/{cohort}/cache/masks.npy",
         manifest="results/{study}/external/{cohort}/cache/manifest.csv",
         refused="results/{study}/external/{cohort}/extract/refused.csv",
+        source="results/{study}/external/{cohort}/cache/source.json",
     log:
         "results/logs/extract_external/{study}/{cohort}.log",
     benchmark:
         "results/benchmarks/extract_external/{study}/{cohort}.tsv"
     params:
         inventory=get_external_inventory,
-        private_map="private/{study}/external/{cohort}/file_map.csv",
+        private_map=get_external_private_map,
 
 
 rule score_external:
@@ -44,6 +45,8 @@ rule score_external:
         manifest="results/{study}/external/{cohort}/cache/manifest.csv",
         code=library_sources(
             "evaluate/external",
+            "learn/inference",
+            "learn/gradcam",
             "learn/checkpoints",
             "learn/device",
             "learn/loop",
@@ -67,6 +70,7 @@ rule score_external:
         mem_mb=8000,
     params:
         sequence=get_arm_sequence,
+        folds=get_arm_folds,
         threads=get_compute_threads,
         device=lookup(dpath="studies/{study}/train/device", within=config),
     script:

@@ -1,12 +1,13 @@
 rule extract_images:
     input:
         unpack(get_study_input),
-        code=library_sources("ingest"),
+        code=library_sources("ingest", "config/checks"),
     output:
         images="results/{study}/cache/images.npy",
         masks="results/{study}/cache/masks.npy",
         manifest="results/{study}/cache/manifest.csv",
         refused="results/{study}/extract/refused.csv",
+        source="results/{study}/cache/source.json",
     log:
         "results/logs/extract_images/{study}.log",
     benchmark:
@@ -23,5 +24,6 @@ rule extract_images:
         key_fingerprint=get_key_fingerprint,
         inventory=get_dicom_inventory,
         private_map=get_private_map,
+        source=lookup(dpath="data/source", within=config),
     script:
         "../scripts/extract_images.py"

@@ -192,7 +192,7 @@ rule plot_localisation:
         code=library_sources(
             "evaluate/figures/common",
             "evaluate/figures/gradcam",
-            "learn/gradcam",
+            "evaluate/localisation",
             "evaluate/stats/proportions",
         ),
     output:

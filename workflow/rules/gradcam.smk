@@ -7,6 +7,10 @@ rule compute_gradcam:
         masks="results/{study}/cache/masks.npy",
         manifest="results/{study}/cache/manifest.csv",
         code=library_sources(
+            "evaluate/localisation",
+            "learn/inference",
+            "learn/device",
+            "learn/loop",
             "learn/gradcam",
             "learn/models",
             "learn/weights",
@@ -28,10 +32,10 @@ rule compute_gradcam:
     resources:
         gpu=gpu_wanted,
     params:
-        folds=lambda wildcards: folds(wildcards.study),
+        folds=get_arm_folds,
         threads=get_compute_threads,
         samples=lookup(dpath="studies/{study}/gradcam/samples", within=config),
-        # unset: the library's default (mskdx.learn.gradcam.POINTING_TOLERANCE_PX)
+        # unset: the library's default (mskdx.evaluate.localisation.POINTING_TOLERANCE_PX)
         tolerance_px=lookup(
             dpath="studies/{study}/gradcam/pointing_tolerance_px",
             within=config,
@@ -46,7 +50,9 @@ rule compute_gradcam:
 rule summarise_localisation:
     input:
         scores=get_gradcam_scores,
-        code=library_sources("learn/gradcam", "evaluate/stats", "evaluate/markdown"),
+        code=library_sources(
+            "evaluate/localisation", "evaluate/stats", "evaluate/markdown"
+        ),
     output:
         csv=report(
             "results/{study}/tables/localisation.csv",

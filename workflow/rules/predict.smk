@@ -5,9 +5,11 @@
 rule predict_folder:
     input:
         dicom=get_predict_dicom,
+        settings="results/{study}/models/{arm}/arm.json",
         checkpoints=get_arm_checkpoints,
         curves=get_arm_curves,
         code=library_sources(
+            "config",
             "deploy/predict",
             "deploy/dicom_out",
             "deploy/send",
@@ -16,6 +18,8 @@ rule predict_folder:
             "evaluate/markdown",
             "evaluate/stats/proportions",
             "ingest",
+            "learn/inference",
+            "learn/arm_settings",
             "learn/checkpoints",
             "learn/device",
             "learn/loop",
@@ -41,14 +45,6 @@ rule predict_folder:
     resources:
         mem_mb=8000,
     params:
-        spec=get_extract_spec,
-        threads=get_compute_threads,
-        arm_spec=get_arm_spec,
-        image_threshold=lookup(
-            dpath="studies/{study}/evaluate/image_threshold", within=config
-        ),
-        key_env=lookup(dpath="data/pseudonym_key_env", within=config),
-        private_map="private/{study}/predict/{arm}/file_map.csv",
         gradcam=lookup(dpath="predict/gradcam", within=config, default=0),
         dicom_out=get_predict_dicom_out,
         dicom_send=lookup(dpath="predict/dicom_send", within=config, default=""),

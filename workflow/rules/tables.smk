@@ -38,6 +38,7 @@ rule tabulate_complexity:
             "learn/models",
             "learn/weights",
             "learn/arms",
+            "learn/gradcam",
         ),
     output:
         csv=report(
@@ -165,3 +166,30 @@ rule check_papers:
         "../../envs/stats.yaml"
     script:
         "../scripts/check_papers.py"
+
+
+rule tabulate_checklist:
+    input:
+        manifest="results/{study}/cache/manifest.csv",
+        refused="results/{study}/extract/refused.csv",
+        splits="results/{study}/splits/splits.csv",
+        code=library_sources("evaluate/checklist", "evaluate/markdown"),
+    output:
+        csv=report(
+            "results/{study}/tables/claim_checklist.csv",
+            caption="../report/claim_checklist.rst",
+            category=study_category,
+            subcategory="Reporting checklist",
+            labels={"table": "CLAIM 2024 / TRIPOD+AI"},
+        ),
+        md="results/{study}/tables/claim_checklist.md",
+    log:
+        "results/logs/tabulate_checklist/{study}.log",
+    localrule: True
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        settings=get_checklist_settings,
+        formats=lookup(dpath="figures/formats", within=config),
+    script:
+        "../scripts/tabulate_checklist.py"

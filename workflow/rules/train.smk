@@ -14,6 +14,7 @@ rule train_fold:
             "learn/models",
             "learn/weights",
             "learn/arms",
+            "learn/gradcam",
             "learn/augment",
             "learn/experiment_log",
         ),
@@ -54,3 +55,21 @@ use rule train_fold as train_fold_repeat with:
         "results/benchmarks/train_fold/{study}/{arm}/seed_{train_repeat}/{fold}.tsv"
     params:  # keyword params are merged: arm_spec, train_spec and seed are train_fold's
         train_repeat=lambda wildcards: int(wildcards.train_repeat),
+
+
+# arm.json: the settings the trained arm is run with again (mskdx predict / export read them)
+rule describe_arm:
+    input:
+        checkpoints=get_arm_checkpoints,
+        code=library_sources("learn/arm_settings"),
+    output:
+        settings="results/{study}/models/{arm}/arm.json",
+    log:
+        "results/logs/describe_arm/{study}/{arm}.log",
+    localrule: True
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        settings=get_arm_settings,
+    script:
+        "../scripts/describe_arm.py"

@@ -1,8 +1,8 @@
 """Grad-CAM maps and localisation scores of sampled test images of every fold of one arm
 (rule compute_gradcam)."""
 
+from mskdx.evaluate.localisation import compute_gradcam_step
 from mskdx.io import log_to
-from mskdx.learn.gradcam import compute_gradcam_step
 
 log_to(snakemake.log[0])
 compute_gradcam_step(

@@ -1,5 +1,6 @@
 """Extract, de-identify and preprocess a study's DICOM images (rule extract_images)."""
 
+from mskdx.config.checks import write_source
 from mskdx.errors import MskdxError
 from mskdx.ingest.extract import StudySpec, extract_study
 from mskdx.io import exit_on_error, log_to
@@ -16,7 +17,11 @@ try:
         key_fingerprint=snakemake.params.key_fingerprint,
         private_map=snakemake.params.private_map,
         threads=snakemake.threads,
-        **snakemake.output,
+        images=snakemake.output.images,
+        masks=snakemake.output.masks,
+        manifest=snakemake.output.manifest,
+        refused=snakemake.output.refused,
     )
+    write_source(snakemake.output.source, snakemake.params.source)
 except MskdxError as err:
     exit_on_error(err)

@@ -15,7 +15,8 @@ plot_failures_step(
     style={"dpi": snakemake.params.dpi},
     per_kind=snakemake.params.per_kind,
     image_threshold=snakemake.params.image_threshold,
-    layer=snakemake.params.layer,
+    runs=snakemake.params.runs,
+    layers=snakemake.params.layers,
     threads=snakemake.params.threads,
     table=snakemake.output.table,
 )

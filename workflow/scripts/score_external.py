@@ -5,7 +5,7 @@ from mskdx.io import log_to
 
 log_to(snakemake.log[0])
 score_cohort_step(
-    snakemake.input.checkpoints,
+    dict(zip(snakemake.params.folds, snakemake.input.checkpoints, strict=True)),
     snakemake.input.images,
     snakemake.input.manifest,
     study=snakemake.wildcards.study,

@@ -121,7 +121,7 @@ def _probability_model(model):
 
 
 def export_checkpoint(
-    checkpoint: PathLike, stem: PathLike, *, study: str, arm: str, preprocess: Mapping
+    checkpoint: PathLike, stem: PathLike, *, study: str, arm: str, fold: int, preprocess: Mapping
 ) -> dict[str, Path]:
     """Write `<stem>.onnx`, `<stem>.pt` (TorchScript) and `<stem>.json` of one fold model."""
     import warnings
@@ -151,7 +151,6 @@ def export_checkpoint(
         traced = torch.jit.trace(wrapped, example)
         with atomic_path(paths["pt"]) as tmp:
             traced.save(str(tmp))
-    fold = int(Path(checkpoint).parent.name.removeprefix("fold_"))
     meta = describe(state, study=study, arm=arm, fold=fold, preprocess=preprocess)
     meta["files"] = {
         ext: {"name": paths[ext].name, "sha256": _sha256(paths[ext])} for ext in ("onnx", "pt")
@@ -163,14 +162,55 @@ def export_checkpoint(
 
 
 def export_arm(
-    checkpoints: list[PathLike], out_dir: PathLike, *, study: str, arm: str, preprocess: Mapping
+    checkpoints: Mapping[int, PathLike],
+    out_dir: PathLike,
+    *,
+    study: str,
+    arm: str,
+    preprocess: Mapping,
 ) -> list[dict[str, Path]]:
-    """Every fold model of an arm into `out_dir` (fold_<k>.onnx/.pt/.json)."""
+    """Every fold model of an arm ({fold: checkpoint_final.pt}) into `out_dir`
+    (fold_<k>.onnx/.pt/.json)."""
     out = Path(out_dir)
     return [
-        export_checkpoint(c, out / Path(c).parent.name, study=study, arm=arm, preprocess=preprocess)
-        for c in checkpoints
+        export_checkpoint(
+            checkpoints[fold],
+            out / f"fold_{fold}",
+            study=study,
+            arm=arm,
+            fold=fold,
+            preprocess=preprocess,
+        )
+        for fold in sorted(checkpoints)
     ]
+
+
+def export_trained_arm(
+    study: str,
+    arm: str,
+    *,
+    results: PathLike = "results",
+    out_dir: PathLike | None = None,
+    config: Mapping | None = None,
+) -> tuple[Path, list[dict[str, Path]]]:
+    """`mskdx export`: an arm's fold models with the settings it was trained with (arm.json;
+    a disagreeing `config` is reported and not used). Returns the folder and the files."""
+    from mskdx.config.layout import Layout
+    from mskdx.deploy.predict import report_config_differences
+    from mskdx.errors import ConfigError
+    from mskdx.learn.arm_settings import read_arm_settings
+
+    layout = Layout(config or {}, results=results)
+    settings = read_arm_settings(layout.arm_settings_file(study, arm))
+    if config is not None:
+        report_config_differences(settings, Layout(config).arm_settings(study, arm))
+    checkpoints = {fold: layout.checkpoint(study, arm, fold) for fold in settings["folds"]}
+    missing = [str(path) for path in checkpoints.values() if not path.is_file()]
+    if missing:
+        raise ConfigError(f"{study}/{arm}: fold models missing ({', '.join(missing)})")
+    out = Path(out_dir) if out_dir else layout.export_dir(study, arm)
+    preprocess = settings["extract"]["preprocess"]
+    return out, export_arm(checkpoints, out, study=study, arm=arm, preprocess=preprocess)
 
 
 def _sha256(path: Path) -> str:

@@ -20,6 +20,12 @@ instances that `mskdx.deploy.sources` finds again), and with `dicom_send` to a P
 
 A folder whose images the model was not trained for is refused: no file of the study's
 modalities, or images whose preprocessed size differs from the model's input.
+
+The rule and the command run the same `predict_arm`: the trained arm's own settings
+(`results/<study>/models/<arm>/arm.json`, `mskdx.learn.arm_settings`) give the
+extraction, the model and the thresholds, so no config is needed; paths come from
+`mskdx.config.layout`, among them the one home of the map of pseudonyms to patients and files
+(`private/<study>/predict/<arm>/file_map.csv`, PHI).
 """
 
 from __future__ import annotations
@@ -45,34 +51,6 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
 
-def study_spec(config: Mapping, study: str):
-    """The extraction spec of a study from a (merged) config, as rule extract_images builds it."""
-    from mskdx.ingest.extract import StudySpec
-
-    try:
-        cfg = config["studies"][study]
-    except KeyError as exc:
-        raise ConfigError(f"studies.{study}: not in the config; expected gout or olt") from exc
-    return StudySpec(
-        study=study,
-        modalities=list(cfg["modalities"]),
-        preprocess=dict(cfg["preprocess"]),
-        labels=dict(cfg["labels"]),
-        frames=cfg.get("frames", "all"),
-        sequences=dict(cfg.get("sequences", {})),
-    )
-
-
-def fold_checkpoints(results: PathLike, study: str, arm: str) -> list[Path]:
-    found = sorted(Path(results, study, "models", arm).glob("fold_*/checkpoint_final.pt"))
-    if not found:
-        raise ConfigError(
-            f"{Path(results, study, 'models', arm)}: no trained fold model "
-            "(fold_*/checkpoint_final.pt); run the workflow for this study first"
-        )
-    return found
-
-
 def predict_folder(
     dicom_dir: PathLike,
     out_dir: PathLike,
@@ -80,7 +58,7 @@ def predict_folder(
     spec,
     arm: str,
     arm_spec: Mapping,
-    checkpoints: list[PathLike],
+    checkpoints: Mapping[int, PathLike],
     curves: PathLike | None,
     image_threshold: float,
     key_env: str,
@@ -96,8 +74,10 @@ def predict_folder(
     `dicom_out` (a folder outside results/) receives the DICOM results, `dicom_send`
     (AET@host:port) the PACS they are sent to.
 
-    `spec` is the study's extraction spec (`mskdx.ingest.extract.StudySpec`), `curves` the arm's
-    development threshold curves (gout; None for OLT, diagnosed per image).
+    `spec` is the study's extraction spec (`mskdx.ingest.extract.StudySpec`), `checkpoints` the
+    fold models ({fold: checkpoint_final.pt}), `curves` the arm's development threshold curves
+    (gout; None for OLT, diagnosed per image). The tables are written once everything has run:
+    an error leaves no table of this run in `out_dir`.
     """
     from mskdx.ingest.extract import extract_study
 
@@ -125,7 +105,7 @@ def predict_folder(
                 on_error="skip",
                 key_env=key_env,
                 private_map=private_map,
-                refused=out / "refused.csv",
+                refused=Path(tmp, "refused.csv"),
                 threads=threads,
                 **cache,
             )
@@ -147,14 +127,17 @@ def predict_folder(
         overlays = {}
         if gradcam:
             log.info("3/3 Grad-CAM of %d images", gradcam)
-            overlays = _gradcam(checkpoints[0], cache, ensemble, gradcam, out / "gradcam.png")
+            first = {min(checkpoints): checkpoints[min(checkpoints)]}
+            overlays = _gradcam(first, cache, ensemble, gradcam, out / "gradcam.png", threads)
         sources = None
         if dicom_out is not None:
             manifest = read_table(cache["manifest"], "manifest")
             manifest = manifest[manifest["image_id"].isin(ensemble["image_id"])]
             sources = find_sources(dicom_dir, manifest, spec.modalities, deid.get_key(key_env))
+        refused = read_table(Path(tmp, "refused.csv"))
     images = _image_table(per_fold, ensemble, image_threshold)
     patients = _patient_table(ensemble, image_threshold, threshold)
+    write_table(refused, out / "refused.csv")
     write_table(images, out / "images.csv")
     write_table(patients, out / "patients.csv")
     if sources is not None:
@@ -162,7 +145,6 @@ def predict_folder(
         dcm_out.write_dicom_results(dicom_out, sources, images, patients, model, overlays)
         if peer is not None:
             send.send_folder(dicom_out, peer)
-    refused = read_table(out / "refused.csv")
     log.info(
         "%s/%s: %d images of %d patients scored, %d files refused; tables in %s",
         spec.study,
@@ -180,8 +162,8 @@ def _model_info(spec, arm: str, checkpoints, image_threshold: float, threshold: 
     return dcm_out.ModelInfo(
         study=spec.study,
         arm=arm,
-        version=dcm_out.model_version(checkpoints),
-        folds=tuple(int(Path(c).parent.name.removeprefix("fold_")) for c in checkpoints),
+        version=dcm_out.model_version(list(checkpoints.values())),
+        folds=tuple(sorted(checkpoints)),
         positive=str(spec.labels["positive"]),
         negative=str(spec.labels["negative"]),
         image_threshold=float(image_threshold),
@@ -189,49 +171,90 @@ def _model_info(spec, arm: str, checkpoints, image_threshold: float, threshold: 
     )
 
 
-def predict_from_config(
+def predict_arm(
     dicom_dir: PathLike,
     out_dir: PathLike,
     *,
-    config: Mapping,
     study: str,
     arm: str,
     results: PathLike = "results",
+    private: PathLike = "private",
+    config: Mapping | None = None,
     gradcam: int = 0,
-    threads: int = 1,
+    threads: int | None = None,
     dicom_out: PathLike | None = None,
     dicom_send: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`mskdx predict`: the arm's settings from the config the workflow ran with.
+    """Score a folder with a trained arm as it was trained: `mskdx predict` and rule
+    predict_folder.
 
-    Refused files' real paths go to `private/predict/<study>_<arm>/file_map.csv` (PHI).
+    The arm's recorded settings (arm.json) give the extraction, network, input size and
+    thresholds. A `config` (the command's --configfile) that disagrees with them is not used for
+    the arm: each difference is logged, naming both values. Everything a user can get wrong
+    (no trained arm, a DICOM output folder inside results/, a PACS address) is checked before
+    any work.
     """
+    from mskdx.config.layout import Layout
+    from mskdx.ingest.extract import StudySpec
+    from mskdx.learn.arm_settings import read_arm_settings
+
     if dicom_out is not None:
         refuse_under_results(dicom_out, results)
-    arms = config["studies"][study]["arms"]
-    if arm not in arms:
-        raise ConfigError(f"arm {arm!r} is not an arm of {study}; expected one of {sorted(arms)}")
+    if dicom_send is not None:
+        send.parse_peer(dicom_send)
+    layout = Layout(config or {}, results=results, private=private)
+    settings = read_arm_settings(layout.arm_settings_file(study, arm))
+    if config is not None:
+        report_config_differences(settings, Layout(config).arm_settings(study, arm))
+    checkpoints = {fold: layout.checkpoint(study, arm, fold) for fold in settings["folds"]}
+    missing = [str(path) for path in checkpoints.values() if not path.is_file()]
+    if missing:
+        raise ConfigError(
+            f"{study}/{arm}: fold models missing ({', '.join(missing)}); run the workflow for "
+            "this study first"
+        )
     curves = None
     if study == "gout":
-        curves = Path(results, study, "tables", f"threshold_curves_{arm}.csv")
-        if not curves.exists():
+        curves = layout.threshold_curves(study, arm)
+        if not curves.is_file():
             raise ConfigError(f"{curves}: missing; the patient threshold comes from training")
     return predict_folder(
         dicom_dir,
         out_dir,
-        spec=study_spec(config, study),
+        spec=StudySpec(**settings["extract"]),
         arm=arm,
-        arm_spec=arms[arm],
-        checkpoints=fold_checkpoints(results, study, arm),
+        arm_spec=settings["model"],
+        checkpoints=checkpoints,
         curves=curves,
-        image_threshold=float(config["studies"][study]["evaluate"]["image_threshold"]),
-        key_env=config["data"].get("pseudonym_key_env", "MSKDX_PSEUDONYM_KEY"),
-        private_map=Path("private", "predict", f"{study}_{arm}", "file_map.csv"),
+        image_threshold=float(settings["image_threshold"]),
+        key_env=settings["key_env"],
+        private_map=layout.predict_private_map(study, arm),
         gradcam=gradcam,
-        threads=threads,
+        threads=int(threads or settings["threads"]),
         dicom_out=dicom_out,
         dicom_send=dicom_send,
     )
+
+
+def report_config_differences(recorded: Mapping, given: Mapping, prefix: str = "") -> list[str]:
+    """Each setting where a given config disagrees with the arm's record (the record is what
+    runs), logged as a warning naming both values; returns the messages."""
+    messages = []
+    for key in sorted(set(recorded) | set(given)):
+        if key in ("format", "key_env"):
+            continue
+        mine, theirs = recorded.get(key), given.get(key)
+        if isinstance(mine, Mapping) and isinstance(theirs, Mapping):
+            messages += report_config_differences(mine, theirs, f"{prefix}{key}.")
+        elif mine != theirs:
+            messages.append(
+                f"{prefix}{key}: the arm was trained with {mine!r}, the given config says "
+                f"{theirs!r}; using the arm's own setting (arm.json)"
+            )
+    if not prefix:
+        for message in messages:
+            log.warning("%s", message)
+    return messages
 
 
 def refuse_under_results(dicom_out: PathLike, results: PathLike) -> None:
@@ -266,21 +289,26 @@ def _patient_table(ensemble: pd.DataFrame, image_threshold: float, threshold: fl
     return table.reset_index()
 
 
-def _gradcam(checkpoint: Path, cache: dict, ensemble: pd.DataFrame, n: int, figure: Path) -> dict:
-    """The Grad-CAM figure of `n` images; returns their RGB overlays by image_id (for DICOM)."""
+def _gradcam(
+    checkpoint: Mapping[int, PathLike],
+    cache: dict,
+    ensemble: pd.DataFrame,
+    n: int,
+    figure: Path,
+    threads: int,
+) -> dict:
+    """The Grad-CAM figure of `n` images by one fold model; their RGB overlays by image_id (for
+    DICOM)."""
     from mskdx.deploy.dicom_out import overlay_rgb
     from mskdx.evaluate.figures.gradcam import plot_gradcam_grid
-    from mskdx.learn import gradcam, models
-    from mskdx.learn.checkpoints import load_final, prepare_images
+    from mskdx.learn.inference import fold_models
 
-    model, state = load_final(checkpoint, "cpu")
     manifest = read_table(cache["manifest"], "manifest").set_index("image_id")
     pick = ensemble.sort_values("image_id").head(n)
     rows = manifest.loc[pick["image_id"], "index"].to_numpy(np.int64)
     images = np.asarray(np.load(cache["images"], mmap_mode="r")[rows])
-    maps = gradcam.compute_cams(
-        model, prepare_images(images, state["normalization"]), models.cam_layer(model)
-    )
+    (model,) = fold_models(checkpoint, "cpu", threads)
+    maps = model.cams(images)
     captions = [f"{i}\np={p:.2f}" for i, p in zip(pick["image_id"], pick["prob"], strict=True)]
     plot_gradcam_grid(images, maps, [None] * len(images), captions, [figure], {"dpi": 100})
     return {
@@ -289,10 +317,6 @@ def _gradcam(checkpoint: Path, cache: dict, ensemble: pd.DataFrame, n: int, figu
     }
 
 
-def predict_step(dicom_dir, *, spec: Mapping, images: PathLike, **kwargs) -> None:
-    """Rule predict_folder: the outputs go to the folder of `images`."""
-    from mskdx.ingest.extract import StudySpec
-
-    if kwargs.get("dicom_out"):  # results/<study>/predict/<arm>/images.csv: results is 4 up
-        refuse_under_results(kwargs["dicom_out"], Path(images).parents[3])
-    predict_folder(dicom_dir, Path(images).parent, spec=StudySpec(**spec), **kwargs)
+def predict_step(dicom_dir, *, images: PathLike, study: str, arm: str, **kwargs) -> None:
+    """Rule predict_folder: the outputs go to the folder of `images` (the layout's predict_dir)."""
+    predict_arm(dicom_dir, Path(images).parent, study=study, arm=arm, **kwargs)

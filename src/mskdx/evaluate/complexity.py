@@ -30,15 +30,15 @@ def complexity_table(
     the paper. MACs follow `mskdx.learn.models.complexity` (convolutions, batch norms, linear
     layers, adaptive pooling; as in thop, attention products and layer norms are not counted).
     """
-    from mskdx.learn.models import build, complexity  # torch: only for this table
+    from mskdx.learn.arms import build  # torch: only for this table
+    from mskdx.learn.models import complexity
 
     printed = papers.gout_table2()
     rows = []
     for arm, spec in arms.items():
         spec = dict(spec)
-        if spec.get("architecture") != "resnet_blocks":
-            spec["weights"] = "none"  # the count does not depend on the weights
-        counts = complexity(build(spec), tuple(input_shape))
+        # the count does not depend on the weights: none are read
+        counts = complexity(build(spec, load=False), tuple(input_shape))
         paper = (
             printed.get(spec.get("blocks"))
             if spec.get("architecture") == "resnet_blocks" and tuple(input_shape) == PAPER_INPUT

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mskdx.errors import PreprocessError
 from mskdx.io import read_table, write_table, write_text
 
 log = logging.getLogger(__name__)
@@ -35,15 +36,8 @@ PREDICTION_COLUMNS = ["study", "arm", "fold", "subset", "patient", "image_id", "
 _PAPER_PREFIX = "paper_"
 
 
-def _fold_of(checkpoint: PathLike) -> int:
-    name = Path(checkpoint).parent.name
-    if not name.startswith("fold_") or not name[5:].isdigit():
-        raise ValueError(f"{checkpoint}: expected a checkpoint inside a fold_<k> folder")
-    return int(name[5:])
-
-
 def score_cohort(
-    checkpoints: Sequence[PathLike],
+    checkpoints: Mapping[int, PathLike],
     images: PathLike,
     manifest: PathLike,
     *,
@@ -55,56 +49,37 @@ def score_cohort(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probabilities of every image of a cache from each fold model, and their mean.
 
-    Returns (per_fold, ensemble), both with the `predictions` columns and subset "test"; in the
-    ensemble table `fold` is 0 and `prob` the mean over the fold models.
+    `checkpoints` maps each fold to its `checkpoint_final.pt` (`mskdx.config.layout`). Returns
+    (per_fold, ensemble), both with the `predictions` columns and subset "test"; in the ensemble
+    table `fold` is 0 and `prob` the mean over the fold models.
     """
-    import torch
+    from mskdx.learn.device import resolve_device
+    from mskdx.learn.inference import fold_models
+    from mskdx.learn.loop import PROB_DECIMALS
 
-    from mskdx.learn import augment
-    from mskdx.learn.checkpoints import load_final
-    from mskdx.learn.device import DeviceImages, resolve_device
-    from mskdx.learn.loop import PROB_DECIMALS, predict
-
-    if threads:
-        torch.set_num_threads(threads)
     bank_np = np.load(images, mmap_mode="r")
     table = read_table(manifest, schema="manifest")
     if sequence is not None:
         table = table[table["series"].astype(str) == str(sequence)]
     if table.empty:
-        raise ValueError(
+        raise PreprocessError(
             f"{manifest}: no images{f' of sequence {sequence!r}' if sequence else ''} to score"
         )
     table = table.sort_values(["patient", "image_id"], kind="stable").reset_index(drop=True)
     pixels = np.asarray(bank_np[table["index"].to_numpy(np.int64)])
-    # unlabelled patients (mskdx predict) keep empty labels; the bank needs integers
-    labels = table["label"].fillna(0).to_numpy(np.int64)
-    dev = resolve_device(device)
     parts = []
-    for checkpoint in sorted(checkpoints, key=_fold_of):
-        fold = _fold_of(checkpoint)
-        model, state = load_final(checkpoint, dev)
-        shape = tuple(state["input_shape"][1:])
-        if pixels.shape[1:] != shape:
-            raise ValueError(
-                f"{images}: images are {pixels.shape[2]}x{pixels.shape[1]}, the model of "
-                f"{checkpoint} was trained on {shape[1]}x{shape[0]}; expected the same "
-                "preprocessing for the cohort as for the development data"
-            )
-        norm = augment.Normalization.from_dict(state["normalization"])
-        data = DeviceImages.create(pixels, labels, norm, dev)
-        batch_size = int(state["args"]["train_spec"]["batch_size"])
-        prob = predict(model, data, torch.arange(len(table), device=dev), batch_size=batch_size)
+    for model in fold_models(checkpoints, resolve_device(device), threads):
+        prob = model.probabilities(pixels, source=images)
         parts.append(
             table.assign(
                 study=study,
                 arm=arm,
-                fold=fold,
+                fold=model.fold,
                 subset="test",
                 prob=np.round(prob, PROB_DECIMALS),
             )[PREDICTION_COLUMNS]
         )
-        log.info("%s %s fold %d: scored %d images", study, arm, fold, len(table))
+        log.info("%s %s fold %d: scored %d images", study, arm, model.fold, len(table))
     per_fold = pd.concat(parts, ignore_index=True)
     ensemble = (
         per_fold.groupby(["patient", "image_id"], sort=True)
@@ -212,7 +187,7 @@ def patient_table(
 
 
 def score_cohort_step(
-    checkpoints: Sequence[PathLike],
+    checkpoints: Mapping[int, PathLike],
     images: PathLike,
     manifest: PathLike,
     *,

@@ -24,20 +24,20 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
-import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from mskdx.errors import ConfigError
+from mskdx.learn import gradcam, models
+from mskdx.learn import weights as weights_module
+from mskdx.learn.models import NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
 TORCHVISION, PYTHON = "torchvision", "python"
 ARCHITECTURES = (TORCHVISION, PYTHON)
-NUM_CLASSES = 2
 
 
 def torchvision_names() -> list[str]:
@@ -88,25 +88,6 @@ def replace_head(model: nn.Module, num_classes: int = NUM_CLASSES) -> str:
     return path
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """A state dict from a file (also one saved as {"state_dict": ...} or {"model": ...})."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"weights={str(path)!r}: no such file; expected imagenet, none or a path")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"{path}: not a readable torch state dict ({exc})") from exc
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ConfigError(f"{path}: not a state dict; expected a mapping of names to tensors")
-    return state
-
-
 def load_fitting(model: nn.Module, state: Mapping, source: str, skip: str | None = None) -> None:
     """Load `state` into `model`, every key fitting (those under `skip`, the head, left out);
     else raise ConfigError naming the first key that does not fit."""
@@ -144,10 +125,6 @@ def imagenet_weights(name: str):
     return getattr(enum, "IMAGENET1K_V1", None) or enum.DEFAULT
 
 
-def _weights_cache_file(weights) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-
-
 def build_torchvision(spec: Mapping, *, load: bool = True) -> nn.Module:
     """A torchvision classification network with its weights and a 2-class head."""
     import torchvision
@@ -158,10 +135,8 @@ def build_torchvision(spec: Mapping, *, load: bool = True) -> nn.Module:
     builder = torchvision.models.get_model_builder(name)
     try:
         if weights == "imagenet" and load:
-            from mskdx.learn.models import WeightsUnavailableError
-
             enum = imagenet_weights(name)
-            cache_file = _weights_cache_file(enum)
+            cache_file = weights_module.hub_cache_file(enum)
             log.info("%s: ImageNet weights %s (%s)", name, enum, cache_file)
             try:
                 # torchvision's own loading: Weights.get_state_dict(check_hash=True) with the
@@ -170,11 +145,10 @@ def build_torchvision(spec: Mapping, *, load: bool = True) -> nn.Module:
             except (OSError, RuntimeError) as exc:
                 if isinstance(exc, RuntimeError) and "state_dict" in str(exc):
                     raise
-                raise WeightsUnavailableError(
-                    f"ImageNet weights {enum} for torchvision {name} are not available "
-                    f"({type(exc).__name__}: {exc}). Put the file {cache_file.name} at "
-                    f"{cache_file} (from {enum.url}; the folder follows TORCH_HOME), give the "
-                    "arm `weights: <path of that file>`, or set `weights: none`."
+                raise weights_module.WeightsUnavailableError(
+                    weights_module.missing_weights_message(
+                        enum, f"torchvision {name}", f"{type(exc).__name__}: {exc}"
+                    )
                 ) from exc
         else:
             model = builder(weights=None, **options)
@@ -183,7 +157,7 @@ def build_torchvision(spec: Mapping, *, load: bool = True) -> nn.Module:
             f"torchvision {name}: options {options} are not accepted ({exc})"
         ) from exc
     if weights not in ("imagenet", "none") and load:
-        state = read_state_dict(weights)
+        state = weights_module.read_state_dict(weights)
         head = head_path(model)
         load_fitting(model, state, f"weights={weights!r}", skip=head)
         path = replace_head(model)
@@ -233,17 +207,39 @@ def build_python(spec: Mapping, *, load: bool = True) -> nn.Module:
             f"builder={ref!r}: weights imagenet is for torchvision arms; expected none or a path"
         )
     if weights != "none" and load:
-        load_fitting(model, read_state_dict(weights), f"weights={weights!r}")
+        load_fitting(model, weights_module.read_state_dict(weights), f"weights={weights!r}")
     return model
 
 
-def build_arm(spec: Mapping, *, load: bool = True) -> nn.Module:
-    """Build a torchvision or python arm (`load=False`: random weights, for counts and checks)."""
-    if spec.get("architecture") == TORCHVISION:
+def build(spec: Mapping, *, load: bool = True) -> nn.Module:
+    """Build any arm's network from its config spec: the papers' nets (`resnet_blocks` with
+    `blocks`; `resnet50` with ImageNet weights or none), a torchvision classification network or
+    a user's builder. `load=False` gives random weights (for counts and checks, no file read).
+
+    The random initialisation draws from torch's global RNG: seed it first.
+    """
+    spec = dict(spec)
+    architecture = spec.get("architecture")
+    if architecture == "resnet_blocks":
+        if "blocks" not in spec:
+            raise ConfigError(f"arm {spec}: architecture resnet_blocks needs `blocks`")
+        if spec.get("weights", "none") != "none":
+            raise ConfigError(
+                f"arm {spec}: resnet_blocks has no pretrained weights; "
+                "expected weights: none or no weights key"
+            )
+        return models.resnet_blocks(int(spec["blocks"]))
+    if architecture == "resnet50":
+        weights = spec.get("weights", "imagenet") if load else "none"
+        return models.resnet50(weights, spec.get("weights_path"))
+    if architecture == TORCHVISION:
         return build_torchvision(spec, load=load)
-    if spec.get("architecture") == PYTHON:
+    if architecture == PYTHON:
         return build_python(spec, load=load)
-    raise ConfigError(f"architecture={spec.get('architecture')!r}; expected one of {ARCHITECTURES}")
+    raise ConfigError(
+        f"arm {spec}: architecture={architecture!r}; expected resnet_blocks, resnet50, "
+        "torchvision or python"
+    )
 
 
 def describe(spec: Mapping) -> str:
@@ -266,17 +262,12 @@ def check_arm(
     Grad-CAM layer it does not have.
 
     Pretrained ImageNet weights are not loaded here (a download); a local weights file is."""
-    from mskdx.learn import models
-
     spec = dict(spec)
     kind, weights = spec.get("architecture"), str(spec.get("weights", "none"))
     try:
         if kind == TORCHVISION and weights == "imagenet":
             imagenet_weights(_check_name(spec.get("name")))
-        if kind in ARCHITECTURES:
-            model = build_arm(spec, load=weights != "imagenet")
-        else:  # the papers' arms, for their Grad-CAM layer
-            model = models.build({**spec, "weights": "none"} if kind == "resnet50" else spec)
+        model = build(spec, load=weights != "imagenet")
         model.eval()
         check_output(model, input_shape, describe(spec))
     except ConfigError as exc:
@@ -286,7 +277,7 @@ def check_arm(
             f"{where}: {describe(spec)} cannot be built ({type(exc).__name__}: {exc})"
         ) from None
     try:
-        models.cam_layer(model, gradcam_layer, input_shape)
+        gradcam.cam_layer(model, gradcam_layer, input_shape)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: gradcam.layer={gradcam_layer!r}: {exc}") from None
 
@@ -309,41 +300,13 @@ def check_output(model: nn.Module, input_shape: tuple[int, ...], what: str) -> N
         )
 
 
-def last_conv_stage(model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224)) -> nn.Module:
-    """The last module (in execution order) that holds a convolution and gives a (N, C, H, W)
-    map: the outermost of those ending with the last feature map (efficientnet/densenet/convnext:
-    `features`; vit: the patch embedding `conv_proj`, its only convolution)."""
-    convs = {
-        name
-        for name, m in model.named_modules()
-        if name and any(isinstance(c, nn.modules.conv._ConvNd) for c in m.modules())
-    }
-    order: list[str] = []
-    handles = [
-        m.register_forward_hook(
-            lambda mod, i, out, name=name: (
-                order.append(name) if torch.is_tensor(out) and out.ndim == 4 else None
-            )
+def check_config_arms(layout) -> None:
+    """Stop before any job for an arm of the config that cannot train or be explained (see
+    `check_arm`): those `layout.arms_to_check()` names (`mskdx.config.layout.Layout`)."""
+    for study, arm in layout.arms_to_check():
+        check_arm(
+            layout.model_spec(study, arm),
+            tuple(layout.training_input_shape(study)),
+            where=f"studies.{study}.arms.{arm}",
+            gradcam_layer=layout.gradcam_layer(study, arm),
         )
-        for name, m in model.named_modules()
-        if name in convs
-    ]
-    from mskdx.learn.models import forward_once
-
-    forward_once(model, input_shape, handles)
-    if not order:
-        raise TypeError(f"{type(model).__name__}: no convolution gives a (N, C, H, W) map")
-    return model.get_submodule(order[-1])
-
-
-def module_by_path(model: nn.Module, path: str) -> nn.Module:
-    """The submodule at a dotted path (`features.7`); the error lists close paths."""
-    try:
-        return model.get_submodule(path)
-    except AttributeError:
-        names = [n for n, _ in model.named_modules() if n]
-        close = difflib.get_close_matches(path, names, n=5, cutoff=0.5)
-        raise ValueError(
-            f"Grad-CAM layer {path!r}: {type(model).__name__} has no such module; expected 'last' "
-            f"or a module path{' such as ' + ', '.join(close) if close else ''}"
-        ) from None

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from mskdx.io import atomic_path
-from mskdx.learn import augment, models
+from mskdx.learn import arms, augment
 from mskdx.learn.augment import Normalization
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def load_final(
     spec.pop("weights_path", None)
     if spec.get("architecture") == "resnet_blocks":
         spec.pop("weights")
-    model = models.build(spec)
+    model = arms.build(spec)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -32,7 +31,8 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from mskdx.errors import ConfigError, MskdxError
+from mskdx.errors import ConfigError
+from mskdx.learn import weights as weights_module
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,6 @@ BLOCK_PLANS: dict[int, tuple[tuple[int, int, int, int], int]] = {
 STAGE_WIDTHS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
 TABLE_II_INPUT = (3, 320, 700)  # C, H, W: the paper's 700x320 (WxH) crop
-
-RESNET50_WEIGHTS = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
-RESNET50_WEIGHTS_ENV = "MSKDX_RESNET50_WEIGHTS"
-
-
-class WeightsUnavailableError(MskdxError, RuntimeError):
-    """Pretrained weights that are neither cached nor downloadable."""
 
 
 class ResidualNet(nn.Module):
@@ -115,50 +108,6 @@ def resnet_blocks(blocks: int, num_classes: int = NUM_CLASSES) -> ResidualNet:
     return ResidualNet(stage_blocks, stem_width, num_classes)
 
 
-def resnet50_cache_file() -> Path:
-    """Path where torchvision looks for the ImageNet ResNet50 weights (torch hub cache)."""
-    url = RESNET50_WEIGHTS.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict):
-        raise WeightsUnavailableError(f"{path}: not a state dict; expected a mapping of tensors")
-    return state
-
-
-def _missing_weights_message(cache_file: Path, reason: str) -> str:
-    url = RESNET50_WEIGHTS.url
-    return (
-        f"ImageNet weights for ResNet50 (torchvision {RESNET50_WEIGHTS}) are not available: "
-        f"{reason}. Put the file {cache_file.name} at {cache_file} (download it from {url}, e.g. "
-        f"`mkdir -p {cache_file.parent} && curl -L -o {cache_file} {url}`; the folder follows "
-        f"TORCH_HOME, default ~/.cache/torch), or point {RESNET50_WEIGHTS_ENV} (or the arm's "
-        f"weights_path) at a copy of it, or set the arm's `weights: none` to train from scratch."
-    )
-
-
-def resnet50_imagenet_state(weights_path: str | os.PathLike[str] | None = None) -> dict:
-    """Load the ImageNet ResNet50 state dict (1000-class head).
-
-    Looks, in order, at `weights_path`, the environment variable MSKDX_RESNET50_WEIGHTS and
-    torchvision's cache file (`resnet50_cache_file()`), each checked against the hash in its name;
-    only when none is given and the cache file is missing does it try torchvision's download into
-    that cache (`mskdx.learn.weights.resnet50_file`).
-    """
-    from mskdx.learn import weights  # imports this module
-
-    path = weights.resnet50_file(weights_path)
-    log.info("ResNet50 ImageNet weights from %s", path)
-    return _read_state_dict(path)
-
-
 def resnet50(
     weights: str = "imagenet",
     weights_path: str | os.PathLike[str] | None = None,
@@ -169,93 +118,15 @@ def resnet50(
         raise ConfigError(f"weights={weights!r}: expected 'imagenet' or 'none'")
     model = torchvision.models.resnet50(weights=None)
     if weights == "imagenet":
-        state = resnet50_imagenet_state(weights_path)
+        state = weights_module.resnet50_imagenet_state(weights_path)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise WeightsUnavailableError(
+            raise weights_module.WeightsUnavailableError(
                 f"ResNet50 ImageNet weights do not fit torchvision's resnet50: {exc}"
             ) from exc
     model.fc = nn.Linear(model.fc.in_features, num_classes)
     return model
-
-
-def build(arm_spec: dict) -> nn.Module:
-    """Build an arm's network from its config spec (`architecture`, `blocks`, `weights`).
-
-    The random initialisation draws from torch's global RNG: seed it first.
-    """
-    architecture = arm_spec.get("architecture")
-    if architecture == "resnet_blocks":
-        if "blocks" not in arm_spec:
-            raise ConfigError(f"arm {dict(arm_spec)}: architecture resnet_blocks needs `blocks`")
-        if arm_spec.get("weights", "none") != "none":
-            raise ConfigError(
-                f"arm {dict(arm_spec)}: resnet_blocks has no pretrained weights; "
-                "expected weights: none or no weights key"
-            )
-        return resnet_blocks(int(arm_spec["blocks"]))
-    if architecture == "resnet50":
-        return resnet50(arm_spec.get("weights", "imagenet"), arm_spec.get("weights_path"))
-    if architecture in ("torchvision", "python"):
-        from mskdx.learn import arms
-
-        return arms.build_arm(arm_spec)
-    raise ConfigError(
-        f"arm {dict(arm_spec)}: architecture={architecture!r}; expected resnet_blocks, resnet50, "
-        "torchvision or python"
-    )
-
-
-#: the ResNet stages a Grad-CAM may target, shallowest first
-CAM_STAGES = ("layer1", "layer2", "layer3", "layer4")
-
-
-def _has_convolutions(stage: object) -> bool:
-    return isinstance(stage, nn.Module) and any(isinstance(m, nn.Conv2d) for m in stage.modules())
-
-
-def cam_layer(
-    model: nn.Module, stage: str = "last", input_shape: tuple[int, ...] | None = None
-) -> nn.Module:
-    """Return the Grad-CAM target layer: the last convolutional stage, or the named one.
-
-    Args:
-        stage: "last" (the last stage with convolutions; the default and Grad-CAM's usual
-            choice), one of `CAM_STAGES` or a module path such as "features.7" (config
-            `studies.<study>.gradcam.layer`, or the arm's own `gradcam.layer`). An earlier
-            stage gives a map twice as fine per stage (layer3: 16x coarser than the input
-            instead of 32x), at some cost in class specificity.
-        input_shape: (C, H, W) of the input, for networks without ResNet stages, whose last
-            convolutional stage is found by a forward pass (`arms.last_conv_stage`; 3x224x224
-            when not given).
-
-    Raises:
-        ValueError: an unknown module path, or a ResNet stage without convolutions in this
-            network (the 2-block net has no layer1 or layer2 blocks).
-        TypeError: the model has no convolution that gives a (N, C, H, W) map.
-    """
-    from mskdx.learn import arms
-
-    if stage in CAM_STAGES:
-        chosen = getattr(model, stage, None)
-        if chosen is None and not hasattr(model, "layer4"):
-            raise ValueError(
-                f"Grad-CAM layer {stage!r}: {type(model).__name__} has no ResNet stages; "
-                "expected 'last' or a module path of this network"
-            )
-        if not _has_convolutions(chosen):
-            raise ValueError(
-                f"Grad-CAM layer {stage!r}: {type(model).__name__} has no convolutions in that "
-                "stage; choose a later one or 'last'"
-            )
-        return chosen
-    if stage != "last":
-        return arms.module_by_path(model, stage)
-    for name in reversed(CAM_STAGES):
-        if _has_convolutions(chosen := getattr(model, name, None)):
-            return chosen
-    return arms.last_conv_stage(model, tuple(input_shape or (3, 224, 224)))
 
 
 class Complexity(NamedTuple):

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from mskdx.io import write_table
-from mskdx.learn import augment, models
+from mskdx.learn import arms, augment
 from mskdx.learn.augment import Normalization
 from mskdx.learn.checkpoints import (
     STREAM_GLOBAL,
@@ -235,7 +235,7 @@ def _setup(job: _Job, images, manifest, splits) -> _Fit:
     }
     seed_everything(job.seed)
     torch.manual_seed(derive_seed(job.seed, job.fold, 0, STREAM_INIT))
-    model, net = plan.place(models.build(job.arm_spec))
+    model, net = plan.place(arms.build(job.arm_spec))
     return _Fit(
         data=data,
         norm=norm,

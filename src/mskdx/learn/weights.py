@@ -24,13 +24,74 @@ import os
 from pathlib import Path
 
 import torch
+import torchvision
 
-from mskdx.learn import models
+from mskdx.errors import ConfigError, MskdxError
 
 log = logging.getLogger(__name__)
 
 #: the shortest hash prefix in a file name that counts as a checksum (torchvision uses 8)
 MIN_HASH_DIGITS = 8
+#: the OLT paper's ImageNet weights (V1: what `pretrained=True` meant when it was written)
+RESNET50_WEIGHTS = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+RESNET50_WEIGHTS_ENV = "MSKDX_RESNET50_WEIGHTS"
+
+
+class WeightsUnavailableError(MskdxError, RuntimeError):
+    """Pretrained weights that are neither cached nor downloadable, or a damaged file."""
+
+
+def hub_cache_file(weights=RESNET50_WEIGHTS) -> Path:
+    """Where torchvision looks for a weights enum member's file (the torch hub cache)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def resnet50_cache_file() -> Path:
+    """Path where torchvision looks for the ImageNet ResNet50 weights (torch hub cache)."""
+    return hub_cache_file(RESNET50_WEIGHTS)
+
+
+def missing_weights_message(weights, what: str, reason: str, *, env: str | None = None) -> str:
+    """The one message for pretrained weights that cannot be had: which file to place where.
+
+    `weights` is the torchvision enum member, `what` names the network (e.g. "ResNet50").
+    """
+    cache_file = hub_cache_file(weights)
+    url = weights.url
+    if env:
+        alternative = f"point {env} (or the arm's weights_path) at a copy of it"
+    else:
+        alternative = "give the arm `weights: <path of that file>`"
+    return (
+        f"ImageNet weights for {what} (torchvision {weights}) are not available: {reason}. "
+        f"Put the file {cache_file.name} at {cache_file} (download it from {url}, e.g. "
+        f"`mkdir -p {cache_file.parent} && curl -L -o {cache_file} {url}`; the folder follows "
+        f"TORCH_HOME, default ~/.cache/torch), or {alternative}, or set the arm's "
+        "`weights: none` to train from scratch."
+    )
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """A state dict from a file (also one saved as {"state_dict": ...} or {"model": ...}).
+
+    Raises:
+        ConfigError: no such file, not a torch file, or not a mapping of names to tensors.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"weights={str(path)!r}: no such file; expected imagenet, none or a path")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"{path}: not a readable torch state dict ({exc})") from exc
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ConfigError(f"{path}: not a state dict; expected a mapping of names to tensors")
+    return state
 
 
 def hash_prefix(path: str | os.PathLike[str]) -> str | None:
@@ -61,7 +122,7 @@ def verify(path: str | os.PathLike[str]) -> bool:
         return False
     actual = sha256(path)
     if not actual.startswith(expected):
-        raise models.WeightsUnavailableError(
+        raise WeightsUnavailableError(
             f"{path}: SHA-256 {actual[:16]}... does not start with {expected}, the hash in the "
             "file's name (torch hub's convention); the file is damaged or not the one named: "
             "replace it"
@@ -82,15 +143,13 @@ def resnet50_file(
         WeightsUnavailableError: a named file that does not exist, a file whose hash does not
             match its name, or a failed download; the message says which file to place where.
     """
-    cache_file = models.resnet50_cache_file()
-    explicit = weights_path or os.environ.get(models.RESNET50_WEIGHTS_ENV) or None
+    cache_file = resnet50_cache_file()
+    explicit = weights_path or os.environ.get(RESNET50_WEIGHTS_ENV) or None
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            source = "weights_path" if weights_path else models.RESNET50_WEIGHTS_ENV
-            raise models.WeightsUnavailableError(
-                models._missing_weights_message(cache_file, f"{source}={path} does not exist")
-            )
+            source = "weights_path" if weights_path else RESNET50_WEIGHTS_ENV
+            raise WeightsUnavailableError(_missing_resnet50(f"{source}={path} does not exist"))
         if not verify(path):
             log.warning(
                 "%s: name without a hash (torch hub's <name>-<hex>.pth), so not verified; "
@@ -101,19 +160,32 @@ def resnet50_file(
         return path
     if cache_file.is_file():
         if hash_prefix(cache_file) is None:  # torchvision's file names always carry one
-            raise models.WeightsUnavailableError(f"{cache_file}: no hash in the file name")
+            raise WeightsUnavailableError(f"{cache_file}: no hash in the file name")
         verify(cache_file)
         return cache_file
     if not download:
         return None
     log.info("ResNet50 ImageNet weights not cached at %s; downloading", cache_file)
     try:
-        models.RESNET50_WEIGHTS.get_state_dict(progress=False, check_hash=True)
+        RESNET50_WEIGHTS.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # no network, proxy, disk full: all end in the same advice
-        raise models.WeightsUnavailableError(
-            models._missing_weights_message(
-                cache_file,
-                f"{cache_file} is missing and download failed ({type(exc).__name__}: {exc})",
+        raise WeightsUnavailableError(
+            _missing_resnet50(
+                f"{cache_file} is missing and download failed ({type(exc).__name__}: {exc})"
             )
         ) from exc
     return cache_file
+
+
+def _missing_resnet50(reason: str) -> str:
+    return missing_weights_message(RESNET50_WEIGHTS, "ResNet50", reason, env=RESNET50_WEIGHTS_ENV)
+
+
+def resnet50_imagenet_state(weights_path: str | os.PathLike[str] | None = None) -> dict:
+    """Load the ImageNet ResNet50 state dict (1000-class head) from `resnet50_file`."""
+    path = resnet50_file(weights_path)
+    log.info("ResNet50 ImageNet weights from %s", path)
+    try:
+        return read_state_dict(path)
+    except ConfigError as exc:
+        raise WeightsUnavailableError(str(exc)) from None

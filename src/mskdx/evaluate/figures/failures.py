@@ -11,7 +11,7 @@ the study uses (`mskdx.learn.gradcam.compute_cams`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,25 +59,22 @@ def failure_cams(
     images: np.ndarray,
     manifest: pd.DataFrame,
     *,
-    layer: str = "last",
+    layers: Mapping[str, str] | None = None,
     threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The cached images of `failures` and their Grad-CAM maps, each from its (arm, fold) model."""
-    import torch
+    """The cached images of `failures` and their Grad-CAM maps, each from its (arm, fold) model
+    (`mskdx.learn.inference`: the arm's fold models, one in memory at a time) at the arm's
+    Grad-CAM layer (`layers`; "last" where not given)."""
+    from mskdx.learn.inference import fold_models
 
-    from mskdx.learn import models
-    from mskdx.learn.checkpoints import load_final, prepare_images
-    from mskdx.learn.gradcam import compute_cams
-
-    torch.set_num_threads(threads)  # fixed, not the scheduler's grant: the maps do not vary
     index = manifest.set_index("image_id")["index"]
     imgs = np.asarray(images[index.loc[failures.image_id].to_numpy(np.int64)])
     cams = np.zeros(imgs.shape, dtype=np.float32)
-    for (arm, fold), rows in failures.groupby(["arm", "fold"], sort=True):
-        model, state = load_final(checkpoints[(arm, int(fold))], "cpu")
-        at = rows.index.to_numpy()
-        batch = prepare_images(imgs[at], state["normalization"], "cpu")
-        cams[at] = compute_cams(model, batch, models.cam_layer(model, layer))
+    for arm, arm_rows in failures.groupby("arm", sort=True):
+        needed = {int(f): checkpoints[(arm, int(f))] for f in arm_rows["fold"].unique()}
+        for fold_model in fold_models(needed, "cpu", threads):
+            at = arm_rows.index[arm_rows["fold"] == fold_model.fold].to_numpy()
+            cams[at] = fold_model.cams(imgs[at], (layers or {}).get(arm, "last"))
     return imgs, cams
 
 
@@ -92,13 +89,15 @@ def plot_failures_step(
     style: dict,
     per_kind: int,
     image_threshold: float,
-    layer: str = "last",
+    runs: Sequence[tuple[str, int]],
+    layers: Mapping[str, str] | None = None,
     threads: int = 1,
     table: PathLike | None = None,
 ) -> pd.DataFrame:
     """Draw the gallery (one row per arm: FPs, then FNs) and write the listed images to `table`.
 
-    `checkpoints` are `.../models/<arm>/fold_<k>/checkpoint_final.pt` of every arm and fold.
+    `checkpoints` are the `checkpoint_final.pt` of every arm and fold, `runs` their (arm, fold)
+    in the same order (from the config's layout, never parsed from the paths).
     """
     from mskdx.io import write_table
 
@@ -111,14 +110,15 @@ def plot_failures_step(
         log.warning("no false positive or false negative in any arm's test folds")
         _no_failures(outputs, style)
         return listed
-    by_model = {}
-    for path in checkpoints:
-        folder = str(path).replace("\\", "/").split("/")
-        by_model[(folder[-3], int(folder[-2].removeprefix("fold_")))] = path
+    if len(runs) != len(checkpoints):
+        raise ValueError(f"{len(checkpoints)} checkpoints for {len(runs)} (arm, fold) runs")
+    by_model = {
+        (str(arm), int(fold)): path for (arm, fold), path in zip(runs, checkpoints, strict=True)
+    }
     manifest_table = read_table(manifest, "manifest")
     all_images = np.load(images, mmap_mode="r")
     imgs, cams = failure_cams(
-        failures, by_model, all_images, manifest_table, layer=layer, threads=threads
+        failures, by_model, all_images, manifest_table, layers=layers, threads=threads
     )
     index = manifest_table.set_index("image_id")
     has_mask = index.loc[failures.image_id, "has_mask"].fillna(False).astype(bool).to_numpy()

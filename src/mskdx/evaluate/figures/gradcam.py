@@ -37,13 +37,13 @@ def plot_localisation(
 ) -> None:
     """Plot Grad-CAM localisation per arm: energy inside the lesion and pointing-game hit rate.
 
-    `scores` are `mskdx.learn.gradcam.localisation_scores` rows with an `arm` column (one group
-    "all" without it). Left: box plot and points (seeded jitter) of `energy_inside`, with the chance
-    level (mean lesion area share) as a black dash. Right: pointing-game hit rate with Wilson 95%
-    intervals. Empty scores (no lesion masks) give a figure that says localisation was not scored,
-    so the workflow's output exists.
+    `scores` are `mskdx.evaluate.localisation.localisation_scores` rows with an `arm` column
+    (one group "all" without it). Left: box plot and points (seeded jitter) of `energy_inside`,
+    with the chance level (mean lesion area share) as a black dash. Right: pointing-game hit rate
+    with Wilson 95% intervals. Empty scores (no lesion masks) give a figure that says
+    localisation was not scored, so the workflow's output exists.
     """
-    from mskdx.learn.gradcam import summarise_localisation
+    from mskdx.evaluate.localisation import summarise_localisation
 
     paths = output_paths(outputs)
     dpi = int(style_value(style, "dpi"))
