@@ -112,16 +112,19 @@ def _check_values(df: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def _key(df: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, bool]:
-    """Attach the image key (patient, image) or (patient, k-th row of the patient in its arm)."""
+    """Attach integer image keys: (patient, image), or (patient, k-th row of the patient in its
+    arm) without an ``image`` column; keys are numbered in order of first appearance."""
     df = df.copy()
-    if "image" in df.columns:
-        df["_key"] = list(zip(df["patient"], df["image"], strict=True))
+    by_image = "image" in df.columns
+    if by_image:
         dup = df.duplicated(["arm", "patient", "image"], keep=False)
         if dup.any():
             _fail(path, "image", "an image is scored twice by one arm", dup)
-        return df, True
-    df["_key"] = list(zip(df["patient"], df.groupby(["arm", "patient"]).cumcount(), strict=True))
-    return df, False
+        second = df["image"]
+    else:
+        second = df.groupby(["arm", "patient"], sort=False).cumcount()
+    df["_key"] = df.assign(_second=second).groupby(["patient", "_second"], sort=False).ngroup()
+    return df, by_image
 
 
 def read_comparison_input(csv_path: str | os.PathLike[str]) -> Cohort:
@@ -130,7 +133,7 @@ def read_comparison_input(csv_path: str | os.PathLike[str]) -> Cohort:
     Raises PredictionsError naming the file, the column and the CSV lines: a missing column,
     empty patients/arms/images, labels not 0/1, probabilities NaN or outside [0, 1], an image
     scored twice by an arm, arms scoring different images, and an image labelled differently
-    by two arms.
+    by two arms. Images are ordered as they first appear in the file.
     """
     path = Path(csv_path)
     try:
@@ -139,39 +142,35 @@ def read_comparison_input(csv_path: str | os.PathLike[str]) -> Cohort:
         raise PredictionsError(f"{path}: cannot read the predictions CSV: {err}") from err
     df, by_image = _key(_check_values(raw, path), path)
     arms = list(dict.fromkeys(df["arm"]))
-    keys = {arm: set(df.loc[df["arm"] == arm, "_key"]) for arm in arms}
-    first = arms[0]
-    for arm in arms[1:]:
-        if keys[arm] != keys[first]:
-            extra = keys[arm] - keys[first]
-            lacking = keys[first] - keys[arm]
-            what = "image" if by_image else "patient"
-            mask = (df["arm"] == arm) & df["_key"].isin(extra)
-            if not mask.any():
-                mask = (df["arm"] == first) & df["_key"].isin(lacking)
-            _fail(
-                path,
-                what,
-                f"arm '{arm}' scores {len(extra)} image(s) that arm '{first}' does not and "
-                f"lacks {len(lacking)} that it scores; every arm must score the same images",
-                mask,
-            )
-    conflict = df.groupby("_key")["label"].transform("nunique") > 1
+    n_keys = int(df["_key"].max()) + 1
+    # a key is unique within an arm, so it is scored by every arm iff it occurs len(arms) times
+    unpaired = df.groupby("_key")["arm"].transform("size") < len(arms)
+    if unpaired.any():
+        per_arm = df.groupby("arm", sort=False)["_key"].size()
+        lacking = {arm: n_keys - int(per_arm[arm]) for arm in arms if per_arm[arm] < n_keys}
+        _fail(
+            path,
+            "image" if by_image else "patient",
+            f"{int(df.loc[unpaired, '_key'].nunique())} image(s) are not scored by every arm "
+            f"(images lacking per arm: {lacking}); every arm must score the same images",
+            unpaired,
+        )
+    labels = df.groupby("_key")["label"]
+    conflict = labels.transform("min") != labels.transform("max")
     if conflict.any():
         _fail(path, "label", "one image has different labels in different arms", conflict)
-    base = df[df["arm"] == first].reset_index(drop=True)
-    order = {k: i for i, k in enumerate(base["_key"])}
+    key = df["_key"].to_numpy()
+    label = np.empty(n_keys, dtype=np.int64)
+    label[key] = df["label"].to_numpy()
+    patient = np.empty(n_keys, dtype=object)
+    patient[key] = df["patient"].to_numpy()
     scores = {}
-    for arm in arms:
-        part = df[df["arm"] == arm]
-        s = np.empty(len(base))
-        s[[order[k] for k in part["_key"]]] = part["prob"].to_numpy()
-        scores[arm] = s
+    for arm, part in df.groupby("arm", sort=False):
+        s = np.empty(n_keys)
+        s[part["_key"].to_numpy()] = part["prob"].to_numpy()
+        scores[str(arm)] = s
     return Cohort(
-        labels=base["label"].to_numpy(),
-        patients=base["patient"].to_numpy(),
-        scores=scores,
-        keyed_by_image=by_image,
+        labels=label, patients=patient, scores={a: scores[a] for a in arms}, keyed_by_image=by_image
     )
 
 
