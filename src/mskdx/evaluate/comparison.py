@@ -1,7 +1,7 @@
 """`mskdx compare`: clustered comparison of arms on anyone's predictions (issue 37).
 
 Input: a long CSV with one row per (arm, image): ``patient``, ``label`` (0/1), ``arm``, ``prob``
-(in [0, 1]), optional ``image`` and ``fold`` (``fold`` is carried, not used). Every arm must
+(in [0, 1]), optional ``image`` and ``fold`` (``fold`` is accepted and ignored). Every arm must
 score the same images. The key of an image is (patient, image) when ``image`` is given, which
 must then be unique per arm; without ``image`` it is (patient, k), the k-th row of that patient
 within each arm, so every arm must list each patient's images in the same order (this cannot
