@@ -7,11 +7,16 @@ every positive-negative comparison (ties 1/2), as DeLong et al. (1988) define th
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from mskdx.evaluate.stats.delong import delong_covariance
+from mskdx.evaluate.comparison import compare_predictions
+from mskdx.evaluate.stats.clustered import clustered_auc, clustered_auc_test
+from mskdx.evaluate.stats.delong import delong_auc, delong_covariance, delong_test
 
 
 def reference_covariance(y: np.ndarray, scores: np.ndarray, chunk: int = 1024):
@@ -41,11 +46,30 @@ def best_of(fn, repeat: int) -> float:
     return min(times)
 
 
+def time_compare(y: np.ndarray, scores: np.ndarray, pid: np.ndarray) -> float:
+    """Seconds of one `compare_predictions` run (reading the CSV included) on these images."""
+    probs = np.round(1.0 / (1.0 + np.exp(-scores)), 4)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pred.csv"
+        frames = [
+            pd.DataFrame({"patient": pid, "image": np.arange(y.size), "label": y, "arm": arm,
+                          "prob": probs[i]})
+            for i, arm in enumerate(("A", "B"))
+        ]  # fmt: skip
+        pd.concat(frames).to_csv(path, index=False)
+        start = time.perf_counter()
+        compare_predictions(path, reference="A", threshold=0.5, out_dir=Path(tmp) / "out")
+        return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="cases for fast vs reference")
     parser.add_argument("--large", type=int, default=1_000_000, help="cases for the fast-only run")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--clustered", type=int, default=500_000, help="images, clustered run")
+    parser.add_argument("--patients", type=int, default=100_000, help="patients, clustered run")
+    parser.add_argument("--compare", action="store_true", help="also time compare_predictions")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -69,6 +93,24 @@ def main() -> None:
     t_big = best_of(lambda: delong_covariance(y_big, s_big[:1]), args.repeat)
     t_big2 = best_of(lambda: delong_covariance(y_big, s_big), args.repeat)
 
+    # Obuchowski (1997) clustered AUC + paired test against DeLong on the same 2 arms
+    pid = np.sort(rng.integers(0, args.patients, args.clustered))
+    y_c = (rng.random(args.clustered) < 0.4).astype(np.int64)
+    base_c = rng.normal(size=args.patients)[pid] + y_c + rng.normal(size=args.clustered)
+    s_c = np.round(np.vstack([base_c, base_c + rng.normal(size=args.clustered)]), 3)
+
+    def clustered() -> None:
+        clustered_auc(y_c, s_c[0], pid)
+        clustered_auc_test(y_c, s_c[0], s_c[1], pid)
+
+    def independent() -> None:
+        delong_auc(y_c, s_c[0])
+        delong_test(y_c, s_c[0], s_c[1])
+
+    t_clus = best_of(clustered, args.repeat)
+    t_ind = best_of(independent, args.repeat)
+    size = f"{args.clustered:,} / {args.patients:,} patients"
+
     rows = [
         ("cases", "classifiers", "method", "seconds", ""),
         (f"{args.n:,}", "2", "fast (midranks)", f"{t_fast:.4f}", ""),
@@ -76,7 +118,12 @@ def main() -> None:
         ("", "", "speed-up", f"{t_ref / t_fast:.0f}x", f"max |diff| {error:.1e}"),
         (f"{args.large:,}", "1", "fast (midranks)", f"{t_big:.4f}", "one AUC + variance"),
         (f"{args.large:,}", "2", "fast (midranks)", f"{t_big2:.4f}", "paired test inputs"),
+        (size, "2", "clustered (Obuchowski)", f"{t_clus:.4f}", "AUC + CI, paired test"),
+        (size, "2", "independent (DeLong)", f"{t_ind:.4f}", "AUC + CI, paired test"),
     ]
+    if args.compare:
+        rows.append((size, "2", "compare_predictions", f"{time_compare(y_c, s_c, pid):.4f}",
+                     "CSV in, comparison.csv + .md out"))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

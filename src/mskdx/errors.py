@@ -23,3 +23,7 @@ class SplitError(MskdxError, ValueError):
 
 class PreprocessError(MskdxError, ValueError):
     """An image that preprocessing cannot handle (too small, no B-mode region, blank)."""
+
+
+class PredictionsError(MskdxError, ValueError):
+    """A predictions table that cannot be compared (missing columns, bad values, unpaired arms)."""
