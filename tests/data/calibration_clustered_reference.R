@@ -20,6 +20,10 @@
 # Brier: svymean(~sq, svydesign(ids = ~patient, data = d)) with sq = (prob - y)^2: the ratio
 # estimator with the between-patient linearisation variance; low/high are confint()'s
 # (estimate +- z se).
+# Design effects (mskdx.evaluate.precision.design_effect): per class (deff_positive: y = 1,
+# deff_negative: y = 0) of correct = (prob > 0.5) == y, svymean(~correct, design,
+# deff = "replace") (the variance under the cluster design over that of simple random sampling
+# with replacement, s^2/n).
 # Made with R 4.2.2, sandwich 3.0.2, survey 4.1.1, brglm2 0.9 (Debian bookworm's packages).
 suppressPackageStartupMessages({
   library(sandwich)
@@ -100,6 +104,16 @@ for (name in unique(data$dataset)) {
   add(dataset = name, model = "brier", method = "survey", estimate = coef(est)[[1]],
       se_cluster = SE(est)[[1]], se_cluster_r_default = NA, se_hc1 = NA, se_model = NA,
       patients = length(unique(d$patient)), n = nrow(d), low = ci[1], high = ci[2])
+  for (class in c(1, 0)) {
+    k <- d[d$y == class, ]
+    k$correct <- as.numeric((k$prob > 0.5) == (k$y == 1))
+    est <- svymean(~correct, suppressWarnings(svydesign(ids = ~patient, data = k)),
+                   deff = "replace")
+    add(dataset = name, model = if (class == 1) "deff_positive" else "deff_negative",
+        method = "survey", estimate = deff(est)[[1]], se_cluster = SE(est)[[1]],
+        se_cluster_r_default = NA, se_hc1 = NA, se_model = NA,
+        patients = length(unique(k$patient)), n = nrow(k))
+  }
 }
 out <- do.call(rbind, lapply(rows, function(r) {
   if (is.null(r$low)) r$low <- NA
