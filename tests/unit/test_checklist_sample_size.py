@@ -44,7 +44,7 @@ def test_evidence_names_the_numbers_of_each_cohort(precision):
     text = sample_size_evidence(precision)
     dev, ext = text.split("; site B: ")
     assert dev.startswith("development: 180 images of 60 patients (30 positive, 30 negative)")
-    assert "overall-risk criterion needs 385 patients, their full minimum 662 (not met)" in dev
+    assert "criterion needs 385 patients (60 here), their full minimum 662 (not met)" in dev
     assert ext.startswith("720 images of 240 patients (120 positive, 120 negative)")
     assert "reaches the 100 events and non-events commonly required" in ext
     row = precision[(precision.cohort == "development") & (precision.arm == "a")].iloc[0]
