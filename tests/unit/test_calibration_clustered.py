@@ -153,3 +153,24 @@ def test_bad_groups_are_refused():
         brier_score_clustered([0, 1, 0], [0.1, 0.2, 0.3], ["a", "b"])
     with pytest.raises(ValueError, match=r"missing patient id at rows \[1\]"):
         calibration_fit_clustered([0, 1, 0], [0.1, 0.2, 0.3], ["a", None, "b"])
+
+
+def test_calibration_table_prints_clustered_cis_with_the_independent_beside():
+    from mskdx.evaluate import clinical
+
+    part = _part("patient_label").rename(columns={"y": "label"})
+    preds = part.assign(arm="a", subset="test", image_id=[f"I-{i:06d}" for i in range(len(part))])
+    plain = clinical.calibration_table({"development": preds})
+    table = clinical.calibration_table(
+        {"development": preds}, levels=("image", "patient"), clustered=True
+    )
+    image = table[table.level == "image"].iloc[0]
+    assert image.patients == 60 and image.n == 303
+    assert image.slope_ci_independent == plain.iloc[0].slope_ci
+    fit = calibration_fit_clustered(part.label, part.prob, part.patient)
+    assert image.slope_ci == f"[{fit.slope_low:.3f}, {fit.slope_high:.3f}]"
+    assert image.brier_ci != image.brier_ci_independent
+    # at the patient level each patient is one row: the clustered Brier CI is the plain one
+    patient = table[table.level == "patient"].iloc[0]
+    assert patient.patients == patient.n == 60
+    assert patient.brier_ci == patient.brier_ci_independent
