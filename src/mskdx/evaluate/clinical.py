@@ -60,15 +60,59 @@ def _ci(low: float, high: float, digits: int = 3) -> str:
     return f"[{low:.{digits}f}, {high:.{digits}f}]".replace("inf", "∞")
 
 
+def _calibration_row(part: pd.DataFrame, method: str, clustered: bool) -> dict:
+    y, p = part["label"].to_numpy(), part["prob"].to_numpy()
+    brier = brier_score(y, p)
+    fit = calibration_fit(y, p, method=method)
+    row = {
+        "n": fit.n,
+        "positives": fit.events,
+        "brier": round(brier.value, 4),
+        "brier_ci": _ci(brier.low, brier.high, 4),
+        "brier_prevalence_only": round(brier.reference, 4),
+        "intercept": round(fit.intercept, 3),
+        "intercept_ci": _ci(fit.intercept_low, fit.intercept_high),
+        "slope": round(fit.slope, 3),
+        "slope_ci": _ci(fit.slope_low, fit.slope_high),
+        "method": fit.method,
+        "note": "; ".join(x for x in (fit.note, brier.note) if x),
+    }
+    if not clustered:
+        return row
+    from mskdx.evaluate.stats.calibration_clustered import (
+        brier_score_clustered,
+        calibration_fit_clustered,
+    )
+
+    groups = part["patient"].to_numpy()
+    c_brier = brier_score_clustered(y, p, groups)
+    c_fit = calibration_fit_clustered(y, p, groups, method=method)
+    for name in ("brier_ci", "intercept_ci", "slope_ci"):
+        row[f"{name}_independent"] = row[name]
+    row["brier_ci"] = _ci(c_brier.low, c_brier.high, 4)
+    row["intercept_ci"] = _ci(c_fit.intercept_low, c_fit.intercept_high)
+    row["slope_ci"] = _ci(c_fit.slope_low, c_fit.slope_high)
+    row["patients"] = c_fit.clusters
+    clustered_notes = [f"clustered: {x}" for x in (c_fit.note, c_brier.note) if x]
+    row["note"] = "; ".join(x for x in (row["note"], *clustered_notes) if x)
+    return row
+
+
 def calibration_table(
-    cohorts: dict[str, pd.DataFrame], levels: Sequence[str] = ("image",), method: str = "ml"
+    cohorts: dict[str, pd.DataFrame],
+    levels: Sequence[str] = ("image",),
+    method: str = "ml",
+    clustered: bool = False,
 ) -> pd.DataFrame:
     """Brier score, calibration intercept and slope with 95% CIs per cohort, arm and level.
 
     `cohorts` maps a cohort name ("development", an external cohort's name) to its predictions;
     `method` is the recalibration fit, "ml" or "firth" (`calibration_fit`). A value that does not
     exist (e.g. the ML slope under separation) is NaN, its CI "not estimable", and `note` says
-    why.
+    why. With `clustered` (issue 37) brier_ci, intercept_ci and slope_ci are patient-clustered
+    (`stats.calibration_clustered`: sandwich Wald CIs, the Brier ratio estimator), the
+    image-independent CIs move to `*_ci_independent`, and `patients` counts the clusters; at
+    the patient level every cluster is one row (robust HC1 and plain Brier CIs).
     """
     rows = []
     for cohort, predictions in cohorts.items():
@@ -76,27 +120,8 @@ def calibration_table(
         for level in levels:
             table = at_level(test, level)
             for arm, part in table.groupby("arm", sort=True):
-                y, p = part["label"].to_numpy(), part["prob"].to_numpy()
-                brier = brier_score(y, p)
-                fit = calibration_fit(y, p, method=method)
-                rows.append(
-                    {
-                        "cohort": cohort,
-                        "arm": arm,
-                        "level": level,
-                        "n": fit.n,
-                        "positives": fit.events,
-                        "brier": round(brier.value, 4),
-                        "brier_ci": _ci(brier.low, brier.high, 4),
-                        "brier_prevalence_only": round(brier.reference, 4),
-                        "intercept": round(fit.intercept, 3),
-                        "intercept_ci": _ci(fit.intercept_low, fit.intercept_high),
-                        "slope": round(fit.slope, 3),
-                        "slope_ci": _ci(fit.slope_low, fit.slope_high),
-                        "method": fit.method,
-                        "note": "; ".join(x for x in (fit.note, brier.note) if x),
-                    }
-                )
+                row = {"cohort": cohort, "arm": arm, "level": level}
+                rows.append(row | _calibration_row(part, method, clustered))
     return pd.DataFrame(rows)
 
 
@@ -180,10 +205,11 @@ def write_calibration_table(
     md: PathLike,
     external: Sequence[PathLike] | None = None,
     method: str = "ml",
+    clustered: bool = False,
 ) -> None:
     from mskdx.evaluate.markdown import to_markdown
 
-    table = calibration_table(read_cohorts(predictions, external), levels, method)
+    table = calibration_table(read_cohorts(predictions, external), levels, method, clustered)
     for row in table[table["note"] != ""].itertuples():
         log.info("calibration %s %s (%s level): %s", row.cohort, row.arm, row.level, row.note)
     write_table(table, csv)
