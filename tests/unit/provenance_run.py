@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 
@@ -57,7 +58,7 @@ def make_run(root: Path) -> Path:
     (repo / "Snakefile").write_text('include: "workflow/rules/tables.smk"\n')
     (repo / "workflow/rules/tables.smk").write_text("rule tabulate:\n    output: 'x'\n")
     (repo / "envs/constraints.txt").write_text("numpy==2.4.6\n")
-    (repo / "config/config.yaml").write_text("seed: 0\n")
+    (repo / "config/config.yaml").write_text(yaml.safe_dump(CONFIG))
     (repo / ".gitignore").write_text("results/\nprivate/\n.snakemake/\n")
     git(repo, "init", "-q")
     git(repo, "add", ".")

@@ -69,8 +69,8 @@ def decode_record_name(relpath: str) -> str:
     parts = Path(relpath).parts
     encoded = "".join(p[1:] if p.startswith("@") else p for p in parts)
     try:
-        return base64.urlsafe_b64decode(encoded.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
+        return base64.b64decode(encoded.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error is a ValueError
         raise ProvenanceError(
             f"{relpath}: not a Snakemake metadata record name (URL-safe base64 of a path)"
         ) from exc
