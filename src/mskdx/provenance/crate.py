@@ -58,7 +58,8 @@ DEFAULT_DESCRIPTION = (
     "A run of mskdx, a reproducibility pipeline for deep-learning diagnosis on "
     "musculoskeletal images (gout ultrasound; osteochondral lesions of the talus on MRI)."
 )
-DEFAULT_LICENSE = "https://spdx.org/licenses/MIT"
+#: the repository states no licence: none is claimed unless config provenance.license names one
+DEFAULT_LICENSE = "#license-not-stated"
 
 
 def redact_config(config: Any, key: str = "") -> Any:
@@ -292,7 +293,12 @@ def _describe_root(b: _Builder, prov: Mapping[str, Any], end: float | None) -> N
     root["name"] = prov.get("name") or DEFAULT_NAME
     root["description"] = prov.get("description") or DEFAULT_DESCRIPTION
     license_id = prov.get("license") or DEFAULT_LICENSE
-    root["license"] = b.add_entity({"@id": license_id, "@type": "CreativeWork", "name": license_id})
+    license_name = (
+        license_id if license_id != DEFAULT_LICENSE else "no licence stated (provenance.license)"
+    )
+    root["license"] = b.add_entity(
+        {"@id": license_id, "@type": "CreativeWork", "name": license_name}
+    )
     root["datePublished"] = _iso(end) if end else dt.date.today().isoformat()
     if prov.get("author"):
         author = prov["author"]
