@@ -25,6 +25,8 @@ APT_TIMEOUT_S = 900
 #: Debian package of each tool
 PACKAGES = {"dciodvfy": "dicom3tools", "dsrdump": "dcmtk", "Orthanc": "orthanc"}
 ORTHANC_PATHS = ("/usr/sbin/Orthanc", "/usr/bin/Orthanc")
+DICOMWEB = "orthanc-dicomweb"
+DICOMWEB_PLUGINS = ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so",)
 
 
 def _which(tool: str) -> str | None:
@@ -96,13 +98,28 @@ class Orthanc:
         with urllib.request.urlopen(url, timeout=30) as rsp:  # noqa: S310 - loopback only
             return rsp.read()
 
+    @property
+    def dicomweb(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/dicom-web"
+
+    def upload(self, path: Path) -> None:
+        """Store a DICOM file through the REST API."""
+        request = urllib.request.Request(  # noqa: S310 - loopback only
+            f"http://127.0.0.1:{self.http_port}/instances", data=path.read_bytes(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as rsp:  # noqa: S310
+            rsp.read()
+
     def json(self, path: str):
         return json.loads(self.get(path))
 
 
 @contextmanager
-def orthanc(tmp: Path, aet: str = "MSKDXTEST") -> Iterator[Orthanc]:
-    """A real Orthanc on loopback ports with temporary storage; stopped on exit."""
+def orthanc(tmp: Path, aet: str = "MSKDXTEST", *, dicomweb: bool = False) -> Iterator[Orthanc]:
+    """A real Orthanc on loopback ports with temporary storage; stopped on exit.
+
+    `dicomweb`: with the DICOMweb plugin (Debian orthanc-dicomweb) at /dicom-web/, and the
+    calling AE MSKDX allowed to C-FIND and C-GET."""
     binary = ensure_tool("Orthanc")
     server = Orthanc(aet, free_port(), free_port())
     storage = tmp / "orthanc-storage"
@@ -121,6 +138,13 @@ def orthanc(tmp: Path, aet: str = "MSKDXTEST") -> Iterator[Orthanc]:
         "Plugins": [],
         "StorageCompression": False,
     }
+    if dicomweb:
+        plugin = next((p for p in DICOMWEB_PLUGINS if os.path.exists(p)), None)
+        if plugin is None:
+            pytest.skip(f"the Orthanc DICOMweb plugin is missing: apt-get install -y {DICOMWEB}")
+        config["Plugins"] = [plugin]
+        config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
+        config["DicomModalities"] = {"mskdx": ["MSKDX", "127.0.0.1", free_port()]}
     config_path = tmp / "orthanc.json"
     config_path.write_text(json.dumps(config))
     log = open(tmp / "orthanc.log", "w")  # noqa: SIM115 - closed below

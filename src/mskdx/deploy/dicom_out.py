@@ -110,12 +110,15 @@ def write_dicom_results(
     patients: pd.DataFrame,
     model: ModelInfo,
     overlays: Mapping[str, np.ndarray] | None = None,
+    maps: Sequence[tuple[str, str, str, object]] = (),
 ) -> pd.DataFrame:
     """Build every object first, then write each atomically; return (and write) the index.
 
     `images`/`patients` are predict's images.csv/patients.csv tables; `overlays` maps an
     image_id to an RGB uint8 (H, W, 3) Grad-CAM overlay. The index (`index.csv` in `out_dir`,
-    private) lists each file with its SOP Instance UID.
+    private) lists each file with its SOP Instance UID. `maps` are the Grad-CAM Parametric
+    Map / Segmentation objects of `mskdx.deploy.maps.build_maps` (patient, image_id, kind,
+    dataset): written beside the SR, which lists them as evidence.
     """
     from pydicom import dcmread
 
@@ -126,13 +129,26 @@ def write_dicom_results(
     objects = []
     for patient, rows in images.sort_values("image_id").groupby("patient", sort=True):
         summary = patients.set_index("patient").loc[patient]
-        sr = build_sr(rows, summary, [sources[i] for i in rows["image_id"]], datasets, model)
+        derived = [m[3] for m in maps if m[0] == patient]
+        sr = build_sr(
+            rows, summary, [sources[i] for i in rows["image_id"]], datasets, model, derived
+        )
         objects.append((patient, "", "sr", Path(str(patient), f"SR_{model.arm}.dcm"), sr))
     for k, (image_id, rgb) in enumerate(sorted((overlays or {}).items()), start=1):
         source = sources[image_id]
         sc = build_overlay(rgb, source, datasets[image_id], model, instance_number=k)
         name = Path(source.patient, f"SC_{model.arm}_{image_id}.dcm")
         objects.append((source.patient, image_id, "sc", name, sc))
+    for patient, image_id, kind, ds in maps:
+        objects.append(
+            (
+                patient,
+                image_id,
+                kind,
+                Path(patient, f"{kind.upper()}_{model.arm}_{image_id}.dcm"),
+                ds,
+            )
+        )
     rows = []
     for patient, image_id, kind, name, ds in objects:
         with atomic_path(out / name) as tmp:
@@ -150,9 +166,10 @@ def write_dicom_results(
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     write_table(index, out / "index.csv")
     log.info(
-        "DICOM results: %d SR, %d Secondary Capture objects written",
+        "DICOM results: %d SR, %d Secondary Capture, %d map objects written",
         int((index["kind"] == "sr").sum()),
         int((index["kind"] == "sc").sum()),
+        len(maps),
     )
     return index
 
@@ -245,13 +262,18 @@ def _patient_group(patient: str, summary, model: ModelInfo, study_uid: str):
     )
 
 
-def build_sr(rows: pd.DataFrame, summary, sources: list[Source], datasets, model: ModelInfo):
-    """The Comprehensive SR of one patient: one group per image and one for the patient."""
+def build_sr(
+    rows: pd.DataFrame, summary, sources: list[Source], datasets, model: ModelInfo, derived=()
+):
+    """The Comprehensive SR of one patient: one group per image and one for the patient.
+
+    `derived` (the patient's Grad-CAM map objects) join the evidence the SR references.
+    """
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
     first = sources[0]
-    evidence = [datasets[s.image_id] for s in sources]
+    evidence = [datasets[s.image_id] for s in sources] + list(derived)
     groups = [
         _image_group(row, s, datasets[s.image_id], model)
         for row, s in zip(rows.to_dict("records"), sources, strict=True)
