@@ -521,6 +521,16 @@ def load_image_labels(
     return matched
 
 
+def label_note(table: pd.DataFrame) -> str:
+    """What an image's `label` is in `table` (manifest or predictions), for a table's notes."""
+    if "patient_label" in table.columns and (table["label"] != table["patient_label"]).any():
+        return "image labels from the image label sheet; patients by their diagnosis"
+    return (
+        "image labels are the patient's diagnosis (no image label sheet, or one that agrees "
+        "with the patient sheet on every image)"
+    )
+
+
 def patient_level(table: pd.DataFrame) -> pd.DataFrame:
     """`table` with `label` = the patient's diagnosis (`patient_label`, where present): the
     label of patient-level analyses (Table III, splits). Tables without `patient_label` (written
