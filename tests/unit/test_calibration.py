@@ -205,3 +205,24 @@ def test_figures_are_drawn(tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="lack columns"):
         plot_decision_curve(curves.drop(columns="treat_all"), "x", [tmp_path / "x.png"], None)
+
+
+def test_patient_level_rows_take_the_patients_diagnosis_not_image_labels():
+    from mskdx.evaluate.clinical import at_level
+
+    test = pd.DataFrame(
+        {
+            "arm": "a",
+            "patient": ["P-1", "P-1", "P-2"],
+            "image_id": ["I-1", "I-2", "I-3"],
+            "label": [1, 0, 0],  # image labels: P-1's second image is normal
+            "patient_label": [1, 1, 0],
+            "prob": [0.9, 0.3, 0.2],
+        }
+    )
+    patients = at_level(test, "patient").set_index("patient")
+    assert patients["label"].to_dict() == {"P-1": 1, "P-2": 0}
+    assert patients.loc["P-1", "prob"] == pytest.approx(0.6)
+    assert at_level(test, "image")["label"].tolist() == [1, 0, 0]
+    with pytest.raises(ValueError, match="both labels"):
+        at_level(test.drop(columns="patient_label"), "patient")

@@ -153,6 +153,23 @@ def test_mixed_labels_within_a_patient_are_refused():
         patient_labels(m)
 
 
+def test_patients_are_stratified_on_their_diagnosis_not_their_image_labels(tmp_path):
+    lab = labels(6, 6)
+    m = manifest(lab).assign(patient_label=lambda t: t["label"])
+    # image labels (issue 38): a gout patient's first image is normal
+    m.loc[m.groupby("patient").head(1).index, "label"] = 0
+    assert patient_labels(m).equals(lab)
+    write_table(m, tmp_path / "manifest.csv", schema="manifest")
+    out = make_splits(tmp_path / "manifest.csv", tmp_path / "splits.csv", method="kfold",
+                      folds=3, validation_fraction=0.2, seed=1)  # fmt: skip
+    test = out[out.subset == "test"]
+    assert (test.groupby("fold").label.sum() == 2).all()  # 2 of 6 gout patients per test fold
+    mixed = m.copy()
+    mixed.loc[0, "patient_label"] = 1 - mixed.loc[0, "patient_label"]
+    with pytest.raises(SplitError, match="both labels"):
+        patient_labels(mixed)
+
+
 def test_make_splits_writes_and_reads_user_file(tmp_path):
     lab = labels(8, 8)
     write_table(manifest(lab), tmp_path / "manifest.csv", schema="manifest")

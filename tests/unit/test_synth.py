@@ -323,6 +323,50 @@ def test_gout_labels_match_headers(gout, tiny):
     }
 
 
+def _image_sheet_rows(out: Path, cohort: dict, key: str) -> list[tuple]:
+    """What the image sheet must hold: per frame its key, frame (blank if single-frame) and
+    label from its mask."""
+    rows = []
+    for f in cohort["files"]:
+        name = (
+            str(f["ds"].SOPInstanceUID)
+            if key == "uid"
+            else f["path"].relative_to(out / "dicom").as_posix()
+        )
+        for k in range(f["frames"]):
+            lesion = cohort["masks"][f"{f['sha']}_{k}"].any()
+            rows.append(
+                (name, str(k + 1) if f["frames"] > 1 else "", "abnormal" if lesion else "normal")
+            )
+    return sorted(rows)
+
+
+def test_gout_image_sheet_is_keyed_by_uid_and_labelled_by_the_masks(gout_dir, gout):
+    sheet = pd.read_csv(gout_dir / "image_labels.csv", dtype=str, keep_default_na=False)
+    assert list(sheet.columns) == ["SOPInstanceUID", "frame", "image_label", "DCs", "tophus",
+                                   "aggregates", "erosion"]  # fmt: skip
+    got = sorted(
+        sheet[["SOPInstanceUID", "frame", "image_label"]].itertuples(index=False, name=None)
+    )
+    assert got == _image_sheet_rows(gout_dir, gout, "uid")
+    findings = sheet[["DCs", "tophus", "aggregates", "erosion"]].astype(int).sum(axis=1)
+    assert ((findings > 0) == (sheet.image_label == "abnormal")).all()
+    # gout patients' images without a lesion are normal images: the sheet has both kinds
+    of = {str(f["ds"].SOPInstanceUID): f["ds"].PatientID for f in gout["files"]}
+    diagnosis = gout["labels"].set_index("patient_id").diagnosis
+    patient = sheet.SOPInstanceUID.map(of).map(diagnosis)
+    assert set(sheet.image_label[patient == "gout"]) == {"abnormal", "normal"}
+    assert set(sheet.image_label[patient == "control"]) == {"normal"}
+
+
+def test_olt_image_sheet_is_keyed_by_relative_path(olt_dir, olt):
+    sheet = pd.read_csv(olt_dir / "image_labels.csv", dtype=str, keep_default_na=False)
+    assert list(sheet.columns) == ["path", "frame", "image_label"]
+    assert sorted(sheet.itertuples(index=False, name=None)) == _image_sheet_rows(
+        olt_dir, olt, "path"
+    )
+
+
 def _check_mask_keys(cohort: dict) -> None:
     expected = {f"{f['sha']}_{k}" for f in cohort["files"] for k in range(f["frames"])}
     assert set(cohort["masks"]) == expected
@@ -648,6 +692,7 @@ def test_killed_run_leaves_no_cohort_and_rerun_replaces(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         synthesize_olt(out, **args)
     assert not (out / "labels.csv").exists() and not (out / "masks.npz").exists()
+    assert not (out / "image_labels.csv").exists()
     assert not any(tmp_path.glob(".cohort.synth-*"))
     monkeypatch.undo()
 

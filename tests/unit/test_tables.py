@@ -353,3 +353,65 @@ def test_tables_say_why_a_value_or_ci_is_blank():
     assert pooled.loc["blocks6", "note"] == ""
     olt = olt_table(olt_predictions())
     assert (olt["note"] == "").all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Image labels (issue 38): Table I scores images on `label`, Table III patients on
+# `patient_label`
+# ---------------------------------------------------------------------------------------------
+
+
+def with_image_labels(preds: pd.DataFrame) -> pd.DataFrame:
+    """`preds` with the patient's diagnosis in patient_label and, as an image sheet would give,
+    image labels that differ from it: a gout patient's images called normal are normal."""
+    out = preds.assign(patient_label=preds["label"])
+    out.loc[(out["patient_label"] == 1) & (out["prob"] < 0.5), "label"] = 0
+    return out
+
+
+def test_table_iii_diagnoses_patients_on_patient_label():
+    plain = patient_predictions()
+    labelled = with_image_labels(plain)
+    assert (labelled.groupby("patient")["label"].nunique() > 1).any()
+    a, curves_a = gout_patient_table(plain)
+    b, curves_b = gout_patient_table(labelled)
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(curves_a, curves_b)
+    # without patient_label the same image labels are no diagnosis: refused, as before
+    with pytest.raises(ValueError, match="labelled both 0 and 1"):
+        gout_patient_table(labelled.drop(columns="patient_label"))
+
+
+def test_table_i_scores_images_on_their_own_label():
+    plain = image_predictions()
+    # a patient label that disagrees with every negative image's label changes nothing
+    table = gout_image_table(plain.assign(patient_label=1))
+    pd.testing.assert_frame_equal(table, gout_image_table(plain))
+    labelled = with_image_labels(patient_predictions())
+    pooled = gout_image_table(labelled).set_index("fold").loc["pooled"]
+    test = labelled[labelled["subset"] == "test"]
+    assert pooled["n_positive"] == int(test["label"].sum()) < int(test["patient_label"].sum())
+    assert pooled["fn"] == 0  # every gout-patient image called normal is now a normal image
+
+
+def test_table_titles_say_what_an_image_label_is(tmp_path):
+    from mskdx.evaluate.tables import write_image_level_table, write_patient_level_table
+    from mskdx.io import write_table
+
+    for name, preds in (("plain", patient_predictions()), ("sheet", with_image_labels(
+            patient_predictions()))):  # fmt: skip
+        write_table(preds, tmp_path / f"{name}.csv", schema="predictions")
+        out = {"csv": tmp_path / f"{name}1.csv", "md": tmp_path / f"{name}1.md"}
+        write_image_level_table([tmp_path / f"{name}.csv"], best_arm="auto",
+                                image_threshold=0.5, **out)  # fmt: skip
+        write_patient_level_table([tmp_path / f"{name}.csv"], step=0.02, image_threshold=0.5,
+                                  csv=tmp_path / f"{name}3.csv", md=tmp_path / f"{name}3.md",
+                                  curves=tmp_path / f"{name}c.csv")  # fmt: skip
+    for table in ("1", "3"):
+        assert (
+            "image labels are the patient's diagnosis"
+            in (tmp_path / f"plain{table}.md").read_text()
+        )
+        assert (
+            "image labels from the image label sheet" in (tmp_path / f"sheet{table}.md").read_text()
+        )

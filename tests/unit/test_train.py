@@ -149,6 +149,8 @@ def test_outputs_exist_and_validate(first_run):
     assert len(pred) == 24 and set(pred["subset"]) == {"train", "val", "test"}
     assert pred["subset"].value_counts().to_dict() == {"train": 12, "val": 6, "test": 6}
     assert pred["image_id"].is_unique and (pred["fold"] == 0).all()
+    # a manifest without patient_label (no image sheet): the patient's diagnosis is the label
+    assert (pred["patient_label"] == pred["label"]).all()
     assert list(hist["epoch"]) == [1, 2] and hist["val_auc"].notna().all()
     ckpt = torch.load(first_run["checkpoint"], weights_only=True)
     assert {"model", "epoch", "args", "arm_spec", "normalization"} <= set(ckpt)

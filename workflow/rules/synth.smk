@@ -4,6 +4,7 @@ rule synthesize_cohort:
     output:
         dicom=directory("data/synthetic/{study}/dicom"),
         labels="data/synthetic/{study}/labels.csv",
+        image_labels="data/synthetic/{study}/image_labels.csv",
         truth="data/synthetic/{study}/masks.npz",
     log:
         "results/logs/synthesize_cohort/{study}.log",

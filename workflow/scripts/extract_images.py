@@ -12,6 +12,7 @@ try:
         snakemake.input.labels,
         spec=StudySpec(**snakemake.params.spec),
         masks_path=snakemake.input.get("truth"),
+        image_labels_path=snakemake.input.get("image_labels"),
         on_error=snakemake.params.on_error,
         key_env=snakemake.params.key_env,
         key_fingerprint=snakemake.params.key_fingerprint,

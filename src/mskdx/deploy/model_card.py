@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mskdx.ingest.image_labels import patient_level
 from mskdx.io import read_table, write_text
 
 PathLike = str | os.PathLike[str]
@@ -69,7 +70,7 @@ def md_table(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
 def training_data(manifest: pd.DataFrame, sequence: str | None, labels: Mapping) -> str:
     """Counts, class mix and devices of the images the arm learned from (all folds)."""
     table = manifest if sequence is None else manifest[manifest["series"].astype(str) == sequence]
-    patients = table.groupby("patient")["label"].first()
+    patients = patient_level(table).groupby("patient")["label"].first()
     pos, neg = labels["positive"], labels["negative"]
     lines = [
         f"- {len(table)} images of {len(patients)} patients"

@@ -28,6 +28,7 @@ from mskdx.evaluate.stats.calibration import (
     smoothed_calibration,
 )
 from mskdx.evaluate.stats.decision import net_benefit, threshold_grid_dca
+from mskdx.ingest.image_labels import patient_level
 from mskdx.io import write_table, write_text
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,13 @@ def scored_rows(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def at_level(test: pd.DataFrame, level: str) -> pd.DataFrame:
-    """One row per image, or per patient (mean image probability), with columns label, prob."""
+    """One row per image (its image label), or per patient (its diagnosis, `patient_label`
+    where present; mean image probability), with columns label, prob."""
     if level == "image":
         return test[["arm", "patient", "image_id", "label", "prob"]].copy()
     if level != "patient":
         raise ValueError(f"level={level!r}: expected one of {LEVELS}")
+    test = patient_level(test)  # a patient is scored against its diagnosis, not image labels
     labels = test.groupby(["arm", "patient"])["label"].nunique()
     if (labels > 1).any():
         raise ValueError("a patient has images of both labels; expected one diagnosis per patient")

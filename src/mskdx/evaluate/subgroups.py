@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mskdx.evaluate.stats.metrics import binary_metrics
+from mskdx.ingest.image_labels import patient_level
 from mskdx.io import read_table, write_table, write_text
 
 log = logging.getLogger(__name__)
@@ -65,14 +66,18 @@ def scored_with_groups(
             "age_band": _column(info, "age_band"),
         }
     )
-    out = test[["arm", "patient", "image_id", "label", "prob"]].join(info, on="image_id")
+    columns = ["arm", "patient", "image_id", "label", "prob"]
+    columns += ["patient_label"] if "patient_label" in test.columns else []
+    out = test[columns].join(info, on="image_id")
     return out.assign(cohort=cohort, site=cohort)
 
 
 def _metrics_row(rows: pd.DataFrame, level: str, threshold: float) -> dict:
     if level == "patient":
-        rows = rows.groupby("patient", sort=True).agg(
-            label=("label", "first"), prob=("prob", "mean")
+        rows = (
+            patient_level(rows)
+            .groupby("patient", sort=True)
+            .agg(label=("label", "first"), prob=("prob", "mean"))
         )
     y = rows["label"].to_numpy(np.int64)
     prob = rows["prob"].to_numpy(np.float64)

@@ -37,6 +37,7 @@ from mskdx.evaluate.stats.mcnemar import mcnemar
 from mskdx.evaluate.stats.metrics import BinaryMetrics, binary_metrics
 from mskdx.evaluate.stats.proportions import Estimate, proportion
 from mskdx.evaluate.stats.threshold import search_threshold
+from mskdx.ingest.image_labels import label_note, patient_level
 from mskdx.io import load_schema, read_predictions, write_table
 
 __all__ = [
@@ -389,6 +390,7 @@ def gout_patient_table(
             mixed labels or in two test folds.
     """
     what = "gout_patient_table"
+    predictions = patient_level(predictions)  # patients: their diagnosis, not image labels
     df = _prepare(predictions, image_threshold, what)
     arms = _sorted_arms(df["arm"].unique())
     if len(arms) != 1:
@@ -547,16 +549,6 @@ def olt_table(
 
 
 # ---------------------------------------------------------------------------------------------
-# Rendering
-# ---------------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------------
-# Gout Table II: model complexity
-# ---------------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------------
 # What the table rules call: read the jobs' tables, build, write CSV + Markdown
 # ---------------------------------------------------------------------------------------------
 
@@ -571,10 +563,10 @@ def write_image_level_table(
     csv: PathLike,
     md: PathLike,
 ) -> None:
-    table = gout_image_table(
-        read_predictions(predictions), best_arm=best_arm, image_threshold=image_threshold
-    )
-    write_table_pair(table, csv, md, "Gout Table I: image-level performance on the test folds")
+    scored = read_predictions(predictions)
+    table = gout_image_table(scored, best_arm=best_arm, image_threshold=image_threshold)
+    title = f"Gout Table I: image-level performance on the test folds ({label_note(scored)})"
+    write_table_pair(table, csv, md, title)
 
 
 def write_patient_level_table(
@@ -586,15 +578,16 @@ def write_patient_level_table(
     md: PathLike,
     curves: PathLike,
 ) -> None:
-    table, curve_table = gout_patient_table(
-        read_predictions(predictions), step=step, image_threshold=image_threshold
-    )
+    scored = read_predictions(predictions)
+    table, curve_table = gout_patient_table(scored, step=step, image_threshold=image_threshold)
     write_table(curve_table, curves)
-    write_table_pair(table, csv, md, "Gout Table III: patient-level diagnosis per fold")
+    title = f"Gout Table III: patient-level diagnosis per fold ({label_note(scored)})"
+    write_table_pair(table, csv, md, title)
 
 
 def write_sequence_table(
     predictions: Sequence[PathLike], *, image_threshold: float, csv: PathLike, md: PathLike
 ) -> None:
-    table = olt_table(read_predictions(predictions), image_threshold=image_threshold)
-    write_table_pair(table, csv, md, "OLT Table II: performance per MRI sequence on the test set")
+    scored = read_predictions(predictions)
+    title = f"OLT Table II: performance per MRI sequence on the test set ({label_note(scored)})"
+    write_table_pair(olt_table(scored, image_threshold=image_threshold), csv, md, title)

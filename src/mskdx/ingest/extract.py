@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mskdx.errors import ConfigError, DicomError, LabelError, MskdxError, PreprocessError
-from mskdx.ingest import deid, dicom, inputs, preprocess
+from mskdx.ingest import deid, dicom, image_labels, inputs, preprocess
 from mskdx.ingest import labels as label_sheet
 from mskdx.ingest.private_map import PrivateMap
 from mskdx.ingest.refusals import Refusal, refusal_listing
@@ -72,6 +72,7 @@ def extract_study(
     threads: int = 1,
     private_map: str | Path | None = None,
     key_fingerprint: str = "",
+    image_labels_path: str | Path | None = None,
 ) -> pd.DataFrame:
     """Run the extraction stage for one study and write its cache (see docs/architecture.md).
 
@@ -82,13 +83,26 @@ def extract_study(
     workflow saw when it scheduled the job).
 
     Without a label sheet (`labels_path` None, used by `mskdx predict`) the manifest's labels
-    are empty; such a cache can be scored, never trained on.
+    are empty; such a cache can be scored, never trained on. With an image label sheet
+    (`image_labels_path`, columns in `spec.labels["images"]`) the manifest's `label` is the
+    image's own label and `patient_label` the patient's diagnosis; without one both are the
+    patient's diagnosis.
     """
     root = Path(dicom_dir)
     key = _pseudonym_key(key_env, key_fingerprint)
     private = PrivateMap(private_map)
     headers, refusals = _scan_folder(root, spec, on_error, private)
     patient_label = _patient_labels(labels_path, spec, headers, key, private)
+    sheet = image_labels.load_image_labels(
+        image_labels_path,
+        spec.labels.get("images"),
+        headers,
+        root,
+        refused=[r.relpath for r in refusals],
+        kept=[_frame_choice(max(h.number_of_frames, 1), spec.frames) for h in headers],
+        patient_label=patient_label,
+        key=key,
+    )
     with (
         _open_masks(masks_path) as truth,
         atomic_path(images) as images_tmp,
@@ -98,9 +112,11 @@ def extract_study(
     ):
         # each file's crops go to the cache as they come: memory holds one file's, not all
         results, rows = [], []
-        for h, result in zip(headers, _decode_files(headers, spec, threads), strict=True):
+        decoded = zip(headers, _decode_files(headers, spec, threads), strict=True)
+        for index, (h, result) in enumerate(decoded):
             if not isinstance(result, MskdxError):
-                for row, img, gt in _image_rows(h, result, patient_label, truth, spec, key):
+                labelled = (patient_label, sheet, index)
+                for row, img, gt in _image_rows(h, result, labelled, truth, spec, key):
                     rows.append({"index": len(rows), **row})
                     image_rows.append(img)
                     mask_rows.append(gt)
@@ -265,13 +281,15 @@ def _refuse_flagged(
 def _image_rows(
     h: dicom.DicomHeader,
     result: FileResult,
-    patient_label: dict[str, int | None],
+    labelled: tuple[dict[str, int | None], image_labels.ImageLabels | None, int],
     truth: Mapping[str, np.ndarray] | None,
     spec: StudySpec,
     key: bytes,
 ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
     """The manifest row (without its index), image and mask of every kept image of one file, in
-    frame order."""
+    frame order. `labelled`: the patients' labels, the image sheet (or None) and the file's
+    index in it; frames the sheet skips (on_missing skip) are left out."""
+    patient_label, sheet, index = labelled
     series = _series(h, spec)
     for i, (frame, img, box) in enumerate(
         zip(result.frames, result.images, result.boxes, strict=True)
@@ -280,6 +298,9 @@ def _image_rows(
         view = result.views[i] if result.views else 0
         if region is not None and region.flags and _on_flag(spec) == "skip":
             continue
+        if sheet is not None and (index, frame) in sheet.skipped:
+            continue
+        sheet_row = sheet.row(index, frame) if sheet is not None else None
         gt = (
             _truth_mask(truth, result.checksum, frame, img.shape, box, spec)
             if truth is not None
@@ -294,7 +315,8 @@ def _image_rows(
             "series": series,
             "plane": _plane(h),
             "frame": frame,
-            "label": patient_label[h.patient_id],
+            "label": sheet_row.label if sheet_row else patient_label[h.patient_id],
+            "patient_label": patient_label[h.patient_id],
             "checksum": result.checksum,
             "crop_x0": box.x0 if box else None,
             "crop_y0": box.y0 if box else None,
@@ -307,6 +329,7 @@ def _image_rows(
             "model": h.model,
             "sex": h.sex,
             "age_band": h.age_band,
+            **(sheet_row.findings if sheet_row else {}),
         }
         yield row, img, gt if gt is not None else np.zeros_like(img)
 
@@ -323,7 +346,8 @@ def _manifest_table(rows: list[dict], spec: StudySpec) -> pd.DataFrame:
             unmatched,
             sorted(spec.sequences),
         )
-    for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1", *_REGION_INT_COLUMNS):
+    findings = [c for c in table.columns if c.startswith(image_labels.FINDING_PREFIX)]
+    for col in ("crop_x0", "crop_y0", "crop_x1", "crop_y1", *_REGION_INT_COLUMNS, *findings):
         table[col] = table[col].astype("Int64")
     return table
 

@@ -87,7 +87,7 @@ class JobData:
     """The images of one job and their table, rows sorted by subset, patient, image_id."""
 
     images: CacheRows | NDArray[np.uint8]  # (n, H, W), row i = table row i
-    table: pd.DataFrame  # index (cache row), image_id, patient, label, subset
+    table: pd.DataFrame  # index (cache row), image_id, patient, label, patient_label, subset
 
     def rows(self, subset: str) -> NDArray[np.int64]:
         return np.flatnonzero(self.table["subset"].to_numpy() == subset)
@@ -152,14 +152,19 @@ def load_job_data(
             f"{manifest} (e.g. {missing[:3]}); expected every patient in the split"
         )
     table = table.assign(subset=table["patient"].map(subset_of))
+    if "patient_label" not in table.columns:  # a cache written before image labels
+        table = table.assign(patient_label=table["label"])
     order = {s: i for i, s in enumerate(SUBSETS)}
     table = (
         table.assign(_order=table["subset"].map(order))
         .sort_values(["_order", "patient", "image_id", "index"], kind="stable")
         .drop(columns="_order")
-        .reset_index(drop=True)[["index", "image_id", "patient", "label", "subset"]]
+        .reset_index(drop=True)[
+            ["index", "image_id", "patient", "label", "patient_label", "subset"]
+        ]
     )
     table["label"] = table["label"].astype(np.int64)
+    table["patient_label"] = table["patient_label"].astype(np.int64)
     if not (table["subset"] == "train").any():
         raise SplitError(f"{splits}: fold {fold} has no training images")
     return JobData(CacheRows(images, table["index"].to_numpy(np.int64)), table)

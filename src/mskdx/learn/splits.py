@@ -15,14 +15,17 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from mskdx.errors import SplitError
+from mskdx.ingest.image_labels import patient_level
 from mskdx.io import read_table, write_table
 
 log = logging.getLogger(__name__)
 
 
 def patient_labels(manifest: pd.DataFrame) -> pd.Series:
-    """One label per patient (sorted by pseudonym); a patient with mixed labels is an error."""
-    per_patient = manifest.groupby("patient")["label"].agg(["min", "max"])
+    """One label per patient (sorted by pseudonym): the patient's diagnosis (`patient_label`;
+    in manifests without it, `label`), never an image's own label. A patient with mixed
+    diagnoses is an error."""
+    per_patient = patient_level(manifest).groupby("patient")["label"].agg(["min", "max"])
     mixed = per_patient.index[per_patient["min"] != per_patient["max"]]
     if len(mixed):
         raise SplitError(f"patients {list(mixed)[:5]} have images with both labels; expected one")

@@ -62,7 +62,17 @@ HISTORY_COLUMNS = [
     "lr",
     "seconds",
 ]
-PREDICTION_COLUMNS = ["study", "arm", "fold", "subset", "patient", "image_id", "label", "prob"]
+PREDICTION_COLUMNS = [
+    "study",
+    "arm",
+    "fold",
+    "subset",
+    "patient",
+    "image_id",
+    "label",  # the image label (the image sheet's, else the patient's diagnosis)
+    "patient_label",  # the patient's diagnosis (Table III, patient-level analyses)
+    "prob",
+]
 # the modules of mskdx.learn a job runs: a checkpoint_last.pt written by other code is not resumed
 CODE_MODULES = "models arms augment settings job_data device loop checkpoints train".split()
 

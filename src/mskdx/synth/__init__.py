@@ -4,6 +4,9 @@
 
 - `dicom/<PatientID>/<StudyDate>/<NNN_series>/IM_<n>.dcm`: the DICOM tree, with fake PHI;
 - `labels.csv`: `patient_id,diagnosis` (gout/control or patient/healthy), one row per patient;
+- `image_labels.csv`: one row per image (frame), abnormal iff its lesion mask is not empty; gout
+  keyed by `SOPInstanceUID` with the findings shown (DCs, tophus, aggregates, erosion), OLT by
+  `path` relative to `dicom/` (see `mskdx.synth.common.CohortWriter`);
 - `masks.npz`: `<sha256 of the file bytes>_<frame>` -> uint8 lesion mask (Rows, Columns) of every
   frame of every file (frames numbered from 0; all zeros where no lesion is shown).
 

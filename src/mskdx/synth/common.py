@@ -172,14 +172,32 @@ class Encoder:
         return data
 
 
-class CohortWriter:
-    """Build `dicom/`, `masks.npz` and `labels.csv` in a temporary sibling folder.
+#: the image label sheet's label column and values (abnormal iff the frame's mask has a lesion)
+IMAGE_LABEL_COLUMN = "image_label"
+IMAGE_LABEL_VALUES = ("abnormal", "normal")
 
-    `commit()` moves them into `out_dir`: the old label sheet and masks go first, the new ones
+
+class CohortWriter:
+    """Build `dicom/`, `masks.npz`, `labels.csv` and `image_labels.csv` in a temporary sibling
+    folder.
+
+    `commit()` moves them into `out_dir`: the old label sheets and masks go first, the new ones
     last, so a run killed at any point leaves no label sheet beside a half-written tree.
+
+    The image sheet has one row per image: `image_key` names it by "SOPInstanceUID" or by
+    "path" (relative to `dicom/`), `frame` is 1-based (blank for a single-frame file: the row
+    covers the file), `image_label` is abnormal iff the frame's mask is not empty, and each of
+    `findings` is 1 where an abnormal frame shows it (else 0).
     """
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(
+        self, out_dir: Path, image_key: str = "SOPInstanceUID", findings: Sequence[str] = ()
+    ) -> None:
+        if image_key not in ("SOPInstanceUID", "path"):
+            raise ConfigError(f"image_key={image_key!r}; expected SOPInstanceUID or path")
+        self.image_key = image_key
+        self.findings = tuple(findings)
+        self.image_rows: list[tuple] = []
         self.out_dir = Path(out_dir)
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(
@@ -191,8 +209,31 @@ class CohortWriter:
         self.files = 0
         self.frames = 0
 
-    def add(self, relpath: str, data: bytes, masks: Sequence[NDArray[np.uint8]]) -> str:
-        """Write one DICOM file (path relative to `dicom/`) and its per-frame masks."""
+    def add(
+        self,
+        relpath: str,
+        data: bytes,
+        masks: Sequence[NDArray[np.uint8]],
+        *,
+        uid: str = "",
+        shown: Sequence[str] = (),
+    ) -> str:
+        """Write one DICOM file (path relative to `dicom/`) and its per-frame masks; add its
+        frames to the image sheet (`uid`: its SOPInstanceUID; `shown`: the findings its lesion
+        frames show)."""
+        key = relpath if self.image_key == "path" else uid
+        if not key:
+            raise DicomError(f"{relpath}: no SOPInstanceUID given for the image label sheet")
+        for frame, mask in enumerate(masks):
+            abnormal = bool(np.any(mask))
+            self.image_rows.append(
+                (
+                    key,
+                    str(frame + 1) if len(masks) > 1 else "",
+                    IMAGE_LABEL_VALUES[0] if abnormal else IMAGE_LABEL_VALUES[1],
+                    *(int(abnormal and f in shown) for f in self.findings),
+                )
+            )
         path = self.tmp / "dicom" / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -219,9 +260,14 @@ class CohortWriter:
         rows = sorted(labels)
         text = "patient_id,diagnosis\n" + "".join(f"{p},{d}\n" for p, d in rows)
         (self.tmp / "labels.csv").write_text(text)
+        header = [self.image_key, "frame", IMAGE_LABEL_COLUMN, *self.findings]
+        (self.tmp / "image_labels.csv").write_text(
+            "".join(",".join(map(str, r)) + "\n" for r in [header, *self.image_rows])
+        )
         out = self.out_dir
         out.mkdir(parents=True, exist_ok=True)
         (out / "labels.csv").unlink(missing_ok=True)
+        (out / "image_labels.csv").unlink(missing_ok=True)
         (out / "masks.npz").unlink(missing_ok=True)
         old = None
         if (out / "dicom").exists():
@@ -230,6 +276,7 @@ class CohortWriter:
         os.replace(self.tmp / "dicom", out / "dicom")
         os.replace(self.tmp / "masks.npz", out / "masks.npz")
         os.replace(self.tmp / "labels.csv", out / "labels.csv")
+        os.replace(self.tmp / "image_labels.csv", out / "image_labels.csv")
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -754,7 +754,7 @@ def synthesize_olt(
     log.info("olt: %d subjects, %d files, %d images", len(plan.subjects), plan.files, plan.images)
     encoder = Encoder()
     file_index = 0
-    with CohortWriter(Path(out_dir)) as writer:
+    with CohortWriter(Path(out_dir), image_key="path") as writer:
         for subject in plan.subjects:
             anatomy = _subject_anatomy(subject, seed)
             series: dict[tuple[str, str, bool], int] = {}

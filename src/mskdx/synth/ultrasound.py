@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 VIEWS = ("dorsal", "medial", "plantar")
 LESION_TYPES = ("double_contour", "tophus", "aggregates", "erosion")
+#: the image label sheet's finding columns, one per lesion type (the paper's abbreviations)
+IMAGE_FINDINGS = ("DCs", "tophus", "aggregates", "erosion")
 CROP_W, CROP_H = 700, 320  # the paper's crop; every lesion lies inside it
 _WINDOW_INSET = 12  # lesions keep this far inside the centred crop
 _SIDE_MARGIN = 36  # room left and right of the B-mode region for ruler and annotations
@@ -1279,7 +1281,8 @@ def synthesize_gout(
     log.info("gout: %d patients, %d files, %d images", len(plan.patients), plan.files, plan.images)
     encoder = Encoder()
     file_index = 0
-    with CohortWriter(Path(out_dir)) as writer:
+    findings = dict(zip(LESION_TYPES, IMAGE_FINDINGS, strict=True))
+    with CohortWriter(Path(out_dir), "SOPInstanceUID", IMAGE_FINDINGS) as writer:
         for patient in plan.patients:
             anatomy = _patient_anatomy(patient, seed)
             series: dict[tuple[str, bool], int] = {}
@@ -1317,7 +1320,8 @@ def synthesize_gout(
                     f"{patient.patient_id}/{patient.identity.study_date:%Y%m%d}/"
                     f"{number:03d}_{desc}/IM_{instances[number]:04d}.dcm"
                 )
-                writer.add(rel, data, list(masks))
+                shown = [findings[les.kind] for les in scene.lesions]
+                writer.add(rel, data, list(masks), uid=str(ds.SOPInstanceUID), shown=shown)
                 file_index += 1
             if (
                 writer.frames * 10 // plan.images

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from mskdx.ingest.image_labels import patient_level
 from mskdx.io import read_table
 
 PathLike = str | os.PathLike[str]
@@ -75,7 +76,7 @@ def study_facts(
     table = read_table(manifest, "manifest")
     refused_table = read_table(refused)
     split_table = read_table(splits, "splits")
-    patients = table.groupby("patient")["label"].first()
+    patients = patient_level(table).groupby("patient")["label"].first()
     leak = split_table[split_table["subset"] == "test"].groupby("patient")["fold"].nunique()
     train = settings["train"]
     aug = train.get("augment", {})
