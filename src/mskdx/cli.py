@@ -1,4 +1,4 @@
-"""The `mskdx` command line: `mskdx synth`, `mskdx predict`, `mskdx export`, `mskdx send`."""
+"""The `mskdx` command line: `synth`, `predict`, `export`, `send`, `compare`, `verify`."""
 
 from __future__ import annotations
 
@@ -161,8 +161,75 @@ def _add_send(subparsers) -> None:
     p.set_defaults(func=_run_send)
 
 
+def _run_compare(args: argparse.Namespace) -> int:
+    from mskdx.evaluate.comparison import compare_predictions
+
+    table = compare_predictions(
+        args.predictions,
+        reference=args.reference,
+        threshold=args.threshold,
+        out_dir=args.out,
+        level=args.level,
+    )
+    print(f"{len(table)} arms compared; {Path(args.out, 'comparison.csv')} and comparison.md")
+    return 0
+
+
+def _add_compare(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare",
+        help="compare arms on anyone's predictions, images clustered by patient",
+        description=(
+            "Compare the arms of a long predictions CSV (columns patient, label, arm, prob; "
+            "optional image, fold) with the clustered statistics of the workflow's tables: AUC "
+            "(Obuchowski), ACC/SEN/SPE (clustered McNemar, design-effect Wilson CIs), each arm "
+            "against the reference with Holm's adjustment, the image-independent values beside. "
+            "Writes DIR/comparison.csv and comparison.md."
+        ),
+    )
+    p.add_argument("predictions", metavar="PRED.csv")
+    p.add_argument(
+        "--reference",
+        default="auto",
+        help="the reference arm, named in advance; auto = the highest AUC on these data (the "
+        "adjusted p-values then account for the choice)",
+    )
+    p.add_argument("--threshold", type=float, default=0.5, help="call = prob >= T (default 0.5)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    p.set_defaults(func=_run_compare)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from mskdx.provenance.verify import verify_command
+
+    return verify_command(args.crate, repo_root=args.repo_root, write=print)
+
+
+def _add_verify(subparsers) -> None:
+    p = subparsers.add_parser(
+        "verify",
+        help="check results/ against the run's RO-Crate (exit 0 only when all match)",
+        description=(
+            "Recompute the SHA-256 of every file the crate lists and report each changed, "
+            "missing or unlisted file under results/, and any difference of commit, lock or "
+            "configuration against this checkout."
+        ),
+    )
+    p.add_argument("crate", nargs="?", default="results/ro-crate-metadata.json")
+    p.add_argument("--repo-root", default=".", help="the checkout to compare with (default: .)")
+    p.set_defaults(func=_run_verify)
+
+
 #: Subcommand registrars; add one function per subcommand.
-SUBCOMMANDS: list[Callable] = [_add_synth, _add_predict, _add_export, _add_send]
+SUBCOMMANDS: list[Callable] = [
+    _add_synth,
+    _add_predict,
+    _add_export,
+    _add_send,
+    _add_compare,
+    _add_verify,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

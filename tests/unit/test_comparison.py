@@ -141,3 +141,20 @@ def test_unknown_reference_and_unpaired_rows_without_image(long, tmp_path):
         compare_predictions(
             write(no_image, tmp_path), reference="A", threshold=0.5, out_dir=tmp_path / "o"
         )
+
+
+def test_the_command_line(long, tmp_path, caplog):
+    """`mskdx compare` runs the same engine; a bad file is a short error (exit 2), no files."""
+    from mskdx import cli
+
+    path = write(long, tmp_path)
+    out = tmp_path / "out"
+    arms = sorted(long["arm"].unique())
+    argv = ["compare", str(path), "--reference", arms[0], "--threshold", "0.5", "--out", str(out)]
+    assert cli.main(argv) == 0
+    table = pd.read_csv(out / "comparison.csv")
+    direct = compare_predictions(path, reference=arms[0], threshold=0.5, out_dir=tmp_path / "api")
+    np.testing.assert_allclose(table["p_auc_adjusted"], direct["p_auc_adjusted"], equal_nan=True)
+    bad = write(long.drop(columns="prob"), tmp_path, "bad.csv")
+    assert cli.main(["compare", str(bad), "--out", str(tmp_path / "bad")]) == 2
+    assert "prob" in caplog.text and not (tmp_path / "bad").exists()

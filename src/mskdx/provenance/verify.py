@@ -91,7 +91,7 @@ def _ids(value: Any) -> list[str]:
 def load_current_config(repo_root: Path, files: list[str]) -> dict:
     """The checkout's configuration from `files` (merge order), with the schema's defaults set
     as Snakemake sets them (snakemake.utils.validate) when the schema is there."""
-    from mskdx.cli import deep_merge
+    from mskdx.config.load import deep_merge
 
     config: dict = {}
     for name in files:
