@@ -10,7 +10,7 @@ import jinja2
 import yaml
 from docutils.core import publish_parts
 
-from mskdx.cli import deep_merge
+from mskdx.config.load import deep_merge
 from mskdx.provenance.report import (
     front_page_rst,
     write_front_page,
