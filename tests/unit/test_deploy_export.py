@@ -128,5 +128,6 @@ def test_an_arm_without_models_is_a_clear_error(workflow, capsys, caplog):
         ["export", "--study", "gout", "--arm", "blocks9", "--results", str(root / "results")]
     )
     assert code == 2
-    assert "blocks9/arm.json: missing" in caplog.text and "run the workflow" in caplog.text
+    assert "gout/blocks9: not a trained arm" in caplog.text
+    assert "trained arms of gout" in caplog.text and "'blocks3'" in caplog.text
     assert not (root / "results" / "gout" / "export" / "blocks9").exists()

@@ -21,9 +21,9 @@ from mskdx.ingest.image_labels import (
     check_coverage,
     finding_column,
     match_image_sheet,
-    patient_level,
     read_image_sheet,
 )
+from mskdx.ingest.label_levels import patient_level
 from mskdx.io import read_table
 from mskdx.synth import synthesize_gout, synthesize_olt
 

@@ -8,7 +8,12 @@ rule tabulate_calibration:
     input:
         predictions=get_predictions,
         external=get_all_external_ensembles,
-        code=library_sources("evaluate/clinical", "evaluate/stats", "evaluate/markdown"),
+        code=library_sources(
+            "ingest/label_levels",
+            "evaluate/clinical",
+            "evaluate/stats",
+            "evaluate/markdown",
+        ),
     output:
         csv=report(
             "results/{study}/tables/calibration.csv",
@@ -37,6 +42,7 @@ rule plot_calibration:
         predictions=get_arm_predictions,
         external=get_arm_external_ensembles,
         code=library_sources(
+            "ingest/label_levels",
             "evaluate/clinical",
             "evaluate/stats",
             "evaluate/figures/common",
@@ -74,6 +80,7 @@ rule plot_decision_curve:
         predictions=get_predictions,
         external=get_all_external_ensembles,
         code=library_sources(
+            "ingest/label_levels",
             "evaluate/clinical",
             "evaluate/stats",
             "evaluate/figures/common",

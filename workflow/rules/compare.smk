@@ -8,7 +8,9 @@ rule tabulate_subgroups:
         manifest="results/{study}/cache/manifest.csv",
         external=get_all_external_ensembles,
         external_manifests=get_external_manifests,
-        code=library_sources("evaluate/subgroups", "evaluate/stats"),
+        code=library_sources(
+            "ingest/label_levels", "evaluate/subgroups", "evaluate/stats"
+        ),
     output:
         csv=report(
             "results/{study}/tables/subgroups.csv",

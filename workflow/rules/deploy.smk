@@ -6,7 +6,7 @@
 rule write_model_card:
     input:
         unpack(get_model_card_tables),
-        code=library_sources("deploy/model_card"),
+        code=library_sources("ingest/label_levels", "deploy/model_card"),
     output:
         card=report(
             "results/{study}/model_card_{arm}.md",

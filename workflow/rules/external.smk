@@ -82,6 +82,7 @@ rule tabulate_external:
         unpack(get_external_scores),
         curves=get_development_curves,
         code=library_sources(
+            "ingest/label_levels",
             "evaluate/external",
             "evaluate/stats",
             "evaluate/tables",
@@ -126,6 +127,7 @@ rule plot_roc_external:
         development=get_predictions,
         external=get_all_external_ensembles,
         code=library_sources(
+            "ingest/label_levels",
             "evaluate/external",
             "evaluate/clinical",
             "evaluate/figures/common",

@@ -2,7 +2,7 @@ rule make_splits:
     input:
         get_user_splits,
         manifest="results/{study}/cache/manifest.csv",
-        code=library_sources("learn/splits"),
+        code=library_sources("ingest/label_levels", "learn/splits"),
     output:
         "results/{study}/splits/splits.csv",
     log:

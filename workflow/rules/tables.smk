@@ -2,7 +2,11 @@ rule tabulate_image_level:
     input:
         predictions=get_predictions,
         code=library_sources(
-            "evaluate/stats", "evaluate/tables", "evaluate/markdown", "evaluate/papers"
+            "ingest/label_levels",
+            "evaluate/stats",
+            "evaluate/tables",
+            "evaluate/markdown",
+            "evaluate/papers",
         ),
     output:
         csv=report(
@@ -90,7 +94,11 @@ rule tabulate_patient_level:
     input:
         predictions=get_arm_predictions,
         code=library_sources(
-            "evaluate/stats", "evaluate/tables", "evaluate/markdown", "evaluate/papers"
+            "ingest/label_levels",
+            "evaluate/stats",
+            "evaluate/tables",
+            "evaluate/markdown",
+            "evaluate/papers",
         ),
     output:
         csv=report(
@@ -122,7 +130,11 @@ rule tabulate_sequences:
     input:
         predictions=get_predictions,
         code=library_sources(
-            "evaluate/stats", "evaluate/tables", "evaluate/markdown", "evaluate/papers"
+            "ingest/label_levels",
+            "evaluate/stats",
+            "evaluate/tables",
+            "evaluate/markdown",
+            "evaluate/papers",
         ),
     output:
         csv=report(
@@ -173,7 +185,9 @@ rule tabulate_checklist:
         manifest="results/{study}/cache/manifest.csv",
         refused="results/{study}/extract/refused.csv",
         splits="results/{study}/splits/splits.csv",
-        code=library_sources("evaluate/checklist", "evaluate/markdown"),
+        code=library_sources(
+            "ingest/label_levels", "evaluate/checklist", "evaluate/markdown"
+        ),
     output:
         csv=report(
             "results/{study}/tables/claim_checklist.csv",

@@ -196,18 +196,10 @@ def export_trained_arm(
     """`mskdx export`: an arm's fold models with the settings it was trained with (arm.json;
     a disagreeing `config` is reported and not used). Returns the folder and the files."""
     from mskdx.config.layout import Layout
-    from mskdx.deploy.predict import report_config_differences
-    from mskdx.errors import ConfigError
-    from mskdx.learn.arm_settings import read_arm_settings
+    from mskdx.deploy.predict import trained_arm
 
     layout = Layout(config or {}, results=results)
-    settings = read_arm_settings(layout.arm_settings_file(study, arm))
-    if config is not None:
-        report_config_differences(settings, Layout(config).arm_settings(study, arm))
-    checkpoints = {fold: layout.checkpoint(study, arm, fold) for fold in settings["folds"]}
-    missing = [str(path) for path in checkpoints.values() if not path.is_file()]
-    if missing:
-        raise ConfigError(f"{study}/{arm}: fold models missing ({', '.join(missing)})")
+    settings, checkpoints = trained_arm(layout, study, arm, config)
     out = Path(out_dir) if out_dir else layout.export_dir(study, arm)
     preprocess = settings["extract"]["preprocess"]
     return out, export_arm(checkpoints, out, study=study, arm=arm, preprocess=preprocess)

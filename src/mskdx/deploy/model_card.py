@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mskdx.ingest.image_labels import patient_level
+from mskdx.ingest.label_levels import patient_level
 from mskdx.io import read_table, write_text
 
 PathLike = str | os.PathLike[str]

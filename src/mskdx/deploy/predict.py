@@ -196,23 +196,13 @@ def predict_arm(
     """
     from mskdx.config.layout import Layout
     from mskdx.ingest.extract import StudySpec
-    from mskdx.learn.arm_settings import read_arm_settings
 
     if dicom_out is not None:
         refuse_under_results(dicom_out, results)
     if dicom_send is not None:
         send.parse_peer(dicom_send)
     layout = Layout(config or {}, results=results, private=private)
-    settings = read_arm_settings(layout.arm_settings_file(study, arm))
-    if config is not None:
-        report_config_differences(settings, Layout(config).arm_settings(study, arm))
-    checkpoints = {fold: layout.checkpoint(study, arm, fold) for fold in settings["folds"]}
-    missing = [str(path) for path in checkpoints.values() if not path.is_file()]
-    if missing:
-        raise ConfigError(
-            f"{study}/{arm}: fold models missing ({', '.join(missing)}); run the workflow for "
-            "this study first"
-        )
+    settings, checkpoints = trained_arm(layout, study, arm, config)
     curves = None
     if study == "gout":
         curves = layout.threshold_curves(study, arm)
@@ -234,6 +224,35 @@ def predict_arm(
         dicom_out=dicom_out,
         dicom_send=dicom_send,
     )
+
+
+def trained_arm(layout, study: str, arm: str, config: Mapping | None = None):
+    """(arm.json's settings, {fold: checkpoint_final.pt}) of a trained arm, checked: an arm the
+    given config does not have, an arm never trained (the trained ones are listed) or a missing
+    fold model is a ConfigError naming it. A disagreeing `config` is reported (warnings)."""
+    from mskdx.config.layout import Layout
+    from mskdx.learn.arm_settings import read_arm_settings
+
+    if config is not None:
+        Layout(config).check_arm_name(study, arm)
+    path = layout.arm_settings_file(study, arm)
+    if not path.is_file():
+        trained = sorted(p.parent.name for p in path.parent.parent.glob("*/arm.json"))
+        raise ConfigError(
+            f"{study}/{arm}: not a trained arm ({path} is missing); trained arms of {study} in "
+            f"{layout.results}: {trained or 'none'}. Run the workflow for this study first"
+        )
+    settings = read_arm_settings(path)
+    if config is not None:
+        report_config_differences(settings, Layout(config).arm_settings(study, arm))
+    checkpoints = {fold: layout.checkpoint(study, arm, fold) for fold in settings["folds"]}
+    missing = [str(p) for p in checkpoints.values() if not p.is_file()]
+    if missing:
+        raise ConfigError(
+            f"{study}/{arm}: fold models missing ({', '.join(missing)}); run the workflow for "
+            "this study first"
+        )
+    return settings, checkpoints
 
 
 def report_config_differences(recorded: Mapping, given: Mapping, prefix: str = "") -> list[str]:

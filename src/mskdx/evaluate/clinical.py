@@ -28,7 +28,7 @@ from mskdx.evaluate.stats.calibration import (
     smoothed_calibration,
 )
 from mskdx.evaluate.stats.decision import net_benefit, threshold_grid_dca
-from mskdx.ingest.image_labels import patient_level
+from mskdx.ingest.label_levels import patient_level
 from mskdx.io import write_table, write_text
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mskdx.evaluate.stats.metrics import binary_metrics
-from mskdx.ingest.image_labels import patient_level
+from mskdx.ingest.label_levels import patient_level
 from mskdx.io import read_table, write_table, write_text
 
 log = logging.getLogger(__name__)

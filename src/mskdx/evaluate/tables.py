@@ -37,7 +37,7 @@ from mskdx.evaluate.stats.mcnemar import mcnemar
 from mskdx.evaluate.stats.metrics import BinaryMetrics, binary_metrics
 from mskdx.evaluate.stats.proportions import Estimate, proportion
 from mskdx.evaluate.stats.threshold import search_threshold
-from mskdx.ingest.image_labels import label_note, patient_level
+from mskdx.ingest.label_levels import label_note, patient_level
 from mskdx.io import load_schema, read_predictions, write_table
 
 __all__ = [

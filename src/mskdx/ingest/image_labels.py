@@ -23,8 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import pandas as pd
-
 from mskdx.errors import ConfigError, LabelError
 from mskdx.ingest import labels as patient_sheet
 from mskdx.ingest.deid import image_pseudonym, patient_pseudonym
@@ -519,22 +517,3 @@ def load_image_labels(
     check_coverage(matched, headers, kept, str(path), key)
     check_agreement(matched, headers, patient_label, str(path), key)
     return matched
-
-
-def label_note(table: pd.DataFrame) -> str:
-    """What an image's `label` is in `table` (manifest or predictions), for a table's notes."""
-    if "patient_label" in table.columns and (table["label"] != table["patient_label"]).any():
-        return "image labels from the image label sheet; patients by their diagnosis"
-    return (
-        "image labels are the patient's diagnosis (no image label sheet, or one that agrees "
-        "with the patient sheet on every image)"
-    )
-
-
-def patient_level(table: pd.DataFrame) -> pd.DataFrame:
-    """`table` with `label` = the patient's diagnosis (`patient_label`, where present): the
-    label of patient-level analyses (Table III, splits). Tables without `patient_label` (written
-    before image labels, or without an image sheet) already hold the patient's diagnosis."""
-    if "patient_label" not in table.columns or table["patient_label"].isna().all():
-        return table
-    return table.assign(label=table["patient_label"])

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from mskdx.errors import SplitError
-from mskdx.ingest.image_labels import patient_level
+from mskdx.ingest.label_levels import patient_level
 from mskdx.io import read_table, write_table
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from mskdx.ingest.image_labels import patient_level
+from mskdx.ingest.label_levels import patient_level
 from mskdx.io import read_table
 
 PathLike = str | os.PathLike[str]
