@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mskdx.errors import ConfigError
-from mskdx.learn import augment
 from mskdx.learn.augment import AugmentSpec
 
 
@@ -33,14 +31,11 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, spec: Mapping) -> TrainSettings:
+        """The settings of a train block the config schema has checked (`mskdx.config.load`:
+        required keys, names, choices and bounds); only the defaults of optional keys are
+        filled in here, nothing is checked twice."""
         spec = dict(spec)
-        missing = [k for k in ("optimizer", "lr", "epochs", "batch_size") if k not in spec]
-        if missing:
-            raise ConfigError(f"train: missing keys {missing}")
-        unknown = set(spec) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"train: unknown keys {sorted(unknown)}")
-        out = cls(
+        return cls(
             optimizer=str(spec["optimizer"]),
             lr=float(spec["lr"]),
             epochs=int(spec["epochs"]),
@@ -55,24 +50,3 @@ class TrainSettings:
             compile=bool(spec.get("compile", False)),
             threads=int(spec.get("threads", 2)),
         )
-        choices = {
-            "optimizer": ("adam", "adamw", "sgd"),
-            "normalization": augment.NORMALIZATIONS,
-            "select": ("best_val_auc", "last"),
-            "device": ("auto", "cpu", "cuda"),
-        }
-        for key, allowed in choices.items():
-            if getattr(out, key) not in allowed:
-                raise ConfigError(f"train.{key}={getattr(out, key)!r}; expected one of {allowed}")
-        if (
-            out.lr <= 0
-            or out.epochs < 1
-            or out.batch_size < 1
-            or out.weight_decay < 0
-            or out.threads < 1
-        ):
-            raise ConfigError(
-                f"train={spec}: expected lr > 0, epochs >= 1, batch_size >= 1, weight_decay >= 0, "
-                "threads >= 1"
-            )
-        return out
