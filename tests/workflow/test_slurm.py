@@ -45,7 +45,7 @@ CONFIG = "config/test.yaml"
 GPU_RULES = ("train_fold", "compute_gradcam")
 FAKE_GPUS = 2
 CLUSTER_START_TIMEOUT = 300  # s, includes apt-get update + install on a fresh machine
-RUN_TIMEOUT = 900  # s, per run (~5-6 min expected on 2 quiet cores); a bad status command hangs forever
+RUN_TIMEOUT = 900  # s, per run (~5-6 min on 2 quiet cores); a bad status command hangs forever
 # Figures are left out of both runs (--omit-from): every SLURM job costs ~10 s of CPU on this
 # 2-core machine (a jobstep snakemake parses the workflow, then srun runs the script), and the
 # 30-odd plot jobs add nothing SLURM-specific. The workflow tests run them locally.
