@@ -43,6 +43,7 @@ from mskdx.evaluate.stats.delong import (
     _labels,
     _scores,
     delong_placements,
+    paired_z_test,
 )
 from mskdx.evaluate.stats.delong import _covariance as _delong_covariance
 
@@ -292,28 +293,15 @@ def clustered_auc_test(
     cov = _covariance(d)
     diff = float(d.auc[0] - d.auc[1])
     var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
-    crit = norm.ppf(0.5 + level / 2.0)
-    note = ""
-    if math.isnan(var):
-        z = p = low = high = math.nan
-        note = f"not estimable: {_not_estimable(d)}"
-    elif _zero(d.r10[0] - d.r10[1], d.r01[0] - d.r01[1]) or var <= 0.0:
-        var = 0.0
-        if abs(diff) <= _ZERO:
-            diff, z, p, low, high = 0.0, 0.0, 1.0, 0.0, 0.0
-            note = "no difference: the two arms place every patient alike (zero variance), p = 1"
-        else:
-            log.warning("clustered AUC test: AUCs differ by %.6g with zero variance", diff)
-            z = p = low = high = math.nan
-            note = (
-                f"not estimable: the AUCs differ by {abs(diff):.3g} but the clustered variance "
-                "of the difference is 0, so the normal test has no scale"
-            )
-    else:
-        se = math.sqrt(var)
-        z = diff / se
-        p = float(min(1.0, 2.0 * norm.sf(abs(z))))
-        low, high = diff - crit * se, diff + crit * se
+    z, p, low, high, diff, var, note = paired_z_test(
+        diff,
+        var,
+        level,
+        not_estimable=_not_estimable(d),
+        zero_variance=_zero(d.r10[0] - d.r10[1], d.r01[0] - d.r01[1]) or var <= 0.0,
+        variance="clustered",
+        unit="patient",
+    )
     return ClusteredAUCTest(
         auc_a=float(d.auc[0]),
         auc_b=float(d.auc[1]),

@@ -239,31 +239,16 @@ def delong_test(
     cov = _covariance(v10, v01)
     diff = float(auc[0] - auc[1])
     var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
-    crit = norm.ppf(0.5 + level / 2.0)
     m, n = int(y.sum()), int((~y).sum())
-    note = ""
-    if math.isnan(var):
-        z = p = low = high = math.nan
-        note = f"not estimable: {m} positives and {n} negatives; the variance needs 2 of each"
-    elif _constant(v10[0] - v10[1], v01[0] - v01[1]):
-        var = 0.0
-        if abs(diff) <= 1e-12:
-            diff = 0.0
-            z, p = 0.0, 1.0
-            low = high = diff
-            note = "no difference: the two arms place every case alike (zero variance), p = 1"
-        else:
-            log.warning("DeLong test: AUCs differ by %.6g with zero variance: not estimable", diff)
-            z = p = low = high = math.nan
-            note = (
-                f"not estimable: the AUCs differ by {abs(diff):.3g} but the DeLong variance of the "
-                "difference is 0, so the normal test has no scale"
-            )
-    else:
-        se = math.sqrt(var)
-        z = diff / se
-        p = float(min(1.0, 2.0 * norm.sf(abs(z))))
-        low, high = diff - crit * se, diff + crit * se
+    z, p, low, high, diff, var, note = paired_z_test(
+        diff,
+        var,
+        level,
+        not_estimable=f"{m} positives and {n} negatives; the variance needs 2 of each",
+        zero_variance=_constant(v10[0] - v10[1], v01[0] - v01[1]),
+        variance="DeLong",
+        unit="case",
+    )
     return DelongTest(
         auc_a=float(auc[0]),
         auc_b=float(auc[1]),
@@ -279,3 +264,39 @@ def delong_test(
         n_negative=n,
         note=note,
     )
+
+
+def paired_z_test(
+    diff: float,
+    var: float,
+    level: float,
+    *,
+    not_estimable: str,
+    zero_variance: bool,
+    variance: str,
+    unit: str,
+) -> tuple[float, float, float, float, float, float, str]:
+    """The normal test of a difference of two AUCs and its CI, with the degenerate cases of
+    `delong_test` (and its clustered twin): a NaN variance is "not estimable" (the reason given);
+    a zero variance with equal AUCs is z = 0, p = 1 ("no difference"), with different AUCs NaN.
+
+    Returns (z, p, ci_low, ci_high, diff, var, note).
+    """
+    if math.isnan(var):
+        return (math.nan,) * 4 + (diff, var, f"not estimable: {not_estimable}")
+    if zero_variance:
+        if abs(diff) <= 1e-12:
+            note = f"no difference: the two arms place every {unit} alike (zero variance), p = 1"
+            return 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, note
+        log.warning(
+            "%s test: AUCs differ by %.6g with zero variance: not estimable", variance, diff
+        )
+        note = (
+            f"not estimable: the AUCs differ by {abs(diff):.3g} but the {variance} variance of the "
+            "difference is 0, so the normal test has no scale"
+        )
+        return (math.nan,) * 4 + (diff, 0.0, note)
+    se = math.sqrt(var)
+    z = diff / se
+    half = norm.ppf(0.5 + level / 2.0) * se
+    return z, float(min(1.0, 2.0 * norm.sf(abs(z)))), diff - half, diff + half, diff, var, ""
