@@ -6,9 +6,6 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-report: "workflow/report/workflow.rst"
-
-
 # One file per stage, in pipeline order. Small jobs (splits, tables, figures) say `localrule: True`
 # where they are defined: on a cluster each would cost a scheduler round trip.
 include: "workflow/rules/common.smk"
@@ -16,6 +13,7 @@ include: "workflow/rules/synth.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/ood.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/gradcam.smk"
 include: "workflow/rules/figures.smk"
@@ -24,9 +22,24 @@ include: "workflow/rules/calibration.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/deploy.smk"
+include: "workflow/rules/provenance.smk"
+
+
+# the front page, written from this run's config (common.smk, front_page)
+report: front_page()
 
 
 rule all:
     input:
         get_final_output(),
+        # the crate reads every final output: it is not one of them
+        str(LAYOUT.crate()),
     localrule: True
+
+
+onsuccess:
+    # the terminal summary: where outputs and logs are, and the warnings raised in jobs
+    print(
+        run_summary(LAYOUT.results, LAYOUT.results / "logs", snakemake_log=log),
+        file=sys.stderr,
+    )

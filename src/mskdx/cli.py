@@ -59,15 +59,27 @@ def _run_predict(args: argparse.Namespace) -> int:
         study=args.study,
         arm=args.arm,
         results=args.results,
+        private=args.private,
         gradcam=args.gradcam,
         threads=args.threads,
         dicom_out=args.dicom_out,
         dicom_send=args.dicom_send,
+        dicom_maps=() if args.dicom_maps == "none" else (args.dicom_maps,),
+        dicom_sc=args.dicom_sc,
+        from_pacs=args.from_pacs,
+        study_uid=args.study_uid,
+        accession=args.accession,
+        keep_retrieved=args.keep_retrieved,
     )
     calls = patients["call"] if "call" in patients else images["call"]
+    flagged = (
+        f"; {int(images['ood'].sum())} images flagged out of distribution (not to be used)"
+        if "ood" in images
+        else "; no out-of-distribution check (no ood.npz)"
+    )
     print(
         f"{len(images)} images of {len(patients)} patients scored by {args.study}/{args.arm}; "
-        f"{int(calls.sum())} of {len(calls)} called positive. Tables: {args.out}"
+        f"{int(calls.sum())} of {len(calls)} called positive{flagged}. Tables: {args.out}"
         + (f"; DICOM results (hold PHI): {args.dicom_out}" if args.dicom_out else "")
     )
     return 0
@@ -99,20 +111,56 @@ def _add_predict(subparsers) -> None:
         ),
     )
     _add_trained_arm(p)
-    p.add_argument("--dicom", required=True, help="folder of DICOM files (any tree)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--dicom", help="folder of DICOM files (any tree)")
+    where.add_argument(
+        "--from-pacs",
+        metavar="URL",
+        help="retrieve one study from a PACS instead: a DICOMweb URL (QIDO-RS + WADO-RS, e.g. "
+        "http://pacs:8042/dicom-web) or dimse://AET@host:port (C-FIND + C-GET); the files go "
+        "to a private temporary folder under PRIVATE/<study>/predict/<arm>/retrieved",
+    )
+    query = p.add_mutually_exclusive_group()
+    query.add_argument("--study-uid", metavar="UID", help="the study's StudyInstanceUID")
+    query.add_argument("--accession", metavar="ACC", help="the study's AccessionNumber")
+    p.add_argument(
+        "--keep-retrieved",
+        action="store_true",
+        help="keep the retrieved files (private, hold PHI); default: removed after the run",
+    )
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--private",
+        default="private",
+        help="the private folder (PHI: the map of pseudonyms to patients and files, "
+        "PRIVATE/<study>/predict/<arm>/file_map.csv)",
+    )
     p.add_argument("--gradcam", type=int, default=0, metavar="N", help="Grad-CAM of N images")
     p.add_argument("--threads", type=int, help="default: the arm's train.threads")
     p.add_argument(
         "--dicom-out",
         metavar="DIR",
-        help="also write the results as DICOM (an SR per patient, the Grad-CAM overlays as "
-        "Secondary Capture) into DIR; they hold the source PHI: DIR must lie outside results/",
+        help="also write the results as DICOM into DIR (an SR per patient, the Grad-CAM map "
+        "of each image); they hold the source PHI: DIR must lie outside results/",
+    )
+    p.add_argument(
+        "--dicom-maps",
+        choices=["pm", "seg", "none"],
+        default="pm",
+        help="the Grad-CAM maps with --dicom-out: pm = Parametric Map where the source has a "
+        "frame of reference, else Segmentation (default); seg = Segmentation; none",
+    )
+    p.add_argument(
+        "--dicom-sc",
+        action="store_true",
+        help="with --dicom-out also the Grad-CAM overlays of the --gradcam images as "
+        "Secondary Capture (for viewers without Parametric Map / Segmentation support)",
     )
     p.add_argument(
         "--dicom-send",
-        metavar="AET@HOST:PORT",
-        help="C-STORE the DICOM results to this PACS (a rerun sends only what it has not stored)",
+        metavar="URL|AET@HOST:PORT",
+        help="send the DICOM results to this PACS: a DICOMweb URL (STOW-RS) or AET@host:port "
+        "(C-STORE); bounded retries, and a rerun sends only what it has not stored",
     )
     p.set_defaults(func=_run_predict)
 
@@ -143,9 +191,9 @@ def _add_export(subparsers) -> None:
 
 
 def _run_send(args: argparse.Namespace) -> int:
-    from mskdx.deploy.send import send_folder
+    from mskdx.deploy.stow import send_to
 
-    sent = send_folder(args.dicom, args.to)
+    sent = send_to(args.dicom, args.to)
     print(f"{sent} objects sent to {args.to}")
     return 0
 
@@ -154,10 +202,11 @@ def _add_send(subparsers) -> None:
     p = subparsers.add_parser(
         "send",
         help="send (again) the DICOM results of mskdx predict to a PACS",
-        description="C-STORE the objects of a --dicom-out folder that the PACS has not stored.",
+        description="Store the objects of a --dicom-out folder that the PACS has not stored: "
+        "STOW-RS to a DICOMweb URL, C-STORE to AET@host:port.",
     )
     p.add_argument("--dicom", required=True, metavar="DIR", help="the --dicom-out folder")
-    p.add_argument("--to", required=True, metavar="AET@HOST:PORT")
+    p.add_argument("--to", required=True, metavar="URL|AET@HOST:PORT")
     p.set_defaults(func=_run_send)
 
 

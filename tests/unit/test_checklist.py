@@ -65,6 +65,29 @@ def test_facts_come_from_the_run(run_files):
     assert found["repeats"].startswith("3 splits x 2 training runs per fold")
     holdout = {**SETTINGS, "splits": {"method": "holdout", "fractions": [0.6, 0.2, 0.2]}}
     assert facts._repeats(holdout["splits"], {}).startswith("one holdout split")
+    assert found["image_labels"].startswith("image label = patient label")
+
+
+def test_the_reference_standard_says_where_the_image_labels_came_from(run_files, tmp_path):
+    manifest = read_table(run_files["manifest"], "manifest")
+    manifest = manifest.assign(patient_label=manifest["label"])
+    first = manifest.groupby("patient").cumcount() == 0
+    manifest.loc[first & (manifest["label"] == 1), "label"] = 0  # a normal image per gout patient
+    write_table(manifest, tmp_path / "manifest.csv", schema="manifest")
+    found = facts.study_facts(
+        study="gout", settings=SETTINGS, **{**run_files, "manifest": tmp_path / "manifest.csv"}
+    )
+    assert found["images"].startswith("24 images of 8 patients (4 positive, 4 negative")
+    assert found["images"].endswith("8 positive images)")
+    assert found["image_labels"].startswith(
+        "image label (abnormal/normal) from the image label sheet: 4 of 12 images of positive "
+        "patients normal, 0 of 12 images of negative patients abnormal"
+    )
+    table = fill.checklist_table(found, "gout")
+    assert (
+        "4 of 12 images of positive patients normal" in _item(table, "CLAIM 2024", "14")["evidence"]
+    )
+    assert "from the image label sheet" in _item(table, "TRIPOD+AI", "8a")["evidence"]
 
 
 def test_items_are_marked_and_external_validation_follows_the_config(run_files, tmp_path):

@@ -14,7 +14,7 @@ FACTS = {
     key: f"<{key}>"
     for key in (
         "source images refused modalities preprocess splits leakage arms initialisation "
-        "training select normalization class_weights repeats versions"
+        "training select normalization class_weights repeats versions image_labels"
     ).split()
 } | {"external": "site B"}
 

@@ -129,3 +129,38 @@ def test_workflow_stops_before_any_job_on_a_bad_value(tmp_path):
     assert proc.returncode != 0
     assert "batch_size" in proc.stderr + proc.stdout
     assert not (tmp_path / "run" / "results").exists()
+
+
+def test_comparison_reference_is_named_in_advance_and_best_arm_is_renamed(tmp_path):
+    """Issue 37: the paper preset names the gout paper's reference arm; an old config's
+    evaluate.best_arm gets one line that names the new key; a reference that is not an arm is
+    refused naming the key and the arms."""
+    from mskdx.config.layout import Layout
+    from mskdx.config.load import load_config
+    from mskdx.errors import ConfigError
+
+    paper = load_config([])
+    assert paper["studies"]["gout"]["comparison"]["reference"] == "blocks3"
+    assert paper["studies"]["olt"]["comparison"]["reference"] == "auto"
+    quick = load_config([REPO / "config/quick.yaml"])
+    assert quick["studies"]["gout"]["comparison"]["reference"] == "auto"
+    bare = tmp_path / "bare.yaml"  # a study without the section: the schema's default
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    del config["studies"]["olt"]["comparison"]
+    bare.write_text(yaml.safe_dump(config))
+    assert load_config([], base=bare)["studies"]["olt"]["comparison"] == {"reference": "auto"}
+    old = tmp_path / "old.yaml"
+    old.write_text("studies:\n  gout:\n    evaluate:\n      best_arm: blocks4\n")
+    with pytest.raises(ConfigError) as err:
+        load_config([old])
+    assert str(err.value) == (
+        f"config: studies.gout.evaluate.best_arm: renamed to studies.gout.comparison.reference "
+        f"(set in {old}); set studies.gout.comparison.reference (an arm named in advance, or "
+        "auto) instead"
+    )
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("studies:\n  gout:\n    comparison:\n      reference: blocks5\n")
+    layout = Layout(load_config([wrong]))
+    with pytest.raises(ConfigError, match=r"studies.gout.comparison.reference='blocks5' is not"):
+        layout.comparison_reference("gout")
+    assert Layout(paper).comparison_reference("gout") == "blocks3"

@@ -1,5 +1,7 @@
-"""predict's DICOM results: SR and Secondary Capture checked by dciodvfy, dsrdump, pydicom and
-highdicom against the CSV; sent to a real Orthanc; PHI only in the DICOM folder; bad input."""
+"""predict's DICOM results: SR, Grad-CAM maps (Segmentation for these screen captures) and the
+optional Secondary Capture checked by dciodvfy, dsrdump, pydicom and highdicom against the CSV
+(the OOD flags included); the private map names every scored patient and image; sent to a real
+Orthanc; PHI only in the DICOM folder and the private map; bad input."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from dicom_tools import dciodvfy_errors, dsrdump, orthanc
 from study_specs import GOUT
 from test_train import GOUT_ARM, GOUT_TRAIN, make_cohort, run
 
-from mskdx.deploy import dicom_out, predict, send, sources
+from mskdx.deploy import dicom_out, ood, predict, send, sources
 from mskdx.errors import ConfigError, DicomError
 from mskdx.ingest import deid
 from mskdx.io import read_table
@@ -46,6 +48,13 @@ def models(tmp_path_factory):
     pd.DataFrame({"fold": [0, 1], "threshold": [0.3, 0.4], "chosen": [True, True]}).to_csv(
         curves, index=False
     )
+    ood.reference_step(
+        checkpoints,
+        images=cohort["images"],
+        manifest=cohort["manifest"],
+        splits=cohort["splits"],
+        out=base / "ood.npz",
+    )
     return checkpoints, curves
 
 
@@ -58,6 +67,7 @@ def cohort(tmp_path_factory):
 
 def _predict(dicom, out, models, dicom_out=None, **kw):
     checkpoints, curves = models
+    kw.setdefault("ood_reference", curves.parent / "ood.npz")
     return predict.predict_folder(
         dicom,
         out,
@@ -80,10 +90,12 @@ def scored(models, cohort, tmp_path_factory):
     mp.setenv(KEY_ENV, "deploy-tests-key")
     base = tmp_path_factory.mktemp("run")
     out, private = base / "results" / "predict", base / "private" / "dicom"
-    _predict(cohort, out, models, dicom_out=private, gradcam=3)
+    _predict(cohort, out, models, dicom_out=private, gradcam=3, dicom_sc=True)
     yield {
         "out": out,
         "dicom": private,
+        "map": read_table(out.parent / "private" / "file_map.csv"),
+        "cohort": cohort,
         "images": read_table(out / "images.csv"),
         "patients": read_table(out / "patients.csv"),
         "index": read_table(private / "index.csv"),
@@ -103,12 +115,17 @@ def _patient_groups(sr):
     return [g for g in groups if str(g.tracking_identifier).startswith("P-")]
 
 
-def test_one_sr_per_patient_and_one_overlay_per_gradcam_image(scored):
+def test_one_sr_per_patient_one_map_per_image_and_one_overlay_per_gradcam_image(scored):
     index = scored["index"]
     assert sorted(index.loc[index["kind"] == "sr", "patient"]) == sorted(
         scored["patients"]["patient"]
     )
     assert (index["kind"] == "sc").sum() == 3
+    # one map per image: ultrasound captures have no patient coordinates (their
+    # FrameOfReferenceUID notwithstanding): a Segmentation each, no Parametric Map
+    maps = index[index["kind"] == "seg"]
+    assert sorted(maps["image_id"]) == sorted(scored["images"]["image_id"])
+    assert not (index["kind"] == "pm").any()
     for name in index["file"]:
         assert (scored["dicom"] / name).is_file()
     assert not list(scored["dicom"].rglob("*.part"))
@@ -138,15 +155,82 @@ def test_sr_values_equal_the_csv(scored):
             group = groups[image.image_id]
             (prob,) = group.get_measurements()
             assert float(prob.value) == pytest.approx(image.prob, abs=1e-12)
-            (call,) = group.get_qualitative_evaluations()
-            assert call.value.value == ("GOUT" if image.call else "CONTROL")
+            evaluations = {e.name.value: e.value for e in group.get_qualitative_evaluations()}
+            assert evaluations["IMAGECALL"].value == ("GOUT" if image.call else "CONTROL")
+            assert evaluations["OOD"].meaning == ("Yes" if image.ood else "No")
         summary = patients.set_index("patient").loc[row.patient]
         values = {m.name.value: float(m.value) for m in groups[row.patient].get_measurements()}
+        assert values["OODCOUNT"] == summary["ood_images"]
         assert values["MEANPROB"] == pytest.approx(summary["mean_prob"], abs=1e-12)
         assert values["SHARE"] == pytest.approx(summary["share"], abs=1e-12)
         assert values["PTHRESH"] == pytest.approx(summary["threshold"], abs=1e-12)
         (call,) = groups[row.patient].get_qualitative_evaluations()
         assert call.value.value == ("GOUT" if summary["call"] else "CONTROL")
+
+
+def test_the_sr_lists_its_patients_maps_and_each_map_references_its_source(scored, cohort):
+    by_image = _source_by_image(cohort)
+    index = scored["index"]
+    for row in index[index["kind"] == "sr"].itertuples():
+        sr = pydicom.dcmread(scored["dicom"] / row.file)
+        listed = {
+            item.ReferencedSOPInstanceUID
+            for key in (
+                "CurrentRequestedProcedureEvidenceSequence",
+                "PertinentOtherEvidenceSequence",
+            )
+            for study in sr.get(key, [])
+            for series in study.ReferencedSeriesSequence
+            for item in series.ReferencedSOPSequence
+        }
+        mine = index[(index["patient"] == row.patient) & index["kind"].isin(["pm", "seg"])]
+        assert len(mine) and set(mine["sop_instance_uid"]) <= listed
+    for row in index[index["kind"].isin(["pm", "seg"])].itertuples():
+        obj = pydicom.dcmread(scored["dicom"] / row.file)
+        source = by_image[row.image_id]
+        assert obj.StudyInstanceUID == source.StudyInstanceUID
+        assert obj.SeriesInstanceUID != source.SeriesInstanceUID
+        assert _referenced(obj) == {source.SOPInstanceUID}
+        assert obj.pixel_array.shape[-2:] == (source.Rows, source.Columns)
+
+
+def _referenced(ds) -> set[str]:
+    """Every ReferencedSOPInstanceUID anywhere in a dataset."""
+    found = set()
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                if "ReferencedSOPInstanceUID" in item:
+                    found.add(str(item.ReferencedSOPInstanceUID))
+                found |= _referenced(item)
+    return found
+
+
+def test_the_private_map_names_every_scored_patient_and_image(scored, cohort):
+    table = scored["map"].astype(str)
+    by_image = _source_by_image(cohort)
+    images = table[table["kind"] == "scored image"].set_index("key")
+    assert sorted(images.index) == sorted(scored["images"]["image_id"])
+    for image_id, row in images.iterrows():
+        source = by_image[image_id]
+        assert row["patient_id"] == source.PatientID
+        assert row["study_instance_uid"] == source.StudyInstanceUID
+        assert row["accession_number"] == str(source.get("AccessionNumber", "") or "")
+        assert row["sop_instance_uid"] == source.SOPInstanceUID
+        assert Path(row["path"]).is_file() and Path(row["path"]).is_relative_to(cohort)
+    patients = table[table["kind"] == "scored patient"].set_index("key")
+    assert sorted(patients.index) == sorted(scored["patients"]["patient"])
+    for patient, row in patients.iterrows():
+        mine = images[images["message"].str.startswith(f"patient {patient}")]
+        assert row["patient_id"] == ";".join(sorted(set(mine["patient_id"])))
+
+
+def test_images_csv_has_the_ood_columns_and_patients_the_count(scored):
+    images, patients = scored["images"], scored["patients"]
+    assert {"ood", "ood_reasons", "ood_distance", "ood_sd"} <= set(images.columns)
+    assert set(images["ood"]) <= {0, 1}
+    counts = images.groupby("patient")["ood"].sum()
+    assert patients.set_index("patient")["ood_images"].to_dict() == counts.to_dict()
 
 
 def _source_by_image(cohort: Path) -> dict[str, pydicom.Dataset]:

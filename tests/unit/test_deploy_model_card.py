@@ -78,7 +78,7 @@ def run_tables(tmp_path_factory):
         "localisation": folder / "localisation.csv",
     }
     write_table(manifest(preds), paths["manifest"], "manifest")
-    write_table(tables.gout_image_table(preds), paths["performance"])
+    write_table(tables.gout_image_table(preds, reference="blocks3"), paths["performance"])
     table3, _ = tables.gout_patient_table(preds[preds["arm"] == "blocks3"])
     write_table(table3, paths["patients"])
     site = predictions(seed=5)
@@ -88,7 +88,8 @@ def run_tables(tmp_path_factory):
     )
     ensemble = ensemble.assign(study="gout", fold=0, subset="test")
     write_table(
-        external.image_table("gout", site, ensemble, image_threshold=0.5), paths["external"][0]
+        external.image_table("gout", site, ensemble, image_threshold=0.5, reference="blocks3"),
+        paths["external"][0],
     )
     calib = clinical.calibration_table(
         {"development": test, "site_b": ensemble}, levels=("image", "patient")
@@ -153,6 +154,24 @@ def test_its_numbers_are_the_tables_numbers(card, run_tables):
     for r in calib[calib["arm"] == "blocks3"].itertuples():
         assert f"{r.brier:.4f} {r.brier_ci}" in card
     assert "blocks2" not in card.split("## Known limits")[0].split("## Model details")[1]
+    assert "| reference (named in advance) |" in card  # blocks3 is the reference
+
+
+def test_the_card_tests_its_arm_against_the_reference(run_tables, tmp_path):
+    """Another arm's card prints its clustered, Holm-adjusted tests against the reference and
+    says in its limits what they support."""
+    text = model_card.write_model_card(
+        tmp_path / "card.md", study="gout", arm="blocks2", settings=SETTINGS, **run_tables
+    )
+    table1 = pd.read_csv(run_tables["performance"])
+    row = table1[(table1["arm"] == "blocks2") & (table1["fold"] == "pooled")].iloc[0]
+    assert (
+        f"vs blocks3: AUC difference {row['auc_diff']:.3f} (reference minus this arm), adjusted "
+        f"p {row['p_auc_adjusted']:.3g}; ACC adjusted p {row['p_acc_adjusted']:.3g}" in text
+    )
+    limits = text.split("## Known limits")[1]
+    verdict = "not distinguishable from" if row["p_auc_adjusted"] >= 0.05 else "the reference"
+    assert "reference arm blocks3's (test clustered by patient" in limits and verdict in limits
 
 
 def test_training_data_counts_and_class_mix(card):
@@ -169,6 +188,7 @@ def test_known_limits_come_from_the_run(card):
     assert "0.2 of the paper's crop size" in limits
     assert "pointing game 0.25" in limits  # its CI reaches the chance level
     assert "No subgroup" in limits
+    assert "flags an image outside them" in limits  # the OOD check of predict (issue 40)
 
 
 def test_an_olt_card_uses_table_ii(tmp_path, run_tables):

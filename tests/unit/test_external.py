@@ -80,3 +80,32 @@ def test_external_tables(trained, tmp_path):
     called = (share > threshold).astype(int)
     assert patients.loc[0, "tp"] == int(((called == 1) & (labels == 1)).sum())
     assert patients.loc[0, "patients"] == len(share)
+
+
+def test_external_image_labels_score_images_and_diagnoses_score_patients(trained, tmp_path):
+    """A cohort with an image sheet: its images keep their own labels, its patients their
+    diagnosis, even a gout patient none of whose images shows a lesion."""
+    _, checkpoints, site = trained
+    manifest = read_table(site["manifest"], "manifest")
+    manifest = manifest.assign(patient_label=manifest["label"])
+    positive = sorted(manifest.loc[manifest["label"] == 1, "patient"].unique())
+    first = manifest.groupby("patient").cumcount() == 0
+    normal = (manifest["label"] == 1) & (first | (manifest["patient"] == positive[0]))
+    manifest.loc[normal, "label"] = 0  # one normal image per gout patient; all of the first's
+    write_table(manifest, tmp_path / "manifest.csv", schema="manifest")
+    per_fold, ensemble = external.score_cohort(
+        checkpoints, site["images"], tmp_path / "manifest.csv", study="gout", arm="blocks3"
+    )
+    truth = manifest.set_index("image_id")
+    for scored in (per_fold, ensemble):
+        assert list(scored.columns) == external.PREDICTION_COLUMNS
+        rows = truth.loc[scored["image_id"]]
+        np.testing.assert_array_equal(scored["label"], rows["label"])
+        np.testing.assert_array_equal(scored["patient_label"], rows["patient_label"])
+    table = external.image_table("gout", per_fold, ensemble, image_threshold=0.5)
+    assert table.loc[0, "n_images"] == len(ensemble)
+    patients = external.patient_table(ensemble, {"blocks3": 0.5}, image_threshold=0.5)
+    assert patients.loc[0, "tp"] + patients.loc[0, "fn"] == len(positive)
+    assert patients.loc[0, "tn"] + patients.loc[0, "fp"] == manifest["patient"].nunique() - len(
+        positive
+    )

@@ -284,6 +284,72 @@ def test_roc_band() -> None:
     assert np.array_equal(low, again[0]) and np.array_equal(high, again[1])
 
 
+def _clustered_roc_data(patients: int = 30, seed: int = 3):
+    """(label, score, patient): a shared patient effect on every image's score."""
+    rng = np.random.default_rng(seed)
+    label = np.arange(patients) % 2
+    score = label + rng.normal(0, 1, patients)
+    return label, score, np.array([f"P-{g:04d}" for g in range(patients)])
+
+
+def test_roc_band_resamples_patients() -> None:
+    grid = np.linspace(0, 1, 21)
+    y, s, patients = _clustered_roc_data()
+    once = roc.roc_band(y, s, grid, patients=patients, resamples=300)
+    # every patient's image three times: patients resampled, each copy comes with its patient,
+    # so every resampled curve, and the band, is the one-image-per-patient band
+    y3, s3, p3 = np.repeat(y, 3), np.repeat(s, 3), np.repeat(patients, 3)
+    thrice = roc.roc_band(y3, s3, grid, patients=p3, resamples=300)
+    assert np.array_equal(once[0], thrice[0]) and np.array_equal(once[1], thrice[1])
+    # resampling the images instead takes the copies for independent evidence: narrower
+    images = roc.roc_band(y3, s3, grid, resamples=300)
+    width = (thrice[1] - thrice[0])[1:-1].mean()
+    assert (images[1] - images[0])[1:-1].mean() < 0.8 * width
+
+
+def test_roc_band_with_one_image_per_patient_is_the_stratified_image_bootstrap() -> None:
+    """One image per patient: the draws of pROC's stratified bootstrap, image for image."""
+    from sklearn.metrics import roc_curve
+
+    grid = np.linspace(0, 1, 11)
+    y, s, patients = _clustered_roc_data(24, seed=5)
+    low, high = roc.roc_band(y, s, grid, patients=patients, resamples=200, seed=7)
+    rng = np.random.default_rng(7)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    curves = []
+    for _ in range(200):
+        idx = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
+        fpr, tpr, _ = roc_curve(y[idx], s[idx])
+        curves.append(tpr[np.searchsorted(fpr, grid, side="right") - 1])
+    expected = np.percentile(curves, [2.5, 97.5], axis=0)
+    assert np.array_equal(low, expected[0]) and np.array_equal(high, expected[1])
+
+
+def test_roc_band_keeps_both_classes_with_mixed_patients() -> None:
+    """Patients holding both classes (image labels) are a stratum of their own."""
+    grid = np.linspace(0, 1, 11)
+    y = np.array([1, 0, 1, 0, 0, 0, 1, 1, 0, 1])
+    s = np.linspace(0.1, 0.9, 10)
+    patients = np.array(["A", "A", "B", "B", "C", "C", "D", "D", "E", "E"])
+    low, high = roc.roc_band(y, s, grid, patients=patients, resamples=100)
+    assert np.all((0 <= low) & (low <= high) & (high <= 1))
+
+
+def test_roc_legend_is_clustered_when_patients_are_given(tmp_path, monkeypatch) -> None:
+    from mskdx.evaluate.stats import clustered
+
+    calls = []
+
+    def recording(y_true, y_score, clusters):
+        calls.append(np.asarray(clusters).copy())
+        return _Auc(0.8, 0.7, 0.9)
+
+    monkeypatch.setattr(clustered, "clustered_auc", recording)
+    y, s, patients = _clustered_roc_data()
+    roc.plot_roc({"a": (y, s, patients)}, "x", [tmp_path / "roc.png"], STYLE)
+    assert len(calls) == 1 and np.array_equal(calls[0], patients)
+
+
 def test_localisation_without_masks_still_writes_a_figure(tmp_path) -> None:
     empty = localisation_scores(np.zeros((2, 5, 5)), None)
     gradcam.plot_localisation(empty, [tmp_path / "loc.png", tmp_path / "loc.pdf"], STYLE)

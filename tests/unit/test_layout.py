@@ -156,6 +156,44 @@ def test_rule_all_asks_for_every_arm_settings_file(layout):
     assert "results/olt/models/T1/arm.json" in outputs
 
 
+def test_the_image_label_sheets_are_inputs_where_the_config_names_them(tmp_path):
+    """Synthetic: the cohorts' image_labels.csv while labels.images is set (null: none);
+    own data: input.image_labels and an external cohort's image_labels when not empty."""
+    quick = Layout(load.load_config([QUICK]))
+    for study in ("gout", "olt"):
+        assert quick.study_input(study)["image_labels"] == (
+            f"data/synthetic/{study}/image_labels.csv"
+        )
+        assert quick.external_input(study, "site_b")["image_labels"] == (
+            f"data/synthetic/external/{study}/site_b/image_labels.csv"
+        )
+    off = _write(tmp_path / "off.yaml", "studies:\n  olt:\n    labels: {images: null}\n")
+    patient_only = Layout(load.load_config([QUICK, off]))
+    assert "image_labels" not in patient_only.study_input("olt")
+    assert "image_labels" not in patient_only.external_input("olt", "site_b")
+    assert "image_labels" in patient_only.study_input("gout")
+    mine = _write(
+        tmp_path / "mine.yaml",
+        "data: {source: dicom}\nstudies:\n  gout:\n"
+        "    input: {dicom_dir: d, labels: l.csv, image_labels: i.csv}\n"
+        "    external:\n      - {name: b, dicom_dir: e, labels: m.csv}\n"
+        "      - {name: c, dicom_dir: f, labels: n.csv, image_labels: j.csv}\n"
+        "  olt:\n    input: {dicom_dir: o, labels: p.csv, image_labels: ''}\n",
+    )
+    own = Layout(load.load_config([QUICK, mine]))
+    assert own.study_input("gout") == {"dicom": "d", "labels": "l.csv", "image_labels": "i.csv"}
+    assert own.study_input("olt") == {"dicom": "o", "labels": "p.csv"}
+    assert "image_labels" not in own.external_input("gout", "b")
+    assert own.external_input("gout", "c")["image_labels"] == "j.csv"
+    gout_off = _write(tmp_path / "gout_off.yaml", off.read_text().replace("olt", "gout"))
+    unset = Layout(load.load_config([QUICK, mine, gout_off]))
+    with pytest.raises(ConfigError, match=r"studies\.gout\.input\.image_labels names .*"
+                       r"studies\.gout\.labels\.images"):  # fmt: skip
+        unset.study_input("gout")
+    with pytest.raises(ConfigError, match=r"external \(cohort c\): image_labels"):
+        unset.external_input("gout", "c")
+
+
 # ---- checks beyond the schema ---------------------------------------------------------------
 
 

@@ -149,3 +149,18 @@ def test_bad_predictions_are_refused_with_the_cohort_and_rows():
         precision_table({"dev": mixed})
     with pytest.raises(ValueError, match=r"external cohorts \['x'\]: not among \['dev'\]"):
         precision_table({"dev": frame}, external=["x"])
+
+
+def test_image_labels_count_images_and_diagnoses_count_patients():
+    """With an image sheet a gout patient's lesion-free images are negative images, yet the
+    patient stays an event: events come from patient_label, the image classes from label."""
+    frame = _cohort(20, 4, seed=4).assign(patient_label=lambda f: f["label"])
+    normal = (frame["label"] == 1) & (frame.groupby(["arm", "patient"]).cumcount() == 0)
+    frame.loc[normal | (frame["patient"] == "P-0001"), "label"] = 0  # P-0001: no lesion seen
+    row = precision_table({"development": frame}).query("arm == 'a'").iloc[0]
+    assert (row.positive_images, row.negative_images) == (27, 53)
+    assert (row.events, row.non_events) == (10, 10)
+    mixed = frame.copy()
+    mixed.loc[0, "patient_label"] = 1 - mixed.loc[0, "patient_label"]
+    with pytest.raises(ValueError, match="P-0000 .arm a. has images of both labels"):
+        precision_table({"dev": mixed})

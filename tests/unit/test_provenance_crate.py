@@ -115,7 +115,7 @@ def test_redaction_withholds_every_path_key():
             "gout": {
                 "input": {"dicom_dir": "/d", "labels": "/l.csv"},
                 "labels": {"positive": "gout"},
-                "external": [{"name": "b", "dicom_dir": "/e", "masks": "/m"}],
+                "external": [{"name": "b", "dicom_dir": "/e", "masks": "/m", "image_labels": "/i"}],
                 "splits": {"file": "/s.csv", "folds": 3},
                 "arms": {"a": {"weights": "/w.pt"}, "b": {"weights": "imagenet"}},
             }
@@ -125,7 +125,9 @@ def test_redaction_withholds_every_path_key():
     red = redact_config(config)["studies"]["gout"]
     assert red["input"] == {"dicom_dir": WITHHELD, "labels": WITHHELD}
     assert red["labels"] == {"positive": "gout"}
-    assert red["external"] == [{"name": "b", "dicom_dir": WITHHELD, "masks": WITHHELD}]
+    assert red["external"] == [
+        {"name": "b", "dicom_dir": WITHHELD, "masks": WITHHELD, "image_labels": WITHHELD}
+    ]
     assert red["splits"] == {"file": WITHHELD, "folds": 3}
     assert red["arms"] == {"a": {"weights": WITHHELD}, "b": {"weights": "imagenet"}}
     assert redact_config(config)["predict"] == {"dicom_dir": WITHHELD, "dicom_out": True}

@@ -7,16 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import jinja2
+import pytest
 import yaml
 from docutils.core import publish_parts
 
 from mskdx.config.load import deep_merge
-from mskdx.provenance.report import (
-    front_page_rst,
-    write_front_page,
-    write_markdown_html,
-    write_table_html,
-)
+from mskdx.provenance.pages import write_markdown_html, write_table_html
+from mskdx.provenance.report import front_page_rst, write_front_page
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,3 +80,28 @@ def test_the_front_page_of_the_paper_preset_names_imagenet_and_no_departures(tmp
     stamp = Path(path).stat().st_mtime_ns
     write_front_page(paper, tmp_path / "front.rst", paper_config=paper)
     assert Path(path).stat().st_mtime_ns == stamp  # unchanged text: not rewritten
+
+
+def test_a_rules_pages_are_written_beside_its_csvs(tmp_path):
+    """A table rule's outputs: `page` is the page of `csv`, `patient_page` that of
+    `patient_csv`; the table writer gets the outputs without the pages."""
+    from mskdx.provenance.pages import without_pages, write_table_pages
+
+    outputs = {
+        "csv": tmp_path / "ext.csv",
+        "md": tmp_path / "ext.md",
+        "page": tmp_path / "ext.html",
+        "patient_csv": tmp_path / "ext_patients.csv",
+        "patient_page": tmp_path / "ext_patients.html",
+    }
+    assert without_pages(outputs) == {
+        k: str(v) for k, v in outputs.items() if k in ("csv", "md", "patient_csv")
+    }
+    outputs["csv"].write_text("arm,auc\nblocks2,0.8\n")
+    outputs["patient_csv"].write_text("arm,patients\nblocks2,12\n")
+    titles = {"page": "image level", "patient_page": "patient level"}
+    write_table_pages(outputs, titles)
+    assert "<title>image level</title>" in outputs["page"].read_text()
+    assert '<td class="n">12</td>' in outputs["patient_page"].read_text()
+    with pytest.raises(KeyError, match="'page'"):
+        write_table_pages(outputs, {"patient_page": "patient level"})

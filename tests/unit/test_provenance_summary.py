@@ -30,6 +30,9 @@ def test_summary_lists_warnings_of_job_logs(tmp_path):
     assert "train_fold/gout/blocks2/0.log: mskdx.learn.train: no validation images" in text
     assert f"mskdx verify {tmp_path / 'results/ro-crate-metadata.json'}" in text
     assert "Snakemake's log: .snakemake/log/x.log" in text
+    # onsuccess hands over Snakemake's log as a list of files
+    listed = run_summary(tmp_path / "results", logs, snakemake_log=[".snakemake/log/x.log"])
+    assert "Snakemake's log: .snakemake/log/x.log\n" in listed
 
 
 def test_summary_of_a_clean_run(tmp_path):

@@ -59,7 +59,8 @@ def predictions(rng, arms, folds=3, repeats=2, n=12):
 def test_companion_table_tests_each_arm_against_the_best():
     preds = predictions(np.random.default_rng(0), {"strong": 0.8, "weak": 0.0})
     table = repeats_table(preds, folds=3)
-    assert table.arm.tolist() == ["strong", "weak"] and table.best.tolist() == [True, False]
+    assert table.arm.tolist() == ["strong", "weak"]
+    assert table.is_reference.tolist() == [True, False]
     weak = table.iloc[1]
     assert weak.repeats == 2 and weak.df == 5  # k r - 1
     assert weak.auc_diff_mean < 0 and weak.p_corrected < 0.05
@@ -86,7 +87,7 @@ def test_training_repeats_enter_as_one_difference_per_fold():
 
     preds = with_training_repeats(np.random.default_rng(2), {"a": 0.5, "b": 0.35}, repeats=2)
     table = repeats_table(preds, folds=3).set_index("arm")
-    assert table.loc["a", "best"] and table.repeats.tolist() == [2, 2]
+    assert table.loc["a", "is_reference"] and table.repeats.tolist() == [2, 2]
     assert table.train_repeats.tolist() == [3, 3] and table.runs.tolist() == [6, 6]
     # by hand, from the formula (Bouckaert & Frank 2004): per fold of each split the AUC
     # difference averaged over its 3 training runs, then t over the 6 = k r of them
@@ -100,6 +101,10 @@ def test_training_repeats_enter_as_one_difference_per_fold():
     b = table.loc["b"]
     assert b.df == 5 and b.t == pytest.approx(stat, rel=1e-12)
     assert b.p_corrected == pytest.approx(2 * student_t.sf(abs(stat), 5), rel=1e-12)
+    # the CI of the mean difference inverts the same test; one comparison: Holm changes nothing
+    half = student_t.ppf(0.975, 5) * np.sqrt((1 / 6 + 1 / 2) * d.var(ddof=1))
+    assert (b.auc_diff_low, b.auc_diff_high) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert b.p_corrected_adjusted == pytest.approx(b.p_corrected, rel=1e-12)
     # SD (training): within each split, the SD over the 3 runs of the pooled AUC, pooled
     pooled = {
         key: roc_auc_score(part.label, part.prob)
@@ -128,27 +133,64 @@ def test_what_the_runs_support():
         with_training_repeats(np.random.default_rng(4), {"strong": 0.9, "weak": 0.0}), folds=3
     )
     assert supported_claim(clear) == (
-        "strong had the highest pooled AUC in 6 of 6 runs. Every other arm is below it "
-        "(corrected p < 0.05)."
+        "Reference strong (auto: highest mean pooled AUC) had the highest pooled AUC in 6 of 6 "
+        "runs. Below it (adjusted corrected p < 0.05): weak."
     )
     close = repeats_table(
         with_training_repeats(np.random.default_rng(5), {"x": 0.3, "y": 0.3, "z": 0.0}), folds=3
     )
     assert clear.verdict.tolist() == [
-        "best in 6 of 6 runs", "below the best (corrected p < 0.05)"
-    ]  # fmt: skip
+        "reference (auto: highest mean pooled AUC); best in 6 of 6 runs",
+        "below the reference (adjusted corrected p < 0.05)",
+    ]
     assert set(one.verdict) == {"one split, one training run: its place is not a finding"}
     claim = supported_claim(close)
-    best = close[close.best].arm.item()
+    best = close[close.is_reference].arm.item()
     other = ({"x", "y"} - {best}).pop()
-    assert f"Not distinguishable from it (corrected p >= 0.05): {other};" in claim
-    assert "z" not in claim.split(":")[-1]
+    assert f"Not distinguishable from it (adjusted corrected p >= 0.05): {other}." in claim
+    assert "Below it (adjusted corrected p < 0.05): z." in claim
     verdicts = close.set_index("arm").verdict
-    assert verdicts[other] == "not distinguishable from the best (corrected p >= 0.05)"
+    assert verdicts[other] == (
+        "not distinguishable from the reference (adjusted corrected p >= 0.05)"
+    )
     untested = close.copy()
-    untested.loc[untested.arm == "z", "p_corrected"] = np.nan  # the verdict's rule, not "tied"
-    assert supported_claim(untested).endswith("Not tested (fewer than 2 per-fold differences): z.")
+    untested.loc[untested.arm == "z", "p_corrected_adjusted"] = np.nan  # not "tied"
+    assert "Not tested (fewer than 2 per-fold differences): z." in supported_claim(untested)
     assert ": z" not in supported_claim(untested).split("Not tested")[0]
     text = repeats_markdown(close, folds=3)
     assert "2 x 3-fold CV x 3 training runs per fold" in text and claim in text
-    assert f"| {best} (best) | 2 x 3 |" in text
+    assert f"| {best} (reference) | 2 x 3 |" in text
+    assert "Holm over all 3 pairs of arms" in text
+
+
+def test_named_reference_holm_over_its_comparisons_and_auto_over_all_pairs():
+    from statsmodels.stats.multitest import multipletests
+
+    preds = with_training_repeats(
+        np.random.default_rng(6), {"x": 0.3, "y": 0.2, "z": 0.0}, train_repeats=2
+    )
+    named = repeats_table(preds, folds=3, reference="z").set_index("arm")
+    assert named.index[0] == "z" and named.loc["z", "is_reference"]
+    assert named.loc["z", "reference_rule"] == "named in advance"
+    raw = named.loc[["x", "y"], "p_corrected"].to_numpy()
+    np.testing.assert_allclose(
+        named.loc[["x", "y"], "p_corrected_adjusted"], multipletests(raw, method="holm")[1]
+    )
+    assert (named.loc[["x", "y"], "auc_diff_mean"] > 0).all()  # arm minus the reference
+    assert named.loc["x", "verdict"].startswith(("above the reference", "not distinguishable"))
+    # auto: the family is all 3 pairs, the reference's 2 reported from it
+    auto = repeats_table(preds, folds=3).set_index("arm")
+    ref = auto.index[0]
+    others = [a for a in auto.index if a != ref]
+    pair = {}
+    for a, b in (("x", "y"), ("x", "z"), ("y", "z")):
+        pair[a, b] = repeats_table(
+            preds[preds.arm.isin([a, b])], folds=3, reference=a
+        ).set_index("arm").loc[b, "p_corrected"]  # fmt: skip
+    family = list(pair)
+    adjusted = dict(zip(family, multipletests(list(pair.values()), method="holm")[1], strict=True))
+    for arm in others:
+        key = tuple(sorted((ref, arm)))
+        assert auto.loc[arm, "p_corrected_adjusted"] == pytest.approx(adjusted[key], rel=1e-12)
+    with pytest.raises(ValueError, match="comparison.reference"):
+        repeats_table(preds, folds=3, reference="w")

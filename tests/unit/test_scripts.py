@@ -14,9 +14,24 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((REPO / "workflow" / "scripts").glob("*.py"))
-# what every stage may use: atomic writes and logging set-up, the error classes, the config
-SHARED = {"mskdx.io", "mskdx.errors", "mskdx.config.checks", "mskdx.config.layout"}
-STAGES = ("mskdx.synth", "mskdx.ingest", "mskdx.learn", "mskdx.evaluate", "mskdx.deploy")
+# what every stage may use: atomic writes and logging set-up, the error classes, the config,
+# the report page of a table or model card written beside it (pandas and markdown only)
+SHARED = {
+    "mskdx.io",
+    "mskdx.errors",
+    "mskdx.config.checks",
+    "mskdx.config.layout",
+    "mskdx.provenance.pages",
+}
+# provenance: the run as a whole (its RO-Crate), after every other stage
+STAGES = (
+    "mskdx.synth",
+    "mskdx.ingest",
+    "mskdx.learn",
+    "mskdx.evaluate",
+    "mskdx.deploy",
+    "mskdx.provenance",
+)
 
 
 def mskdx_imports(script: Path) -> list[tuple[str, str]]:

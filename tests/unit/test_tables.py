@@ -65,29 +65,42 @@ def image_predictions(prob_by_arm=None, with_train=True):
 
 
 def test_gout_image_table_known_mcnemar_and_delong():
+    # one image per patient: every clustered statistic is its independent counterpart without
+    # continuity correction (Obuchowski = DeLong, Durkalski = McNemar, deff 1 = Wilson)
     table = gout_image_table(image_predictions())
     pooled = table[table["fold"] == "pooled"].set_index("arm")
-    assert pooled.loc["blocks3", "is_best"] and not pooled.loc["blocks6", "is_best"]
+    assert pooled.loc["blocks3", "is_reference"] and not pooled.loc["blocks6", "is_reference"]
     assert (pooled["reference_arm"] == "blocks3").all()
+    assert (pooled["reference_rule"] == "auto: highest pooled AUC").all()
     b3, b6 = pooled.loc["blocks3"], pooled.loc["blocks6"]
     assert (b3["acc_k"], b3["acc_n"], b3["sen_k"], b3["sen_n"], b3["spe_k"]) == (19, 20, 9, 10, 10)
     assert (b6["tp"], b6["fn"], b6["tn"], b6["fp"]) == (7, 3, 8, 2)
     assert b3["acc"] == pytest.approx(95.0)
     low, high = wilson_ci(19, 20)
     assert (b3["acc_low"], b3["acc_high"]) == pytest.approx((100 * low, 100 * high))
+    assert (b3["acc_low_independent"], b3["acc_high_independent"]) == pytest.approx(
+        (100 * low, 100 * high)
+    )
+    assert b3["acc_deff"] == 1.0 and b3["n_patients"] == 20
     assert b3["auc"] == 1.0 and b6["auc"] == pytest.approx(0.94)
     # McNemar: best right & other wrong = b, best wrong & other right = c
     assert (b6["b_acc"], b6["c_acc"]) == (5, 1)
     assert (b6["b_sen"], b6["c_sen"]) == (3, 1)
     assert (b6["b_spe"], b6["c_spe"]) == (2, 0)
-    assert b6["p_acc"] == pytest.approx(mcnemar_from_counts(5, 1).pvalue)
-    assert b6["p_sen"] == pytest.approx(mcnemar_from_counts(3, 1).pvalue)
-    assert b6["p_spe"] == pytest.approx(mcnemar_from_counts(2, 0).pvalue)
+    for name, (b, c) in (("acc", (5, 1)), ("sen", (3, 1)), ("spe", (2, 0))):
+        plain = mcnemar_from_counts(b, c, correction=False).pvalue
+        assert b6[f"p_{name}"] == pytest.approx(plain, rel=1e-12)
+        assert b6[f"p_{name}_independent"] == pytest.approx(mcnemar_from_counts(b, c).pvalue)
     y = np.array([1] * 10 + [0] * 10)
     order = POS + NEG
     ref = delong_test(y, [PROB3[i] for i in order], [PROB6[i] for i in order])
     assert b6["p_auc"] == pytest.approx(ref.pvalue) and b6["z_auc"] == pytest.approx(ref.z)
+    assert b6["p_auc_independent"] == pytest.approx(ref.pvalue, rel=1e-12)
+    assert b6["auc_diff"] == pytest.approx(0.06)
+    # one comparison: Holm leaves it as it is (auto: all pairs = the one pair)
+    assert b6["p_acc_adjusted"] == pytest.approx(b6["p_acc"], rel=1e-12)
     assert math.isnan(b3["p_acc"]) and math.isnan(b3["p_auc"])
+    assert math.isnan(b3["p_auc_adjusted"])
 
 
 def test_gout_image_table_folds_pooled_and_paper_columns():
@@ -114,13 +127,14 @@ def test_gout_image_table_folds_pooled_and_paper_columns():
     assert folds["paper_acc"].isna().all()
 
 
-def test_gout_image_table_best_arm_choice():
-    table = gout_image_table(image_predictions(), best_arm="blocks6")
+def test_gout_image_table_reference_choice():
+    table = gout_image_table(image_predictions(), reference="blocks6")
     pooled = table[table["fold"] == "pooled"].set_index("arm")
-    assert pooled.loc["blocks6", "is_best"]
+    assert pooled.loc["blocks6", "is_reference"]
+    assert (pooled["reference_rule"] == "named in advance").all()
     assert (pooled.loc["blocks3", "b_acc"], pooled.loc["blocks3", "c_acc"]) == (1, 5)
-    with pytest.raises(ValueError, match="best_arm"):
-        gout_image_table(image_predictions(), best_arm="blocks5")
+    with pytest.raises(ValueError, match=r"reference='blocks5' \(comparison.reference\)"):
+        gout_image_table(image_predictions(), reference="blocks5")
 
 
 def test_gout_image_table_threshold_is_exclusive():
@@ -349,7 +363,7 @@ def test_tables_say_why_a_value_or_ci_is_blank():
     pooled = gout_image_table(image_predictions()).query("fold == 'pooled'").set_index("arm")
     b3 = pooled.loc["blocks3"]
     assert b3["auc"] == 1.0 and math.isnan(b3["auc_low"]) and math.isnan(b3["auc_high"])
-    assert b3["note"].startswith("auc: CI not estimable: the DeLong variance is 0")
+    assert b3["note"].startswith("auc: CI not estimable: the clustered variance is 0")
     assert pooled.loc["blocks6", "note"] == ""
     olt = olt_table(olt_predictions())
     assert (olt["note"] == "").all()
@@ -402,7 +416,7 @@ def test_table_titles_say_what_an_image_label_is(tmp_path):
             patient_predictions()))):  # fmt: skip
         write_table(preds, tmp_path / f"{name}.csv", schema="predictions")
         out = {"csv": tmp_path / f"{name}1.csv", "md": tmp_path / f"{name}1.md"}
-        write_image_level_table([tmp_path / f"{name}.csv"], best_arm="auto",
+        write_image_level_table([tmp_path / f"{name}.csv"], reference="auto",
                                 image_threshold=0.5, **out)  # fmt: skip
         write_patient_level_table([tmp_path / f"{name}.csv"], step=0.02, image_threshold=0.5,
                                   csv=tmp_path / f"{name}3.csv", md=tmp_path / f"{name}3.md",

@@ -46,6 +46,7 @@ COMPARING = {
     "plot_roc",
     "plot_localisation",
     "tabulate_calibration",
+    "tabulate_precision",  # every arm's design effects and CI half-widths
     "plot_decision_curve",
     "tabulate_checklist",
     "tabulate_external",
@@ -53,6 +54,7 @@ COMPARING = {
     "tabulate_subgroups",  # every arm per site, scanner, sex and age band
     "plot_failures",  # every arm's most confident errors
     "tabulate_repeats",  # every arm over the CV repeats, tested against the best
+    "write_crate",  # the run's RO-Crate reads every output: any change reruns it
 }
 
 

@@ -40,6 +40,32 @@ def test_external_calibration_and_decision_outputs(tiny_run):
         assert set(calibration["cohort"]) == {"development", "site_b"}
         assert set(calibration["arm"]) == set(arms)
         assert calibration["brier"].between(0, 1).all()
+        # clustered by patient (issue 37), the image-independent CIs beside
+        for name in ("brier_ci", "intercept_ci", "slope_ci"):
+            assert f"{name}_independent" in calibration.columns
+        image = calibration[calibration["level"] == "image"]
+        assert (image["patients"] <= image["n"]).all()
+        several = image[image["patients"] < image["n"]]  # OLT's tiny holdout: 1 image each
+        assert len(several) and (several["brier_ci"] != several["brier_ci_independent"]).all()
+        single = image[image["patients"] == image["n"]]
+        assert (single["brier_ci"] == single["brier_ci_independent"]).all()
+        precision = pd.read_csv(results / f"{study}/tables/precision.csv")
+        assert set(zip(precision["cohort"], precision["arm"], strict=True)) == {
+            (c, a) for c in ("development", "site_b") for a in arms
+        }
+        assert precision.loc[precision["cohort"] == "site_b", "external"].all()
+        # 3 + 3 external patients: far from the 100 events external validation needs
+        assert not precision.loc[precision["cohort"] == "site_b", "events_reach_100"].any()
+        assert {"deff_positive", "icc_positive", "deff_auc", "n_eff_positive"} <= set(precision)
+        assert "ICC" in (results / f"{study}/tables/precision.md").read_text()
+        checklist = pd.read_csv(results / f"{study}/tables/claim_checklist.csv", dtype=str)
+        items = checklist.set_index(["guideline", "item"])
+        for key in (("CLAIM 2024", "21"), ("TRIPOD+AI", "10")):
+            assert items.loc[key, "status"] == "partly"
+            assert f"results/{study}/tables/precision.csv" in items.loc[key, "where"]
+            assert "does not reach the 100 events" in items.loc[key, "evidence"]
+            assert "overall-risk criterion needs " in items.loc[key, "evidence"]
+            assert ".0 patients" not in items.loc[key, "evidence"]
         curve = pd.read_csv(results / f"{study}/tables/decision_curve.csv")
         assert set(curve["cohort"]) == {"development", "site_b"}
         for name in ["roc_external", "decision_curve", *[f"calibration_{a}" for a in arms]]:
@@ -51,11 +77,18 @@ def test_external_calibration_and_decision_outputs(tiny_run):
 
 def test_a_calibration_setting_reruns_only_its_output(tiny_run):
     bins = overlay(tiny_run, "bins.yaml", "studies:\n  olt:\n    calibration:\n      bins: 5\n")
-    assert Counter(rule for rule, _ in planned_jobs(tiny_run, bins)) == {"plot_calibration": 2}
+    # and the run's RO-Crate, which reads every output and the config: any change reruns it
+    assert Counter(rule for rule, _ in planned_jobs(tiny_run, bins)) == {
+        "plot_calibration": 2,
+        "write_crate": 1,
+    }
     step = overlay(
         tiny_run, "dca.yaml", "studies:\n  gout:\n    decision_curve:\n      step: 0.05\n"
     )
-    assert Counter(rule for rule, _ in planned_jobs(tiny_run, step)) == {"plot_decision_curve": 1}
+    assert Counter(rule for rule, _ in planned_jobs(tiny_run, step)) == {
+        "plot_decision_curve": 1,
+        "write_crate": 1,
+    }
 
 
 def _predict(tiny_run: Path, out: Path, *args: str) -> subprocess.CompletedProcess:

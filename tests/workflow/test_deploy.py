@@ -44,6 +44,7 @@ def test_predict_writes_dicom_results_under_private_only(tiny_run, tmp_path):
     run = Path(shutil.copytree(tiny_run, tmp_path / "run", symlinks=True))
     (run / "predict.yaml").write_text(
         "predict:\n  dicom_dir: data/synthetic/olt/dicom\n  dicom_out: true\n  gradcam: 2\n"
+        "  dicom_sc: true\n"
     )
     target = "results/olt/predict/T2/images.csv"
     proc = snakemake(run, target, "--configfile", "config/test.yaml", "predict.yaml")
@@ -53,6 +54,13 @@ def test_predict_writes_dicom_results_under_private_only(tiny_run, tmp_path):
     patients = read_table(run / "results/olt/predict/T2/patients.csv")
     assert sorted(index.loc[index["kind"] == "sr", "patient"]) == sorted(patients["patient"])
     assert (index["kind"] == "sc").sum() == 2
+    # the Grad-CAM of every scored image as a map object (MR: patient coordinates, so a
+    # Parametric Map), and the OOD check from the arm's ood.npz (issue 40)
+    images = read_table(run / "results/olt/predict/T2/images.csv")
+    maps = index[index["kind"].isin(["pm", "seg"])]
+    assert sorted(maps["image_id"]) == sorted(images["image_id"])
+    assert {"ood", "ood_reasons", "ood_distance", "ood_sd"} <= set(images.columns)
+    assert "ood_images" in patients.columns
     for name in index["file"]:
         assert dciodvfy_errors(folder / name) == [], name
     sr = index.loc[index["kind"] == "sr", "file"].iloc[0]

@@ -159,6 +159,14 @@ def test_no_phi_in_results_logs_or_report(tiny_run, tiny_report):
     assert len(phi) > 20
     files = scanned_files(tiny_run) + [tiny_report]
     assert len(files) > 50
+    # the run's RO-Crate and the report pages of the tables and model cards are scanned too
+    scanned = {p.relative_to(tiny_run).as_posix() for p in files}
+    assert {
+        "results/ro-crate-metadata.json",
+        "results/gout/tables/table1_image_level.html",
+        "results/gout/model_card_blocks3.html",
+        "results/olt/tables/subgroups.html",
+    } <= scanned
     # a name part that is a word of the report's bundled libraries (e.g. "MARK" in Vega's
     # comments) is no leak there; everywhere else it is looked for
     in_assets = snakemake_asset_tokens()
@@ -167,6 +175,18 @@ def test_no_phi_in_results_logs_or_report(tiny_run, tiny_report):
         tiny_run, files, phi, text_values=lambda p: report_phi if p == tiny_report else phi
     )
     assert not hits, "PHI found in outputs:\n" + "\n".join(hits[:20])
+
+
+def test_the_crate_names_no_input_path(tiny_run):
+    """The crate knows each input DICOM tree by its inventory digest: no folder or file name of
+    the input, nor the run's absolute location, is in it."""
+    crate = (tiny_run / "results/ro-crate-metadata.json").read_text()
+    assert "data/synthetic" not in crate and str(tiny_run) not in crate
+    names = {p.name for p in (tiny_run / "data/synthetic").rglob("*") if p.suffix != ".csv"}
+    # folder names that are ours, and Snakemake's marker of a folder output
+    names -= {"dicom", "gout", "olt", "external", "site_b", ".snakemake_timestamp"}
+    found = sorted(n for n in names if f'"{n}"' in crate or f"/{n}" in crate)
+    assert not found, f"input names in the crate: {found[:10]}"
 
 
 def test_manifest_knows_patients_by_keyed_pseudonym_only(tiny_run):

@@ -4,8 +4,11 @@ The report is a React app whose results (each a base64 data URI) are embedded in
 browser test navigates it as a reader does: menu -> category -> subcategory -> each result's view
 button, and each value of a toggle label (e.g. the fold). Every figure must be shown as an <img>
 that Chromium decoded at the size of the PNG the workflow wrote, and a screenshot of it must be
-that PNG, pixel for pixel, and not blank; every table must be listed with a download link that
-holds the file's bytes. Screenshots are kept under the test's tmp_path (printed on failure).
+that PNG, pixel for pixel, and not blank; every table and model card must be shown inside the
+report as its HTML page (the page's bytes), and Table I's page must be a table that sorts when
+a header is clicked; the landing page must describe the run from its config (its arms), and
+the run's RO-Crate must be linked. Screenshots are kept under the test's tmp_path (printed on
+failure).
 """
 
 from __future__ import annotations
@@ -33,15 +36,24 @@ pytestmark = pytest.mark.workflow
 
 STUDIES = ("gout", "olt")
 
-# The tables the report must list (README, "Outputs of the main job"); each pattern must match.
-REPORT_TABLES = (
-    "results/gout/tables/table1_image_level.csv",
-    "results/gout/tables/table2_complexity.csv",
-    "results/gout/tables/table3_patient_level_*.csv",
-    "results/olt/tables/table2_performance.csv",
-    "results/*/tables/localisation.csv",
-    "results/paper_check.csv",
+# The tables and model cards the report must show as pages (README, "Outputs of the main job");
+# each pattern must match.
+REPORT_PAGES = (
+    "results/gout/tables/table1_image_level.html",
+    "results/gout/tables/table2_complexity.html",
+    "results/gout/tables/table3_patient_level_*.html",
+    "results/olt/tables/table2_performance.html",
+    "results/*/tables/localisation.html",
+    "results/*/tables/calibration.html",
+    "results/*/tables/precision.html",
+    "results/*/tables/external_*.html",
+    "results/paper_check.html",
+    "results/*/model_card_*.html",
 )
+TABLE_I = "results/gout/tables/table1_image_level.html"
+CRATE = "results/ro-crate-metadata.json"
+# the tiny run's arms (config/test.yaml): the landing page names each
+TINY_ARMS = ("blocks2", "blocks3", "blocks4", "blocks6", "T1", "T2")
 
 ACTION_TIMEOUT_S = 20  # every browser action
 BROWSE_BUDGET_S = 180  # the whole walk through the report (about 35 s on 2 busy cores)
@@ -49,8 +61,9 @@ MIN_COLOURS = 32  # a matplotlib figure shows hundreds; a blank or broken image 
 MIN_SPREAD = 5.0  # grey-level standard deviation of a non-uniform screenshot
 MAX_UNMATCHED = 0.002  # share of the PNG's pixels its 1:1 screenshot may miss (seen: 0.0)
 
-# The content pane (right of the navbar) and the figure shown in it.
+# The content pane (right of the navbar) and the figure or page shown in it.
 CONTENT_IMG = "#app > div > div.grow img"
+CONTENT_IFRAME = "#app > div > div.grow iframe"
 SHOWN_IMAGE_JS = f"""
 (path) => {{
     const img = document.querySelector("{CONTENT_IMG}");
@@ -84,13 +97,13 @@ def produced_figures(run: Path) -> set[str]:
     return {p.relative_to(run).as_posix() for p in run.glob("results/*/figures/*.png")}
 
 
-def expected_tables(run: Path) -> set[str]:
-    tables = set()
-    for pattern in REPORT_TABLES:
+def expected_pages(run: Path) -> set[str]:
+    pages = set()
+    for pattern in REPORT_PAGES:
         found = {p.relative_to(run).as_posix() for p in run.glob(pattern)}
         assert found, f"the run wrote no {pattern}"
-        tables |= found
-    return tables
+        pages |= found
+    return pages
 
 
 def study_of(path: str) -> str | None:
@@ -106,7 +119,9 @@ class ReportWalk:
         self.deadline = time.monotonic() + BROWSE_BUDGET_S
         self.errors: list[str] = []
         self.shown: dict[str, dict] = {}  # figure path -> how Chromium showed it
-        self.listed: dict[str, str] = {}  # table path -> where it is listed
+        self.pages: dict[str, str] = {}  # page path -> where it was shown
+        self.listed: dict[str, str] = {}  # downloadable result path -> where it is listed
+        self.table: dict | None = None  # Table I's page as Chromium showed it, sorted
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
         page.on("console", self.on_console)
 
@@ -133,6 +148,7 @@ class ReportWalk:
 
     def run(self) -> None:
         self.open()
+        self.landing = self.page.locator("#app").inner_text()
         self.page.screenshot(path=self.shots / "00_menu.png")
         self.categories = self.page.evaluate("() => categories")
         self.results = self.page.evaluate(RESULTS_JS)
@@ -174,7 +190,11 @@ class ReportWalk:
         view.click()  # React renders the state change of a click before the click returns
         path = self.page.evaluate("() => app.state.resultPath")
         assert path in self.results, f"{where}: the view button selected {path!r}"
-        assert self.page.evaluate("() => app.state.content") == "img", f"{where}: {path} no image"
+        content = self.page.evaluate("() => app.state.content")
+        if content == "html":
+            self.show_page(path, where)
+            return
+        assert content == "img", f"{where}: {path} shown as {content!r}, no image"
         assert path not in self.shown, f"{where}: shows {path}, already shown by another row"
         self.page.wait_for_function(SHOWN_IMAGE_JS, arg=path)
         img = self.page.locator(CONTENT_IMG)
@@ -182,6 +202,34 @@ class ReportWalk:
         shot = self.shots / path.replace("/", "_")
         img.screenshot(path=shot)
         self.shown[path] = {"where": where, "natural": tuple(natural), "shot": shot}
+
+    def show_page(self, path: str, where: str) -> None:
+        """A table's or model card's page, shown in the content pane's frame."""
+        assert path not in self.pages, f"{where}: shows {path}, already shown by another row"
+        frame = self.page.locator(CONTENT_IFRAME)
+        frame.wait_for(state="attached")
+        assert frame.get_attribute("src") == self.results[path]["data_uri"], where
+        self.pages[path] = where
+        if path == TABLE_I:
+            self.table = self.sort_table()
+
+    def sort_table(self) -> dict:
+        """Table I's page as Chromium shows it: its rows, and its column `arm` before and after
+        one and two clicks on that column's header."""
+        inner = self.page.frame_locator(CONTENT_IFRAME)
+        rows = inner.locator("table.sortable tbody tr")
+        rows.first.wait_for(state="visible")
+        headers = inner.locator("table.sortable thead th")
+        index = headers.all_inner_texts().index("arm")
+        column = inner.locator(f"table.sortable tbody tr td:nth-child({index + 1})")
+        header = headers.nth(index)
+        seen = {"rows": rows.count(), "before": column.all_inner_texts()}
+        header.click()
+        seen["ascending"] = (header.get_attribute("aria-sort"), column.all_inner_texts())
+        header.click()
+        seen["descending"] = (header.get_attribute("aria-sort"), column.all_inner_texts())
+        self.page.screenshot(path=self.shots / "table1_page.png")
+        return seen
 
 
 def load(path: Path) -> Image.Image:
@@ -195,7 +243,7 @@ def test_report_renders_every_figure_in_chromium(tiny_run, tiny_report, chromium
     shots.mkdir()
     print(f"report: {tiny_report}\nscreenshots: {shots}\nbrowser: {chromium_version(chromium)}")
     figures = produced_figures(tiny_run)
-    tables = expected_tables(tiny_run)
+    pages = expected_pages(tiny_run)
     assert figures, "the run produced no results/*/figures/*.png"
     pngs = {path: load(tiny_run / path) for path in figures}
 
@@ -223,7 +271,7 @@ def test_report_renders_every_figure_in_chromium(tiny_run, tiny_report, chromium
         assert not missing, f"categories not in the menu: {sorted(missing)}"
 
     # Every result of the report can be reached through its menus.
-    reached = set(walk.shown) | set(walk.listed)
+    reached = set(walk.shown) | set(walk.pages) | set(walk.listed)
     assert reached == set(results), (
         f"results in the report that a reader cannot reach: {sorted(set(results) - reached)}"
     )
@@ -250,12 +298,32 @@ def test_report_renders_every_figure_in_chromium(tiny_run, tiny_report, chromium
         problems
     )
 
-    # Tables: every report table of the run is listed, with its own bytes behind the link.
-    unlisted = tables - set(walk.listed)
-    assert not unlisted, f"tables not listed in the report: {sorted(unlisted)}"
-    for path in sorted(tables):
-        payload = results[path]["data_uri"].split(";base64,", 1)[1]
-        assert base64.b64decode(payload) == (tiny_run / path).read_bytes(), path
+    # Tables and model cards: each shown inside the report as its page, the page's own bytes.
+    unshown = pages - set(walk.pages)
+    assert not unshown, f"tables or model cards not shown in the report: {sorted(unshown)}"
+    for path in sorted(pages):
+        assert payload(results[path]) == (tiny_run / path).read_bytes(), path
+    # Table I is an HTML table in the report, one row per row of its CSV, sortable by a click.
+    csv_rows = len((tiny_run / TABLE_I).with_suffix(".csv").read_text().splitlines()) - 1
+    seen = walk.table
+    assert seen is not None, f"{TABLE_I} was never opened"
+    assert seen["rows"] == csv_rows > 1, seen
+    assert seen["ascending"] == ("ascending", sorted(seen["before"])), seen
+    assert seen["descending"] == ("descending", sorted(seen["before"], reverse=True)), seen
+
+    # The landing page describes this run from its config, not a fixed text.
+    for arm in TINY_ARMS:
+        assert re.search(rf"\b{arm}\b", walk.landing), f"the front page does not name arm {arm}"
+    assert "What this run trained" in walk.landing and "site_b" in walk.landing
+    assert "ImageNet ResNet50 per sequence" not in walk.landing
+
+    # The run's RO-Crate is linked, with its bytes.
+    assert walk.listed.get(CRATE), f"{CRATE} is not linked from the report"
+    assert payload(results[CRATE]) == (tiny_run / CRATE).read_bytes()
+
+
+def payload(result: dict) -> bytes:
+    return base64.b64decode(result["data_uri"].split(";base64,", 1)[1])
 
 
 def test_report_groups_each_study_in_one_category(tiny_report):

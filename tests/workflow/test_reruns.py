@@ -1,5 +1,8 @@
 """The DAG is precise: a figure setting reruns that figure, a training setting that arm, a library
-edit the stages that run it; a no-op rerun has nothing to do."""
+edit the stages that run it; a no-op rerun has nothing to do.
+
+The run's RO-Crate (rule write_crate) reads every final output and the whole configuration, so
+every change reruns it too (once, cheap: hashes and job records): each test names it."""
 
 from __future__ import annotations
 
@@ -51,15 +54,20 @@ def test_figure_setting_reruns_only_that_figure(tiny_run):
     extra = overlay(tiny_run, "roc_width.yaml", "figures:\n  roc:\n    linewidth: 2.75\n")
     jobs = planned_jobs(tiny_run, extra)
     # the ROC figures of both studies: the papers' and development vs external cohorts
-    assert Counter(rule for rule, _ in jobs) == {"plot_roc": 2, "plot_roc_external": 2}
+    assert Counter(rule for rule, _ in jobs) == {
+        "plot_roc": 2,
+        "plot_roc_external": 2,
+        "write_crate": 1,
+    }
 
 
 def test_montage_setting_reruns_only_montages(tiny_run):
     extra = overlay(
         tiny_run, "montage.yaml", "figures:\n  montage:\n    images: 9\n    columns: 3\n"
     )
-    rules = {rule for rule, _ in planned_jobs(tiny_run, extra)}
-    assert rules <= {"plot_montage", "plot_crop_qc", "plot_gradcam"} and "plot_montage" in rules
+    rules = Counter(rule for rule, _ in planned_jobs(tiny_run, extra))
+    assert set(rules) <= {"plot_montage", "plot_crop_qc", "plot_gradcam", "write_crate"}
+    assert "plot_montage" in rules and rules["write_crate"] == 1
 
 
 def test_training_setting_retrains_only_that_arm(tiny_run):
@@ -72,6 +80,7 @@ def test_training_setting_retrains_only_that_arm(tiny_run):
     jobs = planned_jobs(tiny_run, extra)
     rules = Counter(rule for rule, _ in jobs)
     assert rules["train_fold"] == 2  # both folds of blocks3, nothing else
+    assert rules["write_crate"] == 1
     # every arm's model card shows its Table I row and test against the best arm, which the
     # retrained arm changes: the one per-arm output that reruns for the other arms too
     assert {w.get("arm") for r, w in jobs if "arm" in w and r != "write_model_card"} == {"blocks3"}
@@ -97,7 +106,47 @@ def edited_plan(workdir: Path, module: str) -> set[str]:
 
 def test_library_edit_reruns_the_stages_that_run_it(tiny_run):
     figures = edited_plan(tiny_run, "evaluate/figures/common.py")
-    assert figures and all(r.startswith("plot_") for r in figures), figures
+    assert "write_crate" in figures
+    assert all(r.startswith("plot_") for r in figures - {"write_crate"}), figures
     stats = edited_plan(tiny_run, "evaluate/stats/delong.py")
-    assert {"tabulate_image_level", "plot_roc", "summarise_localisation"} <= stats
+    assert {"tabulate_image_level", "plot_roc", "summarise_localisation", "write_crate"} <= stats
     assert not {"train_fold", "extract_images", "plot_training_curves"} & stats
+
+
+def test_precision_reruns_exactly_when_its_inputs_change(tiny_run):
+    """The precision table (issue 37) and the checklist that quotes it, nothing else."""
+    riley = overlay(
+        tiny_run,
+        "riley.yaml",
+        "studies:\n  olt:\n    precision:\n      riley: {r2_cs: 0.1, parameters: 1, "
+        "prevalence: 0.5}\n",
+    )
+    jobs = planned_jobs(tiny_run, riley)
+    assert Counter(rule for rule, _ in jobs) == {
+        "tabulate_precision": 1,
+        "tabulate_checklist": 1,
+        "write_crate": 1,  # the crate records the config: any change rebuilds it
+    }
+    assert {w["study"] for rule, w in jobs if rule != "write_crate"} == {"olt"}
+    assert edited_plan(tiny_run, "evaluate/precision.py") == {
+        "tabulate_precision",
+        "tabulate_checklist",
+        "write_crate",
+    }
+
+
+def test_provenance_edits_rerun_the_crate_and_the_pages(tiny_run):
+    """The crate's code reruns the crate alone; the page writer reruns the rules that write a
+    table's or model card's page beside it, the two figures drawn from those rules' other
+    outputs (threshold curves, localisation scores) and the crate; never training, Grad-CAM or
+    another figure."""
+    assert edited_plan(tiny_run, "provenance/crate.py") == {"write_crate"}
+    pages = edited_plan(tiny_run, "provenance/pages.py")
+    assert {"tabulate_image_level", "check_papers", "write_model_card", "write_crate"} <= pages
+    writers = {r for r in pages if r.startswith(("tabulate_", "summarise_", "check_"))}
+    assert pages - writers == {
+        "write_model_card",
+        "plot_threshold",
+        "plot_localisation",
+        "write_crate",
+    }

@@ -1,12 +1,17 @@
 """A user's own DICOM folder (data.source: dicom), extraction stage only, as a new user runs it:
-what reruns the extraction, what the terminal shows when it fails, which config key is missing."""
+what reruns the extraction, what the terminal shows when it fails, which config key is missing.
+The user's folder comes with both label sheets: the patients' and an image sheet keyed by each
+file's path relative to the DICOM folder (issue 38)."""
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from pathlib import Path
 
+import pandas as pd
+import pydicom
 import pytest
 
 from mskdx.synth import synthesize_gout
@@ -25,6 +30,9 @@ studies:
     input:
       dicom_dir: mydata/gout/dicom
       labels: mydata/gout/labels.csv
+      image_labels: mydata/gout/image_labels.csv
+    labels:
+      images: {{key: path, key_column: path}}
 """
 
 
@@ -32,8 +40,25 @@ def user_workdir(base: Path, on_error: str = "stop") -> Path:
     """A workflow copy whose gout study reads a small synthetic cohort as the user's folder."""
     workdir = copy_workflow(base / "mskdx")
     synthesize_gout(workdir / "mydata/gout", patients_gout=3, patients_control=3, images=12, seed=4)
+    key_image_sheet_by_path(workdir / "mydata/gout")
     set_on_error(workdir, on_error)
     return workdir
+
+
+def key_image_sheet_by_path(folder: Path) -> None:
+    """The synthetic image sheet (keyed by SOPInstanceUID) keyed instead by each file's path
+    relative to dicom/, as a user who has only the folder would write it."""
+    dicom = folder / "dicom"
+    where = {
+        str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID): f.relative_to(dicom)
+        for f in dicom.rglob("*.dcm")
+    }
+    with open(folder / "image_labels.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][0] == "SOPInstanceUID"
+    rows = [["path", *rows[0][1:]]] + [[where[r[0]].as_posix(), *r[1:]] for r in rows[1:]]
+    with open(folder / "image_labels.csv", "w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
 
 
 def set_on_error(workdir: Path, on_error: str) -> None:
@@ -76,6 +101,48 @@ def test_no_key_warns_on_the_terminal_and_reruns(extracted):
     proc = extract(extracted, "-n", env={"MSKDX_PSEUDONYM_KEY": ""})
     assert "MSKDX_PSEUDONYM_KEY is not set" in proc.stderr and "demo key" in proc.stderr
     assert "extract_images" in planned(proc)
+
+
+def test_the_image_sheet_gives_each_image_its_label_and_no_path_leaves_the_private_map(extracted):
+    """Image labels by relative path: a gout patient's lesion-free images are normal images,
+    the patient keeps its diagnosis; the sheet's paths and UIDs reach no file of results/."""
+    sheet = pd.read_csv(extracted / "mydata/gout/image_labels.csv", dtype=str)
+    manifest = pd.read_csv(extracted / MANIFEST)
+    assert len(manifest) == len(sheet)  # one row per frame, every frame extracted
+    assert manifest["label"].sum() == (sheet["image_label"] == "abnormal").sum() > 0
+    gout = manifest[manifest["patient_label"] == 1]
+    assert (gout["label"] == 0).any()  # images of a gout patient without a lesion
+    assert (manifest.loc[manifest["patient_label"] == 0, "label"] == 0).all()
+    assert manifest["finding_dcs"].sum() == sheet["DCs"].astype(int).sum()
+    keys = set(sheet["path"]) | {Path(p).parts[0] for p in sheet["path"]}
+    uids = {
+        str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID)
+        for f in (extracted / "mydata/gout/dicom").rglob("*.dcm")
+    }
+    for path in (extracted / "results").rglob("*"):
+        if path.is_file() and path.suffix in (".csv", ".json", ".log", ".tsv", ".txt"):
+            text = path.read_text()
+            leaked = [k for k in keys | uids if k in text]
+            assert not leaked, f"{path.relative_to(extracted)} holds {leaked[:3]}"
+
+
+def test_a_changed_image_sheet_reruns_the_extraction(extracted):
+    """The image sheet is an input file of the extraction: an image relabelled reruns it
+    (Snakemake compares a newer input's checksum: touching it alone does not)."""
+    sheet = extracted / "mydata/gout/image_labels.csv"
+    text, before = sheet.read_text(), sheet.stat()
+    header, first, rest = text.split("\n", 2)
+    swap = {"abnormal": "normal", "normal": "abnormal"}
+    cells = first.split(",")
+    cells[2] = swap[cells[2]]
+    try:
+        sheet.write_text("\n".join([header, ",".join(cells), rest]))
+        proc = extract(extracted, "-n", env={"MSKDX_PSEUDONYM_KEY": "key one"})
+        assert "extract_images" in planned(proc)
+    finally:
+        sheet.write_text(text)
+        os.utime(sheet, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert planned(extract(extracted, "-n", env={"MSKDX_PSEUDONYM_KEY": "key one"})) == []
 
 
 def test_a_file_changed_deep_in_the_tree_reruns_the_extraction(extracted):

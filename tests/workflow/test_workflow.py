@@ -43,3 +43,15 @@ def test_exchanged_tables_follow_their_schemas(tiny_run):
 def test_gout_tables_cover_every_arm(tiny_run):
     table1 = pd.read_csv(tiny_run / "results/gout/tables/table1_image_level.csv")
     assert {"blocks2", "blocks3", "blocks4", "blocks6"} <= set(table1.astype(str).stack())
+    # issue 37: clustered columns, the independent ones beside them, the named reference, Holm
+    assert (table1.reference_arm == "blocks3").all()
+    for column in ("auc_low", "auc_low_independent", "acc_deff", "p_auc", "p_auc_adjusted",
+                   "p_acc_independent", "n_patients"):  # fmt: skip
+        assert column in table1.columns, column
+    pooled = table1[table1.fold.astype(str) == "pooled"]
+    others = pooled[~pooled.is_reference]
+    assert len(others) == 3 and (others.p_acc_adjusted >= others.p_acc - 1e-12).all()
+    text = (tiny_run / "results/gout/tables/table1_image_level.md").read_text()
+    assert "Reference: blocks3 (named in advance)" in text and "Design effect" in text
+    olt = (tiny_run / "results/olt/tables/table2_performance.md").read_text()
+    assert "No paired test between the arms" in olt

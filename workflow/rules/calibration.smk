@@ -1,7 +1,8 @@
-# Beyond the papers: are the probabilities calibrated, and is acting on them useful?
+# Beyond the papers: are the probabilities calibrated, is acting on them useful, and how
+# precise can the cohorts' estimates be (issue 37: images clustered by patient)?
 # Each output reads the pooled test-fold predictions (development) and the external cohorts'
 # ensemble scores, and takes only its own settings,
-# so changing a calibration or decision-curve setting reruns only that output.
+# so changing a calibration, decision-curve or precision setting reruns only that output.
 
 
 rule tabulate_calibration:
@@ -9,14 +10,16 @@ rule tabulate_calibration:
         predictions=get_predictions,
         external=get_all_external_ensembles,
         code=library_sources(
+            "provenance/pages",
             "ingest/label_levels",
             "evaluate/clinical",
             "evaluate/stats",
             "evaluate/markdown",
         ),
     output:
-        csv=report(
-            "results/{study}/tables/calibration.csv",
+        csv="results/{study}/tables/calibration.csv",
+        page=report(
+            "results/{study}/tables/calibration.html",
             caption="../report/calibration_table.rst",
             category=study_category,
             subcategory="Calibration and decision curves",
@@ -29,12 +32,50 @@ rule tabulate_calibration:
     conda:
         "../../envs/stats.yaml"
     params:
+        pages=page_titles(page="Calibration"),
         levels=lookup(dpath="studies/{study}/calibration/levels", within=config),
         method=lookup(
             dpath="studies/{study}/calibration/method", within=config, default="ml"
         ),
     script:
         "../scripts/tabulate_calibration.py"
+
+
+rule tabulate_precision:
+    input:
+        predictions=get_predictions,
+        external=get_all_external_ensembles,
+        code=library_sources(
+            "provenance/pages",
+            "ingest/label_levels",
+            "evaluate/precision",
+            "evaluate/clinical",
+            "evaluate/stats",
+            "evaluate/markdown",
+        ),
+    output:
+        csv="results/{study}/tables/precision.csv",
+        page=report(
+            "results/{study}/tables/precision.html",
+            caption="../report/precision_table.rst",
+            category=study_category,
+            subcategory="Calibration and decision curves",
+            labels={"table": "precision and sample size"},
+        ),
+        md="results/{study}/tables/precision.md",
+    log:
+        "results/logs/tabulate_precision/{study}.log",
+    localrule: True
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        pages=page_titles(page="Precision and sample size"),
+        image_threshold=lookup(
+            dpath="studies/{study}/evaluate/image_threshold", within=config
+        ),
+        riley=get_riley_plan,
+    script:
+        "../scripts/tabulate_precision.py"
 
 
 rule plot_calibration:

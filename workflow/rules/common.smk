@@ -120,7 +120,7 @@ except MskdxError as exc:
 
 
 def get_study_input(wildcards):
-    """DICOM folder, label sheet and (optional) lesion masks of a study."""
+    """DICOM folder, label sheet, (optional) image label sheet and lesion masks of a study."""
     return glue(lambda: LAYOUT.study_input(wildcards.study))
 
 
@@ -476,3 +476,78 @@ def get_model_card_settings(wildcards):
         "split": "user file" if splits.get("file") else splits["method"],
         "image_threshold": LAYOUT.image_threshold(study),
     }
+
+
+# ---- issue 37: comparison ----------------------------------------------------------------------
+
+try:  # a reference that is not an arm stops the run before any job, not in the tables' jobs
+    for _study in config["studies"]:
+        LAYOUT.comparison_reference(_study)
+except MskdxError as exc:
+    raise WorkflowError(str(exc)) from None
+
+
+def get_comparison_reference(wildcards):
+    """The arm the image-level tests compare the others with, or "auto"."""
+    return glue(lambda: LAYOUT.comparison_reference(wildcards.study))
+
+
+# ---- issue 37: precision and sample size ------------------------------------------------------
+
+
+def get_riley_plan(wildcards):
+    """The study's planned development sample size (precision.riley), or None: off."""
+    return LAYOUT.riley_plan(wildcards.study)
+
+
+# ---- issue 39: report pages, provenance -------------------------------------------------------
+
+
+def page_titles(**titles):
+    """Titles of a rule's report pages by output name ({wildcards} filled in), each under its
+    study's title: params `pages` of the rules that write a table's page beside its CSV.
+    """
+
+    def titled(wildcards):
+        values = dict(wildcards.items())
+        study = STUDY_TITLES.get(values.get("study"))
+        return {
+            key: (f"{study}: " if study else "") + text.format(**values)
+            for key, text in titles.items()
+        }
+
+    return titled
+
+
+def get_config_files():
+    """The run's config files in merge order (the Snakefile's configfile, then the --configfile
+    overlays), relative to the run directory: the crate records each with its SHA-256.
+    """
+    return [os.path.relpath(f) for f, _ in config_sources() if f != "--config"]
+
+
+def get_input_trees():
+    return glue(LAYOUT.input_trees)
+
+
+def get_repo_root():
+    """The checkout, relative to the run directory (a moved checkout reruns nothing)."""
+    return os.path.relpath(workflow.basedir)
+
+
+def front_page():
+    """The report's front page, written from this run's config (arms, data, split, training,
+    external cohorts, what was not run, departures from the paper preset config/config.yaml)
+    into .snakemake/mskdx/ when its text changed; its absolute path for `report:`."""
+    from mskdx.provenance.report import write_front_page
+
+    try:
+        paper = config_load.load_config()
+    except MskdxError as exc:
+        raise WorkflowError(str(exc)) from None
+    external = {study: external_cohorts(study) for study in STUDIES}
+    path = Path(".snakemake") / "mskdx" / "front_page.rst"
+    return write_front_page(config, path, external=external, paper_config=paper)
+
+
+from mskdx.provenance.summary import run_summary  # onsuccess: the terminal summary

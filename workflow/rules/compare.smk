@@ -9,11 +9,18 @@ rule tabulate_subgroups:
         external=get_all_external_ensembles,
         external_manifests=get_external_manifests,
         code=library_sources(
-            "ingest/label_levels", "evaluate/subgroups", "evaluate/stats"
+            "provenance/pages",
+            "ingest/label_levels",
+            "evaluate/subgroups",
+            "evaluate/stats",
+            "evaluate/comparisons",
+            "evaluate/comparison",
+            "evaluate/markdown",
         ),
     output:
-        csv=report(
-            "results/{study}/tables/subgroups.csv",
+        csv="results/{study}/tables/subgroups.csv",
+        page=report(
+            "results/{study}/tables/subgroups.html",
             caption="../report/subgroups.rst",
             category=study_category,
             subcategory="Subgroups and failures",
@@ -26,6 +33,7 @@ rule tabulate_subgroups:
     conda:
         "../../envs/stats.yaml"
     params:
+        pages=page_titles(page="Subgroups"),
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
         ),
@@ -94,10 +102,16 @@ rule plot_failures:
 rule tabulate_repeats:
     input:
         predictions=get_repeat_predictions,
-        code=library_sources("evaluate/repeats", "evaluate/stats/resampled"),
+        code=library_sources(
+            "evaluate/repeats",
+            "evaluate/stats/resampled",
+            "evaluate/stats/multiplicity",
+            "provenance/pages",
+        ),
     output:
-        csv=report(
-            "results/{study}/tables/table1_repeats.csv",
+        csv="results/{study}/tables/table1_repeats.csv",
+        page=report(
+            "results/{study}/tables/table1_repeats.html",
             caption="../report/table1_repeats.rst",
             category=study_category,
             subcategory="Tables",
@@ -110,13 +124,12 @@ rule tabulate_repeats:
     conda:
         "../../envs/stats.yaml"
     params:
+        pages=page_titles(page="Table I companion: repeated CV"),
         folds=lookup(dpath="studies/{study}/splits/folds", within=config),
         train_repeats=get_repeat_train_repeats,
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
         ),
-        best_arm=lookup(
-            dpath="studies/{study}/evaluate/best_arm", within=config, default="auto"
-        ),
+        reference=get_comparison_reference,
     script:
         "../scripts/tabulate_repeats.py"

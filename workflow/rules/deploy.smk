@@ -6,10 +6,13 @@
 rule write_model_card:
     input:
         unpack(get_model_card_tables),
-        code=library_sources("ingest/label_levels", "deploy/model_card"),
+        code=library_sources(
+            "provenance/pages", "ingest/label_levels", "deploy/model_card"
+        ),
     output:
-        card=report(
-            "results/{study}/model_card_{arm}.md",
+        card="results/{study}/model_card_{arm}.md",
+        page=report(
+            "results/{study}/model_card_{arm}.html",
             caption="../report/model_card.rst",
             category=study_category,
             subcategory="Model cards",
@@ -21,6 +24,7 @@ rule write_model_card:
     conda:
         "../../envs/stats.yaml"
     params:
+        pages=page_titles(page="Model card: {arm}"),
         settings=get_model_card_settings,
     script:
         "../scripts/write_model_card.py"

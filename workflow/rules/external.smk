@@ -6,6 +6,7 @@ use rule synthesize_cohort as synthesize_external with:
     output:
         dicom=directory("data/synthetic/external/{study}/{cohort}/dicom"),
         labels="data/synthetic/external/{study}/{cohort}/labels.csv",
+        image_labels="data/synthetic/external/{study}/{cohort}/image_labels.csv",
         truth="data/synthetic/external/{study}/{cohort}/masks.npz",
     log:
         "results/logs/synthesize_external/{study}/{cohort}.log",
@@ -44,6 +45,7 @@ rule score_external:
         images="results/{study}/external/{cohort}/cache/images.npy",
         manifest="results/{study}/external/{cohort}/cache/manifest.csv",
         code=library_sources(
+            "ingest/label_levels",
             "evaluate/external",
             "learn/inference",
             "learn/gradcam",
@@ -82,24 +84,29 @@ rule tabulate_external:
         unpack(get_external_scores),
         curves=get_development_curves,
         code=library_sources(
+            "provenance/pages",
             "ingest/label_levels",
             "evaluate/external",
             "evaluate/stats",
             "evaluate/tables",
+            "evaluate/comparisons",
+            "evaluate/comparison",
             "evaluate/markdown",
             "evaluate/papers",
         ),
     output:
-        csv=report(
-            "results/{study}/tables/external_{cohort}.csv",
+        csv="results/{study}/tables/external_{cohort}.csv",
+        page=report(
+            "results/{study}/tables/external_{cohort}.html",
             caption="../report/external_table.rst",
             category=study_category,
             subcategory="External validation",
             labels={"table": "image level", "cohort": "{cohort}"},
         ),
         md="results/{study}/tables/external_{cohort}.md",
-        patient_csv=report(
-            "results/{study}/tables/external_{cohort}_patients.csv",
+        patient_csv="results/{study}/tables/external_{cohort}_patients.csv",
+        patient_page=report(
+            "results/{study}/tables/external_{cohort}_patients.html",
             caption="../report/external_patients.rst",
             category=study_category,
             subcategory="External validation",
@@ -112,12 +119,14 @@ rule tabulate_external:
     conda:
         "../../envs/stats.yaml"
     params:
+        pages=page_titles(
+            page="External cohort {cohort}: image level",
+            patient_page="External cohort {cohort}: patient level",
+        ),
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
         ),
-        best_arm=lookup(
-            dpath="studies/{study}/evaluate/best_arm", within=config, default="auto"
-        ),
+        reference=get_comparison_reference,
     script:
         "../scripts/tabulate_external.py"
 

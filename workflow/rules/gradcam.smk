@@ -51,11 +51,15 @@ rule summarise_localisation:
     input:
         scores=get_gradcam_scores,
         code=library_sources(
-            "evaluate/localisation", "evaluate/stats", "evaluate/markdown"
+            "provenance/pages",
+            "evaluate/localisation",
+            "evaluate/stats",
+            "evaluate/markdown",
         ),
     output:
-        csv=report(
-            "results/{study}/tables/localisation.csv",
+        csv="results/{study}/tables/localisation.csv",
+        page=report(
+            "results/{study}/tables/localisation.html",
             caption="../report/localisation_table.rst",
             category=study_category,
             subcategory="Grad-CAM",
@@ -68,5 +72,7 @@ rule summarise_localisation:
     localrule: True
     conda:
         "../../envs/stats.yaml"
+    params:
+        pages=page_titles(page="Grad-CAM localisation"),
     script:
         "../scripts/summarise_localisation.py"

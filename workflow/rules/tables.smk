@@ -2,15 +2,19 @@ rule tabulate_image_level:
     input:
         predictions=get_predictions,
         code=library_sources(
+            "provenance/pages",
             "ingest/label_levels",
             "evaluate/stats",
             "evaluate/tables",
+            "evaluate/comparisons",
+            "evaluate/comparison",
             "evaluate/markdown",
             "evaluate/papers",
         ),
     output:
-        csv=report(
-            "results/{study}/tables/table1_image_level.csv",
+        csv="results/{study}/tables/table1_image_level.csv",
+        page=report(
+            "results/{study}/tables/table1_image_level.html",
             caption="../report/table1_image_level.rst",
             category=study_category,
             subcategory="Tables",
@@ -25,7 +29,8 @@ rule tabulate_image_level:
     conda:
         "../../envs/stats.yaml"
     params:
-        best_arm=lookup(dpath="studies/{study}/evaluate/best_arm", within=config),
+        pages=page_titles(page="Table I: image level"),
+        reference=get_comparison_reference,
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
         ),
@@ -36,6 +41,7 @@ rule tabulate_image_level:
 rule tabulate_complexity:
     input:
         code=library_sources(
+            "provenance/pages",
             "evaluate/complexity",
             "evaluate/markdown",
             "evaluate/papers/printed",
@@ -45,8 +51,9 @@ rule tabulate_complexity:
             "learn/gradcam",
         ),
     output:
-        csv=report(
-            "results/{study}/tables/table2_complexity.csv",
+        csv="results/{study}/tables/table2_complexity.csv",
+        page=report(
+            "results/{study}/tables/table2_complexity.html",
             caption="../report/table2_complexity.rst",
             category=study_category,
             subcategory="Tables",
@@ -61,6 +68,7 @@ rule tabulate_complexity:
     conda:
         "../../envs/torch.yaml"
     params:
+        pages=page_titles(page="Table II: parameters and MACs per arm"),
         arms=get_model_specs,
         input_shape=get_study_input_shape,
         title="Gout Table II: parameters and MACs per arm (ours vs paper)",
@@ -72,8 +80,9 @@ rule tabulate_complexity:
 # paper's Table II is the per-sequence performance
 use rule tabulate_complexity as tabulate_complexity_olt with:
     output:
-        csv=report(
-            "results/{study}/tables/complexity.csv",
+        csv="results/{study}/tables/complexity.csv",
+        page=report(
+            "results/{study}/tables/complexity.html",
             caption="../report/table2_complexity.rst",
             category=study_category,
             subcategory="Tables",
@@ -88,21 +97,26 @@ use rule tabulate_complexity as tabulate_complexity_olt with:
         arms=get_model_specs,
         input_shape=get_study_input_shape,
         title="OLT: parameters and MACs per arm",
+        pages=page_titles(page="Parameters and MACs per arm"),
 
 
 rule tabulate_patient_level:
     input:
         predictions=get_arm_predictions,
         code=library_sources(
+            "provenance/pages",
             "ingest/label_levels",
             "evaluate/stats",
             "evaluate/tables",
+            "evaluate/comparisons",
+            "evaluate/comparison",
             "evaluate/markdown",
             "evaluate/papers",
         ),
     output:
-        csv=report(
-            "results/{study}/tables/table3_patient_level_{arm}.csv",
+        csv="results/{study}/tables/table3_patient_level_{arm}.csv",
+        page=report(
+            "results/{study}/tables/table3_patient_level_{arm}.html",
             caption="../report/table3_patient_level.rst",
             category=study_category,
             subcategory="Tables",
@@ -118,6 +132,7 @@ rule tabulate_patient_level:
     conda:
         "../../envs/stats.yaml"
     params:
+        pages=page_titles(page="Table III: patient level, {arm}"),
         step=lookup(dpath="studies/{study}/evaluate/threshold_step", within=config),
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
@@ -130,15 +145,19 @@ rule tabulate_sequences:
     input:
         predictions=get_predictions,
         code=library_sources(
+            "provenance/pages",
             "ingest/label_levels",
             "evaluate/stats",
             "evaluate/tables",
+            "evaluate/comparisons",
+            "evaluate/comparison",
             "evaluate/markdown",
             "evaluate/papers",
         ),
     output:
-        csv=report(
-            "results/{study}/tables/table2_performance.csv",
+        csv="results/{study}/tables/table2_performance.csv",
+        page=report(
+            "results/{study}/tables/table2_performance.html",
             caption="../report/table2_performance.rst",
             category=study_category,
             subcategory="Tables",
@@ -153,6 +172,7 @@ rule tabulate_sequences:
     conda:
         "../../envs/stats.yaml"
     params:
+        pages=page_titles(page="Table II: per sequence"),
         image_threshold=lookup(
             dpath="studies/{study}/evaluate/image_threshold", within=config
         ),
@@ -162,10 +182,16 @@ rule tabulate_sequences:
 
 rule check_papers:
     input:
-        code=library_sources("evaluate/papers", "evaluate/stats", "evaluate/markdown"),
+        code=library_sources(
+            "provenance/pages",
+            "evaluate/papers",
+            "evaluate/stats",
+            "evaluate/markdown",
+        ),
     output:
-        csv=report(
-            "results/paper_check.csv",
+        csv="results/paper_check.csv",
+        page=report(
+            "results/paper_check.html",
             caption="../report/paper_check.rst",
             category="Paper check",
             labels={"table": "printed numbers recomputed"},
@@ -176,6 +202,8 @@ rule check_papers:
     localrule: True
     conda:
         "../../envs/stats.yaml"
+    params:
+        pages=page_titles(page="Paper check: printed numbers recomputed"),
     script:
         "../scripts/check_papers.py"
 
@@ -185,12 +213,19 @@ rule tabulate_checklist:
         manifest="results/{study}/cache/manifest.csv",
         refused="results/{study}/extract/refused.csv",
         splits="results/{study}/splits/splits.csv",
+        precision="results/{study}/tables/precision.csv",
         code=library_sources(
-            "ingest/label_levels", "evaluate/checklist", "evaluate/markdown"
+            "provenance/pages",
+            "ingest/label_levels",
+            "evaluate/checklist",
+            "evaluate/precision",
+            "evaluate/stats/hanley",
+            "evaluate/markdown",
         ),
     output:
-        csv=report(
-            "results/{study}/tables/claim_checklist.csv",
+        csv="results/{study}/tables/claim_checklist.csv",
+        page=report(
+            "results/{study}/tables/claim_checklist.html",
             caption="../report/claim_checklist.rst",
             category=study_category,
             subcategory="Reporting checklist",
@@ -203,6 +238,7 @@ rule tabulate_checklist:
     conda:
         "../../envs/stats.yaml"
     params:
+        pages=page_titles(page="Reporting checklist: CLAIM 2024 / TRIPOD+AI"),
         settings=get_checklist_settings,
         formats=lookup(dpath="figures/formats", within=config),
     script:

@@ -2,6 +2,8 @@
 
 from mskdx.evaluate.papers.check import write_paper_check
 from mskdx.io import log_to
+from mskdx.provenance.pages import without_pages, write_table_pages
 
 log_to(snakemake.log[0])
-write_paper_check(**snakemake.output)
+write_paper_check(**without_pages(snakemake.output))
+write_table_pages(snakemake.output, snakemake.params.pages)

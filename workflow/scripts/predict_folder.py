@@ -14,4 +14,6 @@ predict_step(
     gradcam=snakemake.params.gradcam,
     dicom_out=snakemake.params.dicom_out or None,
     dicom_send=snakemake.params.dicom_send or None,
+    dicom_maps=() if snakemake.params.dicom_maps == "none" else (snakemake.params.dicom_maps,),
+    dicom_sc=bool(snakemake.params.dicom_sc),
 )

@@ -2,6 +2,7 @@
 
 from mskdx.evaluate.checklist.fill import write_checklist
 from mskdx.io import log_to
+from mskdx.provenance.pages import without_pages, write_table_pages
 
 log_to(snakemake.log[0])
 write_checklist(
@@ -9,7 +10,9 @@ write_checklist(
     manifest=snakemake.input.manifest,
     refused=snakemake.input.refused,
     splits=snakemake.input.splits,
+    precision=snakemake.input.precision,
     settings=snakemake.params.settings,
     figure_format=snakemake.params.formats[0],
-    **snakemake.output,
+    **without_pages(snakemake.output),
 )
+write_table_pages(snakemake.output, snakemake.params.pages)

@@ -3,11 +3,13 @@ tabulate_complexity_olt)."""
 
 from mskdx.evaluate.complexity import write_complexity_table
 from mskdx.io import log_to
+from mskdx.provenance.pages import without_pages, write_table_pages
 
 log_to(snakemake.log[0])
 write_complexity_table(
     snakemake.params.arms,
     tuple(snakemake.params.input_shape),
-    **snakemake.output,
+    **without_pages(snakemake.output),
     title=snakemake.params.title,
 )
+write_table_pages(snakemake.output, snakemake.params.pages)

@@ -2,6 +2,7 @@
 
 from mskdx.evaluate.external import write_external_tables
 from mskdx.io import log_to
+from mskdx.provenance.pages import without_pages, write_table_pages
 
 log_to(snakemake.log[0])
 write_external_tables(
@@ -10,7 +11,8 @@ write_external_tables(
     study=snakemake.wildcards.study,
     cohort=snakemake.wildcards.cohort,
     image_threshold=snakemake.params.image_threshold,
-    best_arm=snakemake.params.best_arm,
+    reference=snakemake.params.reference,
     curves=snakemake.input.curves,
-    **snakemake.output,
+    **without_pages(snakemake.output),
 )
+write_table_pages(snakemake.output, snakemake.params.pages)

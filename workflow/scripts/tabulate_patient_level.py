@@ -2,11 +2,13 @@
 
 from mskdx.evaluate.tables import write_patient_level_table
 from mskdx.io import log_to
+from mskdx.provenance.pages import without_pages, write_table_pages
 
 log_to(snakemake.log[0])
 write_patient_level_table(
     snakemake.input.predictions,
     step=snakemake.params.step,
     image_threshold=snakemake.params.image_threshold,
-    **snakemake.output,
+    **without_pages(snakemake.output),
 )
+write_table_pages(snakemake.output, snakemake.params.pages)

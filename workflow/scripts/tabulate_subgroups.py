@@ -3,6 +3,7 @@ tabulate_subgroups)."""
 
 from mskdx.evaluate.subgroups import tabulate_subgroups_step
 from mskdx.io import log_to
+from mskdx.provenance.pages import without_pages, write_table_pages
 
 log_to(snakemake.log[0])
 tabulate_subgroups_step(
@@ -12,5 +13,6 @@ tabulate_subgroups_step(
     external_manifests=snakemake.input.external_manifests,
     image_threshold=snakemake.params.image_threshold,
     min_patients=snakemake.params.min_patients,
-    **snakemake.output,
+    **without_pages(snakemake.output),
 )
+write_table_pages(snakemake.output, snakemake.params.pages)

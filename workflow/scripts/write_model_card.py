@@ -2,6 +2,7 @@
 
 from mskdx.deploy.model_card import write_model_card
 from mskdx.io import log_to
+from mskdx.provenance.pages import write_markdown_html
 
 log_to(snakemake.log[0])
 write_model_card(
@@ -16,4 +17,7 @@ write_model_card(
     external=list(snakemake.input.get("external", [])),
     localisation=snakemake.input.localisation,
     subgroups=snakemake.input.subgroups,
+)
+write_markdown_html(
+    snakemake.output.card, snakemake.output.page, title=snakemake.params.pages["page"]
 )

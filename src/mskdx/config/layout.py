@@ -166,6 +166,22 @@ class Layout:
     def image_threshold(self, study: str) -> float:
         return float(self.study(study)["evaluate"]["image_threshold"])
 
+    def comparison_reference(self, study: str) -> str:
+        """The arm the image-level tests compare the others with, or "auto" (issue 37)."""
+        reference = str(self.study(study).get("comparison", {}).get("reference", "auto"))
+        if reference != "auto" and reference not in self.arms(study):
+            raise ConfigError(
+                f"studies.{study}.comparison.reference={reference!r} is not an arm of {study}; "
+                f"expected auto or one of {self.arms(study)}"
+            )
+        return reference
+
+    def riley_plan(self, study: str) -> dict | None:
+        """The planned development sample size (precision.riley: r2_cs, parameters, prevalence)
+        the precision table checks the cohort against; None when the study states none."""
+        riley = (self.study(study).get("precision") or {}).get("riley")
+        return dict(riley) if riley else None
+
     def external_cohorts(self, study: str) -> list[str]:
         """Names of a study's external cohorts: synthetic ones, or those listed for own data."""
         if self.source == "synthetic":
@@ -175,28 +191,57 @@ class Layout:
     # ---- inputs ------------------------------------------------------------------------------
 
     def study_input(self, study: str) -> dict[str, str]:
-        """DICOM folder, label sheet and (optional) lesion masks of a study's own data."""
+        """DICOM folder, label sheet and the optional image label sheet and lesion masks of a
+        study's own data (keys dicom, labels, image_labels, truth)."""
         if self.source == "synthetic":
-            return self._synthetic(f"data/synthetic/{study}")
-        return checks.study_input_paths(self.study(study), study)
+            return self._synthetic(f"data/synthetic/{study}", self.image_sheet_columns(study))
+        paths = checks.study_input_paths(self.study(study), study)
+        given = self.study(study)["input"]
+        return self._with_image_sheet(study, paths, given, f"studies.{study}.input.image_labels")
 
     def external_input(self, study: str, cohort: str) -> dict[str, str]:
-        """DICOM folder, label sheet and (optional) masks of one external cohort."""
+        """DICOM folder, label sheet, (optional) image label sheet and masks of one external
+        cohort."""
         if self.source == "synthetic":
-            return self._synthetic(f"data/synthetic/external/{study}/{cohort}")
+            return self._synthetic(
+                f"data/synthetic/external/{study}/{cohort}", self.image_sheet_columns(study)
+            )
         given = next(c for c in self.study(study)["external"] if c["name"] == cohort)
         paths = {"dicom": given["dicom_dir"], "labels": given["labels"]}
         if given.get("masks"):
             paths["truth"] = given["masks"]
-        return paths
+        key = f"studies.{study}.external (cohort {cohort}): image_labels"
+        return self._with_image_sheet(study, paths, given, key)
+
+    def image_sheet_columns(self, study: str) -> bool:
+        """Whether the study names an image label sheet's columns (`labels.images`): the
+        synthetic cohorts' sheets are read only then (`labels.images: null` = every image
+        carries its patient's diagnosis)."""
+        return bool(self.study(study)["labels"].get("images"))
+
+    def _with_image_sheet(
+        self, study: str, paths: dict[str, str], given: Mapping, key: str
+    ) -> dict[str, str]:
+        sheet = str(given.get("image_labels") or "").strip()
+        if not sheet:
+            return paths
+        if not self.image_sheet_columns(study):
+            raise ConfigError(
+                f"{key} names an image label sheet but studies.{study}.labels.images (its key, "
+                "columns and values) is not set"
+            )
+        return {**paths, "image_labels": sheet}
 
     @staticmethod
-    def _synthetic(base: str) -> dict[str, str]:
-        return {
+    def _synthetic(base: str, image_sheet: bool) -> dict[str, str]:
+        paths = {
             "dicom": f"{base}/dicom",
             "labels": f"{base}/labels.csv",
             "truth": f"{base}/masks.npz",
         }
+        if image_sheet:
+            paths["image_labels"] = f"{base}/image_labels.csv"
+        return paths
 
     # ---- results/ ------------------------------------------------------------------------------
 
@@ -227,6 +272,11 @@ class Layout:
     def arm_settings_file(self, study: str, arm: str) -> Path:
         """arm.json: what the trained arm needs to be run again (`arm_settings`)."""
         return self.results / study / "models" / arm / "arm.json"
+
+    def ood_reference(self, study: str, arm: str) -> Path:
+        """ood.npz: the arm's out-of-distribution reference (`mskdx.deploy.ood`; feature
+        statistics of the development images, no PHI), beside arm.json."""
+        return self.results / study / "models" / arm / "ood.npz"
 
     def cache(self, study: str, name: str, cohort: str | None = None) -> Path:
         """images.npy, masks.npy, manifest.csv or source.json of a study's (or cohort's) cache."""
@@ -267,6 +317,11 @@ class Layout:
         predict is started (rule predict_folder or `mskdx predict`)."""
         return self.private / study / "predict" / arm / "file_map.csv"
 
+    def predict_retrieved(self, study: str, arm: str) -> Path:
+        """Where `mskdx predict --from-pacs` retrieves a study (a private temporary folder is
+        made inside, removed afterwards unless kept: the files carry the patient's identity)."""
+        return self.private / study / "predict" / arm / "retrieved"
+
     def predict_dicom_dir(self, study: str, arm: str) -> Path:
         """Default folder of predict's DICOM results (they carry the source PHI)."""
         return self.private / study / "predict" / arm / "dicom"
@@ -290,6 +345,26 @@ class Layout:
             "threads": self.threads(study),
             "key_env": self.key_env,
         }
+
+    # ---- provenance ------------------------------------------------------------------------------
+
+    def crate(self) -> Path:
+        """The run's Workflow Run RO-Crate (mskdx.provenance.crate): results/ is the crate."""
+        return self.results / "ro-crate-metadata.json"
+
+    def input_trees(self) -> dict[str, str]:
+        """Label ("gout", "gout/site_b") -> DICOM folder of every input tree of the run, which
+        the crate describes by inventory digest only; a study whose input is unset is left out
+        (a run of the other study's results)."""
+        trees = {}
+        for study in STUDIES:
+            try:
+                trees[study] = self.study_input(study)["dicom"]
+            except ConfigError:
+                continue
+            for cohort in self.external_cohorts(study):
+                trees[f"{study}/{cohort}"] = self.external_input(study, cohort)["dicom"]
+        return trees
 
     # ---- rule all ------------------------------------------------------------------------------
 
@@ -315,7 +390,8 @@ class Layout:
             tables, figures = self.tables(study), r / study / "figures"
             if self.repeated_cv(study):
                 out.append(tables / "table1_repeats.csv")
-            for name in ("localisation", "calibration", "claim_checklist", "subgroups"):
+            names = ("localisation", "calibration", "precision", "claim_checklist", "subgroups")
+            for name in names:
                 out.append(tables / f"{name}.csv")
             stems = [figures / n for n in ("roc", "localisation", "decision_curve", "failures")]
             for arm in self.arms(study):
@@ -324,6 +400,7 @@ class Layout:
                 ]
                 stems += [figures / f"curves_{arm}_fold{fold}" for fold in self.folds(study)]
                 out.append(self.arm_settings_file(study, arm))
+                out.append(self.ood_reference(study, arm))
             out += [self.figure(stem) for stem in stems]
             if self.external_cohorts(study):
                 out.append(self.figure(figures / "roc_external"))

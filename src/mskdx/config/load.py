@@ -152,6 +152,10 @@ def _where(path: Sequence, sources) -> str:
     return f" (set in {name})" if name else ""
 
 
+#: keys that moved: (parent key, old key) -> the new key path under the study
+RENAMED = {("evaluate", "best_arm"): "comparison.reference"}
+
+
 def describe_error(error: jsonschema.ValidationError, sources=()) -> str:
     """One line for a schema error: key path, file, the problem and the expectation."""
     path = list(error.absolute_path)
@@ -160,6 +164,14 @@ def describe_error(error: jsonschema.ValidationError, sources=()) -> str:
         extra = [k for k in error.instance if k not in allowed]
         if extra:
             key = extra[0]
+            moved = RENAMED.get((path[-1] if path else None, key))
+            if moved:  # issue 37: one study key, e.g. studies.gout.evaluate.best_arm
+                new = _key_path([*path[:-1], *moved.split(".")])
+                where = _where([*path, key], sources)
+                return (
+                    f"config: {_key_path([*path, key])}: renamed to {new}{where}; set {new} (an "
+                    "arm named in advance, or auto) instead"
+                )
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(allowed)}"
             where = _where([*path, key], sources)

@@ -7,11 +7,14 @@ Written with highdicom (`hd.sr.ComprehensiveSR`, `hd.sc.SCImage`), never by hand
   measurements hold one TID 1501 group per image (tracking identifier = the image's `I-` key,
   source image = the source SOP Instance and frame, measurement = the ensemble probability,
   qualitative evaluation = the call against the image threshold) and one patient group (mean
-  probability, share of images called positive and, for gout, the patient threshold and the
-  patient call). Every group carries the algorithm identification (TID 4019): model name
-  `mskdx <study>/<arm>`, version (mskdx version + a digest of the fold checkpoints), parameters
-  (arm, folds, thresholds).
-- **Secondary Capture** per Grad-CAM image: the network input (the crop, at the model's size)
+  probability, share of images called positive, the number of images flagged outside the
+  training distribution and, for gout, the patient threshold and the patient call); each image
+  group also says whether the image lies outside the training distribution (`mskdx.deploy.ood`).
+  Every group carries the algorithm identification (TID 4019): model name `mskdx <study>/<arm>`,
+  version (mskdx version + a digest of the fold checkpoints), parameters (arm, folds,
+  thresholds).
+- **Secondary Capture** per Grad-CAM image (an option: the maps of `mskdx.deploy.maps` are
+  what viewers can window and toggle): the network input (the crop, at the model's size)
   with the first fold model's map burned in as a jet colour overlay, RGB, in the source study,
   referencing its source image.
 
@@ -207,10 +210,14 @@ def _image_group(row, source: Source, ds, model: ModelInfo):
         value=float(row["prob"]),
         unit=codes.UCUM.NoUnits,
     )
-    call = hd.sr.QualitativeEvaluation(
-        name=_code("IMAGECALL", "Image-level call"),
-        value=_call_code(bool(row["call"]), model),
-    )
+    evaluations = [
+        hd.sr.QualitativeEvaluation(
+            name=_code("IMAGECALL", "Image-level call"),
+            value=_call_code(bool(row["call"]), model),
+        )
+    ]
+    if "ood" in row and pd.notna(row["ood"]):
+        evaluations.append(_ood_evaluation(row))
     frames = [source.frame + 1] if source.number_of_frames > 1 else None
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
@@ -219,8 +226,23 @@ def _image_group(row, source: Source, ds, model: ModelInfo):
         ),
         algorithm_id=_algorithm(model),
         measurements=[prob],
-        qualitative_evaluations=[call],
+        qualitative_evaluations=evaluations,
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(ds, frames)],
+    )
+
+
+#: SNOMED CT yes / no, the answer of the OOD qualitative evaluation
+_YES = ("373066001", "SCT", "Yes")
+_NO = ("373067005", "SCT", "No")
+
+
+def _ood_evaluation(row):
+    """Whether the image lies outside what the model was trained on (`mskdx.deploy.ood`)."""
+    import highdicom as hd
+
+    value = hd.sr.CodedConcept(*(_YES if int(row["ood"]) else _NO))
+    return hd.sr.QualitativeEvaluation(
+        name=_code("OOD", "Outside the training distribution"), value=value
     )
 
 
@@ -241,6 +263,14 @@ def _patient_group(patient: str, summary, model: ModelInfo, study_uid: str):
         ),
         measure("SHARE", "Share of images called positive", summary["share"]),
     ]
+    if "ood_images" in summary.index and pd.notna(summary.get("ood_images")):
+        measurements.append(
+            measure(
+                "OODCOUNT",
+                "Number of images outside the training distribution",
+                summary["ood_images"],
+            )
+        )
     evaluations = []
     if "call" in summary.index and pd.notna(summary.get("call")):
         measurements.append(

@@ -66,9 +66,14 @@ _SINGLE_FRAME = {
 
 
 def has_frame_of_reference(ds) -> bool:
-    """A Parametric Map needs a frame of reference (its IOD's Frame of Reference module is
-    mandatory); screen captures (US, SC) have none."""
-    return bool(str(ds.get("FrameOfReferenceUID", "") or "").strip())
+    """A Parametric Map needs a frame of reference in patient coordinates (its IOD's Frame of
+    Reference module and plane position / orientation are mandatory): a FrameOfReferenceUID
+    with ImagePositionPatient, ImageOrientationPatient and PixelSpacing (MR, CT). Screen
+    captures (US, SC) have none, even where they carry a FrameOfReferenceUID (ultrasound
+    regions are not patient coordinates)."""
+    return bool(str(ds.get("FrameOfReferenceUID", "") or "").strip()) and all(
+        ds.get(k) for k in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+    )
 
 
 def crop_box(row: Mapping) -> tuple[int, int, int, int] | None:

@@ -2,10 +2,11 @@
 
 Sections (after Mitchell et al., "Model Cards for Model Reporting", 2019): model details,
 intended use, training data (counts, devices where the manifest records them, class mix),
-development and external performance with their 95% CIs, calibration, subgroups, localisation,
-known limits. Every number is read from a table the workflow wrote (manifest, Table I/II/III,
-external_*, calibration, localisation); nothing is typed in by hand. Pseudonymous data only:
-the card is a results/ file and in the report.
+development and external performance with their 95% CIs (image level: clustered by patient,
+with the clustered, Holm-adjusted test against the reference arm), calibration, subgroups,
+localisation, known limits. Every number is read from a table the workflow wrote (manifest,
+Table I/II/III, external_*, calibration, localisation); nothing is typed in by hand.
+Pseudonymous data only: the card is a results/ file and in the report.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def development(study: str, arm: str, performance: pd.DataFrame, patients) -> st
                 _gout_row("patients (training-fold threshold)", r)
                 for r in pooled.to_dict("records")
             ]
-        return md_table(rows, ["level", "n", "ACC % (95% CI)", "SEN %", "SPE %", "AUC"])
+        columns = ["level", "n", "ACC % (95% CI)", "SEN %", "SPE %", "AUC", "vs reference"]
+        return md_table(rows, columns)
     rows = [_olt_row(r) for r in part.to_dict("records")]
     return md_table(rows, ["class", "n", "precision", "recall", "F1", "accuracy %", "AUC"])
 
@@ -115,7 +117,25 @@ def _gout_row(level: str, r: Mapping) -> dict:
         "SEN %": _ci(r, "sen"),
         "SPE %": _ci(r, "spe"),
         "AUC": _ci(r, "auc", 3),
+        "vs reference": _versus(r),
     }
+
+
+def _p(value) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{float(value):.3g}"
+
+
+def _versus(r: Mapping) -> str:
+    """The arm's clustered tests against the reference arm (Table I), Holm-adjusted p first."""
+    if "reference_arm" not in r or pd.isna(r.get("reference_arm")):
+        return ""  # patient level: Table III compares no arms
+    if bool(r.get("is_reference")):
+        return f"reference ({r.get('reference_rule', '')})"
+    return (
+        f"vs {r['reference_arm']}: AUC difference {_fmt(r.get('auc_diff'))} (reference minus "
+        f"this arm), adjusted p {_p(r.get('p_auc_adjusted'))}; ACC adjusted p "
+        f"{_p(r.get('p_acc_adjusted'))}"
+    )
 
 
 def _olt_row(r: Mapping) -> dict:
@@ -185,10 +205,40 @@ def localisation(arm: str, table: pd.DataFrame | None) -> tuple[str, list[str]]:
     return md_table(rows, ["images", "pointing game", "chance", "tolerance px"]), limits
 
 
+def comparison_limits(study: str, arm: str, performance: pd.DataFrame) -> list[str]:
+    """What the clustered, Holm-adjusted test against the reference arm says of this arm's AUC
+    (Table I's pooled row; OLT's arms score different images and are not compared)."""
+    if study != "gout" or "p_auc_adjusted" not in performance.columns:
+        return []
+    part = performance[
+        (performance["arm"].astype(str) == arm) & (performance["fold"].astype(str) == "pooled")
+    ]
+    if part.empty or bool(part.iloc[0].get("is_reference")):
+        return []
+    r = part.iloc[0]
+    ref, p = r["reference_arm"], r["p_auc_adjusted"]
+    if pd.isna(p):
+        return [f"Its AUC was not tested against the reference arm {ref} (see Table I's note)."]
+    if p >= 0.05:
+        return [
+            f"Its AUC is not distinguishable from the reference arm {ref}'s (test clustered by "
+            f"patient, Holm-adjusted p = {_p(p)}): the data do not rank these two arms."
+        ]
+    side = "below" if r["auc_diff"] > 0 else "above"
+    return [
+        f"Its AUC is {side} the reference arm {ref}'s (test clustered by patient, Holm-adjusted "
+        f"p = {_p(p)}), on one split and one training run (Table I's companion tests training)."
+    ]
+
+
 def known_limits(
     settings: Mapping, manifest: pd.DataFrame, calib: pd.DataFrame, arm: str
 ) -> list[str]:
-    limits = []
+    limits = [
+        "Meant only for images like its development images: `mskdx predict` flags an image "
+        "outside them (feature distance, fold disagreement, crop QC; columns `ood`, "
+        "`ood_reasons`) and its score should then not be used."
+    ]
     scale = settings.get("preprocess", {}).get("scale")
     if settings.get("source") == "synthetic":
         limits.append(
@@ -289,6 +339,7 @@ def build_card(
     loc_text, loc_limits = localisation(arm, localisation_table)
     sub_text, sub_limits = subgroups(arm, subgroup_table)
     limits = known_limits(settings, manifest, calibration_table, arm) + loc_limits + sub_limits
+    limits += comparison_limits(study, arm, performance)
     parts = [
         f"# Model card: {study}/{arm}\n",
         "## Model details\n",
@@ -299,13 +350,14 @@ def build_card(
         "not for diagnosis alone. Not for other joints, sequences, modalities or children.\n",
         "## Training data\n",
         training_data(manifest, settings.get("arm_spec", {}).get("sequence"), labels),
-        "## Development performance (test folds, 95% CIs)\n",
+        "## Development performance (test folds; image-level 95% CIs and tests clustered by "
+        "patient)\n",
         development(study, arm, performance, patients),
         "## External performance\n",
         external(study, arm, external_tables),
         "## Calibration\n",
         calibration(arm, calibration_table),
-        "## Subgroups (image level, 95% CIs)\n",
+        "## Subgroups (image level, 95% CIs clustered by patient)\n",
         sub_text,
         "## Localisation (Grad-CAM)\n",
         loc_text,

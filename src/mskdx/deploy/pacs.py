@@ -68,7 +68,8 @@ def _error(message: str, *, terminal: str | None = None) -> PacsError:
     return err
 
 
-def _query(study_uid: str | None, accession: str | None) -> tuple[str, str]:
+def check_query(study_uid: str | None, accession: str | None) -> tuple[str, str]:
+    """(key, value) of the query: exactly one of a StudyInstanceUID and an AccessionNumber."""
     if bool(study_uid) == bool(accession):
         raise ConfigError("--from-pacs needs exactly one of --study-uid and --accession")
     return ("StudyInstanceUID", study_uid) if study_uid else ("AccessionNumber", accession)  # type: ignore[return-value]
@@ -87,7 +88,7 @@ def retrieve_study(
 ) -> Iterator[Path]:
     """Retrieve one study into a new private folder under `folder`; yield that folder."""
     target = parse_pacs(pacs) if isinstance(pacs, str) else pacs
-    key, value = _query(study_uid, accession)
+    key, value = check_query(study_uid, accession)
     Path(folder).mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix="pacs-", dir=folder))
     try:

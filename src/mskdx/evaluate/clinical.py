@@ -98,7 +98,27 @@ def _calibration_row(part: pd.DataFrame, method: str, clustered: bool) -> dict:
     row["patients"] = c_fit.clusters
     clustered_notes = [f"clustered: {x}" for x in (c_fit.note, c_brier.note) if x]
     row["note"] = "; ".join(x for x in (row["note"], *clustered_notes) if x)
-    return row
+    return {key: row[key] for key in CLUSTERED_COLUMNS}
+
+
+#: columns of the clustered table: each independent CI beside its clustered one, note last
+CLUSTERED_COLUMNS = (
+    "n",
+    "patients",
+    "positives",
+    "brier",
+    "brier_ci",
+    "brier_ci_independent",
+    "brier_prevalence_only",
+    "intercept",
+    "intercept_ci",
+    "intercept_ci_independent",
+    "slope",
+    "slope_ci",
+    "slope_ci_independent",
+    "method",
+    "note",
+)
 
 
 def calibration_table(
@@ -216,7 +236,13 @@ def write_calibration_table(
     for row in table[table["note"] != ""].itertuples():
         log.info("calibration %s %s (%s level): %s", row.cohort, row.arm, row.level, row.note)
     write_table(table, csv)
-    write_text(md, to_markdown(table, "Calibration: Brier score, intercept and slope (95% CIs)"))
+    title = "Calibration: Brier score, intercept and slope (95% CIs)"
+    if clustered:
+        title = (
+            "Calibration: Brier score, intercept and slope (95% CIs clustered by patient; "
+            "*_ci_independent: images taken as independent)"
+        )
+    write_text(md, to_markdown(table, title))
 
 
 def plot_calibration_step(

@@ -52,7 +52,7 @@ from mskdx.evaluate.stats.multiplicity import holm, pairwise_holm
 from mskdx.evaluate.stats.proportions import proportion
 from mskdx.io import atomic_path
 
-__all__ = ["Cohort", "compare_predictions", "read_comparison_input"]
+__all__ = ["Cohort", "adjusted_pvalues", "compare_predictions", "read_comparison_input"]
 
 log = logging.getLogger(__name__)
 
@@ -280,14 +280,19 @@ def _pick_reference(rows: list[dict], reference: str, arms: list[str], path: Pat
     return arms[int(np.nanargmax(aucs))]
 
 
-def _adjust(
+def adjusted_pvalues(
     arms: list[str],
     ref: str,
     tests: dict[str, dict],
     auto: bool,
     pair: Callable[[str, str], dict],
 ) -> dict[str, dict[str, float]]:
-    """Adjusted p-values per arm: Holm of k - 1 (named) or all-pairs Holm (auto)."""
+    """Adjusted p-values per arm: Holm of k - 1 (named) or all-pairs Holm (auto).
+
+    `tests[arm]` holds the columns p_<metric> and p_<metric>_independent (metric in `TESTED`) of
+    `ref` against each other arm; `pair(a, b)` computes them for two other arms (``auto`` only).
+    Returns per other arm p_<metric>_adjusted and p_<metric>_adjusted_independent.
+    """
     others = [a for a in arms if a != ref]
     out: dict[str, dict[str, float]] = {a: {} for a in others}
     cache: dict[tuple[str, str], dict] = {}
@@ -380,7 +385,7 @@ def compare_predictions(
         notes.append(arm_notes)
     ref = _pick_reference(rows, reference, arms, path)
     tests = {arm: _pair_tests(cohort, ref, arm, threshold, level) for arm in arms if arm != ref}
-    adjusted = _adjust(
+    adjusted = adjusted_pvalues(
         arms, ref, tests, reference == "auto",
         lambda a, b: _pair_tests(cohort, a, b, threshold, level),
     )  # fmt: skip

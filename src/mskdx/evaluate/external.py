@@ -9,9 +9,11 @@ fold models (an ensemble of the k cross-validation models; OLT has one model, so
 each fold model's scores are kept as well.
 
 Tables: the development tables' own builders (`mskdx.evaluate.tables.gout_image_table`, `olt_table`)
-on the ensemble and on each fold model; the patient level of gout applies the development threshold:
-the mean over folds of the threshold each fold searched on its training patients (Table III), to the
-share of a patient's images called abnormal.
+on the ensemble and on each fold model, so clustered by patient with the image-independent values
+beside them and the tests against the configured reference (`mskdx.evaluate.comparisons`); the
+patient level of gout applies the development threshold: the mean over folds of the threshold each
+fold searched on its training patients (Table III), to the share of a patient's images called
+abnormal.
 """
 
 from __future__ import annotations
@@ -26,12 +28,24 @@ import numpy as np
 import pandas as pd
 
 from mskdx.errors import PreprocessError
+from mskdx.ingest.label_levels import label_note, patient_level
 from mskdx.io import read_table, write_table, write_text
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
-PREDICTION_COLUMNS = ["study", "arm", "fold", "subset", "patient", "image_id", "label", "prob"]
+#: `label` is the image label, `patient_label` the patient's diagnosis (`mskdx.ingest.extract`)
+PREDICTION_COLUMNS = [
+    "study",
+    "arm",
+    "fold",
+    "subset",
+    "patient",
+    "image_id",
+    "label",
+    "patient_label",
+    "prob",
+]
 #: paper columns make no sense for a cohort the paper never saw
 _PAPER_PREFIX = "paper_"
 
@@ -65,6 +79,8 @@ def score_cohort(
         raise PreprocessError(
             f"{manifest}: no images{f' of sequence {sequence!r}' if sequence else ''} to score"
         )
+    if "patient_label" not in table.columns:  # a cache written before image labels
+        table = table.assign(patient_label=table["label"])
     table = table.sort_values(["patient", "image_id"], kind="stable").reset_index(drop=True)
     pixels = np.asarray(bank_np[table["index"].to_numpy(np.int64)])
     parts = []
@@ -83,7 +99,11 @@ def score_cohort(
     per_fold = pd.concat(parts, ignore_index=True)
     ensemble = (
         per_fold.groupby(["patient", "image_id"], sort=True)
-        .agg(label=("label", "first"), prob=("prob", "mean"))
+        .agg(
+            label=("label", "first"),
+            patient_label=("patient_label", "first"),
+            prob=("prob", "mean"),
+        )
         .reset_index()
         .assign(study=study, arm=arm, fold=0, subset="test")
     )
@@ -101,18 +121,21 @@ def image_table(
     ensemble: pd.DataFrame,
     *,
     image_threshold: float,
-    best_arm: str = "auto",
+    reference: str = "auto",
 ) -> pd.DataFrame:
     """The development image-level table on an external cohort: ensemble rows, then each fold's.
 
-    Gout: Table I's columns (Wilson CIs, DeLong AUC CI, McNemar and DeLong tests against the
-    best arm on the same images) per model; OLT: Table II's per-class rows per model.
+    Gout: Table I's columns per model (CIs clustered by patient with the image-independent ones
+    beside them, the clustered tests against `reference` on the same images, Holm-adjusted;
+    `mskdx.evaluate.comparisons`); OLT: Table II's per-class rows per model.
     """
     from mskdx.evaluate import tables
 
     def build(preds: pd.DataFrame) -> pd.DataFrame:
         if study == "gout":
-            out = tables.gout_image_table(preds, best_arm=best_arm, image_threshold=image_threshold)
+            out = tables.gout_image_table(
+                preds, reference=reference, image_threshold=image_threshold
+            )
             return out[out["fold"] == "pooled"].drop(columns="fold")
         return tables.olt_table(preds, image_threshold=image_threshold)
 
@@ -135,12 +158,13 @@ def development_threshold(curves: PathLike) -> float:
 def patient_table(
     ensemble: pd.DataFrame, thresholds: Mapping[str, float], *, image_threshold: float
 ) -> pd.DataFrame:
-    """Gout patient diagnosis on an external cohort with each arm's development threshold."""
+    """Gout patient diagnosis on an external cohort with each arm's development threshold: a
+    patient is scored against its diagnosis (`patient_label`), not its images' labels."""
     from mskdx.evaluate.stats.metrics import binary_metrics
     from mskdx.evaluate.stats.threshold import diagnose
 
     rows = []
-    for arm, preds in ensemble.groupby("arm", sort=True):
+    for arm, preds in patient_level(ensemble).groupby("arm", sort=True):
         per_patient = (
             preds.assign(abnormal=preds["prob"] > image_threshold)
             .groupby("patient", sort=True)
@@ -220,7 +244,7 @@ def write_external_tables(
     study: str,
     cohort: str,
     image_threshold: float,
-    best_arm: str,
+    reference: str,
     curves: Sequence[PathLike],
     csv: PathLike,
     md: PathLike,
@@ -228,19 +252,21 @@ def write_external_tables(
     patient_md: PathLike,
 ) -> None:
     """Image-level (and, for gout, patient-level) tables of one external cohort."""
-    from mskdx.evaluate.markdown import to_markdown
+    from mskdx.evaluate.comparisons import markdown_view, table_notes
+    from mskdx.evaluate.markdown import to_markdown, write_table_pair
 
     folds = pd.concat([read_table(p, "predictions") for p in per_fold], ignore_index=True)
     mean = pd.concat([read_table(p, "predictions") for p in ensemble], ignore_index=True)
-    images = image_table(study, folds, mean, image_threshold=image_threshold, best_arm=best_arm)
-    write_table(images, csv)
-    write_text(md, to_markdown(images, f"External cohort {cohort}: image level"))
+    images = image_table(study, folds, mean, image_threshold=image_threshold, reference=reference)
+    note = label_note(mean)
+    title = f"External cohort {cohort}: image level ({note})"
+    write_table_pair(images, csv, md, title, view=markdown_view, notes=table_notes(images))
     if study == "gout":
         thresholds = {
             Path(p).stem.removeprefix("threshold_curves_"): development_threshold(p) for p in curves
         }
         patients = patient_table(mean, thresholds, image_threshold=image_threshold)
-        title = f"External cohort {cohort}: patient level (development thresholds)"
+        title = f"External cohort {cohort}: patient level (development thresholds; {note})"
     else:
         patients = pd.DataFrame({"note": ["OLT is diagnosed per image; no patient level"]})
         title = f"External cohort {cohort}: patient level"
@@ -260,7 +286,7 @@ def plot_roc_external_step(
         test = scored_rows(predictions)
         title = "development (pooled test folds)" if name == "development" else f"external: {name}"
         panels[title] = {
-            arm: (part["label"].to_numpy(), part["prob"].to_numpy())
+            arm: (part["label"].to_numpy(), part["prob"].to_numpy(), part["patient"].to_numpy())
             for arm, part in test.groupby("arm", sort=True)
         }
     plot_roc_panels(panels, outputs, style)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,9 @@ def compact_view(table: pd.DataFrame) -> pd.DataFrame:
     """Merge each metric's value, count and CI columns into one text cell for display.
 
     ``acc`` + ``acc_k``/``acc_n`` + ``acc_low``/``acc_high`` -> "83.3 (334/401) [81.2, 85.4]"
-    (percent metrics with 1 decimal, others with 3); ``p_*`` columns as "0.032" / "<0.001";
+    (percent metrics with 1 decimal, others with 3); ``acc_low_independent`` +
+    ``acc_high_independent`` -> a cell "acc independent", "[80.1, 86.2]"; ``p_*`` columns as
+    "0.032" / "<0.001";
     discordant counts and z are dropped. Other columns are kept as they are.
     """
     out = pd.DataFrame(index=table.index)
@@ -60,6 +63,17 @@ def compact_view(table: pd.DataFrame) -> pd.DataFrame:
             continue
         base = column
         parts = [f"{base}_k", f"{base}_n", f"{base}_low", f"{base}_high"]
+        independent = re.fullmatch(r"(\w+)_low_independent", column)
+        if independent and f"{independent[1]}_high_independent" in table.columns:
+            metric = independent[1].removeprefix("paper_")
+            digits = 1 if metric in PERCENT_METRICS else 3
+            high = table[f"{independent[1]}_high_independent"]
+            out[f"{independent[1]} independent"] = [
+                "" if pd.isna(lo) else f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+                for lo, hi in zip(table[column], high, strict=True)
+            ]
+            used.update({column, f"{independent[1]}_high_independent"})
+            continue
         if any(p in table.columns for p in parts[2:]):
             metric = base.removeprefix("paper_")
             digits = 1 if metric in PERCENT_METRICS else 3
@@ -111,7 +125,17 @@ def to_markdown(df: pd.DataFrame, title: str = "", digits: int = 3, compact: boo
     return "\n".join(lines) + "\n"
 
 
-def write_table_pair(df: pd.DataFrame, csv: PathLike, md: PathLike, title: str) -> None:
-    """Write a result table as CSV (machine-readable) and Markdown (for people)."""
+def write_table_pair(
+    df: pd.DataFrame,
+    csv: PathLike,
+    md: PathLike,
+    title: str,
+    *,
+    view: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    notes: str = "",
+) -> None:
+    """Write a result table as CSV (machine-readable, every column) and Markdown (for people:
+    `view` of it, e.g. without detail columns, and `notes` under the table)."""
     write_table(df, csv)
-    write_text(md, to_markdown(df, title))
+    text = to_markdown(view(df) if view else df, title)
+    write_text(md, text + (f"\n{notes.rstrip()}\n" if notes else ""))

@@ -15,12 +15,18 @@ Per cohort and arm (`precision_table`):
   candidate parameters are given, the full minimum sample size of Riley et al. (2019, Stat Med
   38:1276, part II; 2020, BMJ 368:m441), `riley_sample_size`, as R's pmsampsize computes it.
 
-The design effect is an argument (one float for the study: the lead will pass the clustered
-engine's, `mskdx.evaluate.stats.clustered`, once it exists) or is computed here by
-`design_effect`: the ratio-estimator variance of a proportion with patients as clusters over
-its simple-random-sampling variance s^2/n (the survey package's convention, so that one image
-per patient gives exactly 1). A design effect below 1 (chance negative correlation) is taken
-as 1: a cohort never claims more information than its images hold.
+The design effects are computed per arm and class by the clustered engine,
+`mskdx.evaluate.stats.clustered_binary.clustered_proportion` (the same ratio-estimator
+variance as `design_effect` here: with patients as clusters, over the simple-random-sampling
+variance s^2/n, the survey package's convention, so that one image per patient gives exactly
+1), with the intraclass correlation it implies; the AUC's design effect is Obuchowski's
+clustered variance over DeLong's (`stats.clustered.clustered_auc`). One design effect may be
+given instead (`deff`). A design effect below 1 (chance negative correlation) is taken as 1: a
+cohort never claims more information than its images hold.
+
+Image labels: SEN, SPE, the AUC and the design effects are image-level (`label`, the image's
+own); events and non-events count patients by their diagnosis (`patient_label` where the
+predictions carry it, else `label`, then one per patient).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
 from mskdx.evaluate.stats.hanley import hanley_mcneil_se
+from mskdx.ingest.label_levels import patient_level
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,7 @@ __all__ = [
     "precision_markdown",
     "precision_table",
     "riley_sample_size",
+    "tabulate_precision_step",
     "write_precision_table",
 ]
 
@@ -215,22 +223,54 @@ def _effective(n: int, deff: float, notes: list[str], what: str) -> float:
     return n / deff
 
 
+def _clustered_deff(patient: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
+    """(design effect, ICC) of the share of correct calls, patients as clusters."""
+    from mskdx.evaluate.stats.clustered_binary import clustered_proportion
+
+    if not len(correct):
+        return math.nan, math.nan
+    result = clustered_proportion(correct.astype(bool), patient)
+    return result.design_effect, result.icc
+
+
+def _auc_deff(label: np.ndarray, prob: np.ndarray, patient: np.ndarray) -> float:
+    """Obuchowski's clustered AUC variance over DeLong's (NaN where either does not exist)."""
+    from mskdx.evaluate.stats.clustered import clustered_auc
+
+    if label.min() == label.max():
+        return math.nan
+    result = clustered_auc(label, prob, patient)
+    return math.nan if result.note else result.design_effect  # no CI: no design effect
+
+
+def _diagnosis(part: pd.DataFrame) -> pd.Series:
+    """Each patient's diagnosis: `patient_label` where present, else its images' `label`."""
+    column = "patient_label" if "patient_label" in part.columns else "label"
+    if column == "patient_label" and part[column].isna().any():
+        column = "label"
+    return part.groupby("patient")[column].max()
+
+
 def _arm_row(part: pd.DataFrame, deff: float | None, level: float) -> dict:
     label = part["label"].to_numpy().astype(int)
     correct = (part["call"].to_numpy().astype(int) == label).astype(float)
     pos, neg = label == 1, label == 0
-    patients = part.groupby("patient")["label"].max()
+    patient = part["patient"].to_numpy(dtype=object)
+    prob = part["prob"].to_numpy(dtype=float)
+    patients = _diagnosis(part)
     notes: list[str] = []
     if deff is None:
-        d_pos = design_effect(part["patient"][pos], correct[pos]) if pos.any() else math.nan
-        d_neg = design_effect(part["patient"][neg], correct[neg]) if neg.any() else math.nan
+        d_pos, icc_pos = _clustered_deff(patient[pos], correct[pos])
+        d_neg, icc_neg = _clustered_deff(patient[neg], correct[neg])
+        d_auc = _auc_deff(label, prob, patient)
     else:
-        d_pos = d_neg = float(deff)
+        d_pos = d_neg = d_auc = float(deff)
+        icc_pos = icc_neg = math.nan
     n_pos = _effective(int(pos.sum()), d_pos, notes, "positives")
     n_neg = _effective(int(neg.sum()), d_neg, notes, "negatives")
     sen = float(correct[pos].mean()) if pos.any() else math.nan
     spe = float(correct[neg].mean()) if neg.any() else math.nan
-    auc = _auc(label, part["prob"].to_numpy(dtype=float))
+    auc = _auc(label, prob)
     z = float(sps.norm.ppf(0.5 + level / 2))
     auc_half = math.nan
     if not math.isnan(auc) and n_pos >= 1 and n_neg >= 1:
@@ -244,7 +284,10 @@ def _arm_row(part: pd.DataFrame, deff: float | None, level: float) -> dict:
         "non_events": int((patients == 0).sum()),
         "deff_positive": d_pos,
         "deff_negative": d_neg,
-        "deff_source": "computed (ratio estimator)" if deff is None else "given",
+        "icc_positive": icc_pos,
+        "icc_negative": icc_neg,
+        "deff_auc": d_auc,
+        "deff_source": "clustered (patients)" if deff is None else "given",
         "n_eff_positive": n_pos,
         "n_eff_negative": n_neg,
         "auc": auc,
@@ -268,7 +311,8 @@ def _check_columns(frame: pd.DataFrame, cohort: str) -> None:
                 f"cohort {cohort!r}: column {column!r} holds values other than 0/1 at rows "
                 f"{bad[:10].tolist()}"
             )
-    mixed = frame.groupby(["arm", "patient"])["label"].nunique()
+    # image labels may differ within a patient; its diagnosis (patient_label) may not
+    mixed = patient_level(frame).groupby(["arm", "patient"])["label"].nunique()
     if (mixed > 1).any():
         first = mixed[mixed > 1].index[0]
         raise ValueError(
@@ -286,14 +330,19 @@ def precision_table(
 ) -> pd.DataFrame:
     """One row per cohort and arm: counts, design effects, effective n and CI half-widths.
 
-    `cohorts` maps a cohort's name to its scored images (columns arm, patient, label 0/1, prob,
-    call 0/1: the image called positive); `external` names the external cohorts; `deff` is one
-    design effect for every cohort, a mapping cohort -> design effect, or None to compute it per
-    arm and class (`design_effect`); `riley` the development cohort's planned sample size.
+    `cohorts` maps a cohort's name to its scored images (columns arm, patient, label 0/1: the
+    image label, prob, call 0/1: the image called positive; optional patient_label: the
+    patient's diagnosis, which events count, else label); `external` names the external
+    cohorts; `deff` is one design effect for every cohort, a mapping cohort -> design effect, or
+    None to compute them per arm and class (`clustered_proportion`); `riley` the development
+    cohort's planned sample size.
 
     Columns: cohort, external, arm; n_images, n_patients; positive_images, negative_images;
-    events, non_events (positive and negative PATIENTS); deff_positive, deff_negative (design
-    effects of SEN among positive and SPE among negative images) and deff_source;
+    events, non_events (positive and negative PATIENTS, by `patient_label` where present);
+    deff_positive, deff_negative (design effects of SEN among positive and SPE among negative
+    images, `clustered_proportion`), icc_positive, icc_negative (the ICCs they imply), deff_auc
+    (Obuchowski over DeLong variance of the AUC) and deff_source ("clustered (patients)" or
+    "given": then the ICCs are blank);
     n_eff_positive, n_eff_negative (images / max(deff, 1)); auc and auc_half_width (Hanley &
     McNeil at the effective class sizes, z * SE); sen, spe and their half-widths ((high - low)/2
     of the Wilson interval at the effective n); events_reach_100 (external cohorts: events and
@@ -342,10 +391,21 @@ def precision_markdown(table: pd.DataFrame, title: str = "") -> str:
             "" if math.isnan(v) else f"{v:.3f} ± {h:.3f}"
             for v, h in zip(view[metric], view.pop(f"{metric}_half_width"), strict=True)
         ]
-    for column in ("deff_positive", "deff_negative", "n_eff_positive", "n_eff_negative"):
+    for column in (
+        "deff_positive",
+        "deff_negative",
+        "deff_auc",
+        "n_eff_positive",
+        "n_eff_negative",
+    ):
         view[column] = view[column].round(1 if column.startswith("n_") else 2)
+    for column in ("icc_positive", "icc_negative"):
+        view[column] = view[column].round(3)
     legend = (
-        "\n\nEffective n = images / design effect (images clustered by patient); ± is the 95% "
+        "\n\nDesign effects (deff) of SEN among the positive and SPE among the negative "
+        "images, patients as clusters, and the ICCs they imply; deff_auc: the clustered "
+        "(Obuchowski) over the image-independent (DeLong) variance of the AUC. "
+        "Effective n = images / design effect (images clustered by patient); ± is the 95% "
         "CI half-width the cohort gives: Hanley-McNeil for the AUC at the effective class "
         "sizes, Wilson for SEN and SPE at the effective n. events: positive patients; "
         f"events_reach_100: external cohorts with at least {EVENTS_MINIMUM} events and "
@@ -356,12 +416,59 @@ def precision_markdown(table: pd.DataFrame, title: str = "") -> str:
 
 
 def write_precision_table(
-    table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.PathLike[str]
+    table: pd.DataFrame,
+    csv: str | os.PathLike[str],
+    md: str | os.PathLike[str],
+    riley: RileySampleSize | None = None,
 ) -> None:
-    """Write the precision table as CSV and Markdown."""
+    """Write the precision table as CSV and Markdown (with Riley's criteria when planned)."""
+    from mskdx.evaluate.markdown import to_markdown
     from mskdx.io import write_table, write_text
 
     for row in table[table["note"] != ""].itertuples():
         log.info("precision %s %s: %s", row.cohort, row.arm, row.note)
     write_table(table, csv)
-    write_text(md, precision_markdown(table))
+    text = precision_markdown(table)
+    if riley is not None:
+        title = (
+            f"Riley et al. (2020) minimum development sample size: anticipated Cox-Snell R2 "
+            f"{riley.r2_cs:g}, candidate parameters {riley.parameters}, prevalence "
+            f"{riley.prevalence:g}"
+        )
+        text += "\n" + to_markdown(riley.table(), title)
+    write_text(md, text)
+
+
+def tabulate_precision_step(
+    predictions: Iterable[str | os.PathLike[str]],
+    *,
+    study: str,
+    image_threshold: float,
+    csv: str | os.PathLike[str],
+    md: str | os.PathLike[str],
+    external: Iterable[str | os.PathLike[str]] = (),
+    riley: Mapping | None = None,
+) -> pd.DataFrame:
+    """Rule tabulate_precision: the precision table of a study's development predictions (the
+    test subsets of every fold, pooled) and its external cohorts' ensemble scores.
+
+    An image is called positive iff prob > `image_threshold` (as the paper tables). `riley` is
+    the config's `studies.<study>.precision.riley` ({r2_cs, parameters, prevalence}; None: off).
+    """
+    from mskdx.errors import ConfigError
+    from mskdx.evaluate.clinical import read_cohorts, scored_rows
+
+    plan = None
+    if riley:
+        try:
+            plan = riley_sample_size(riley["r2_cs"], riley["parameters"], riley["prevalence"])
+        except ValueError as exc:
+            raise ConfigError(f"studies.{study}.precision.riley: {exc}") from None
+    cohorts = {
+        name: scored_rows(frame).assign(call=lambda f: (f["prob"] > image_threshold).astype(int))
+        for name, frame in read_cohorts(list(predictions), list(external)).items()
+    }
+    others = [name for name in cohorts if name != "development"]
+    table = precision_table(cohorts, external=others, riley=plan)
+    write_precision_table(table, csv, md, plan)
+    return table

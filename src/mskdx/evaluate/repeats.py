@@ -1,7 +1,7 @@
 """Table I's companion: the arms over repeated k-fold CV, with the corrected resampled t-test.
 
-DeLong and McNemar in Table I treat the trained models as fixed. This table sees the variation
-of training, from two sources:
+The tests of Table I (clustered by patient) treat the trained models as fixed. This table sees
+the variation of training, from two sources:
 
 - `splits.repeats` R: every arm is trained on R independent k-fold splits (fold id = repeat x
   k + fold; each fold also has its own initialisation and augmentation stream);
@@ -11,13 +11,17 @@ of training, from two sources:
 
 Per arm: the pooled test AUC and accuracy of each of the R T runs, their mean and SD over runs,
 the SD over training repeats within a split (training alone), the mean per-fold AUC, and in how
-many runs the arm had the highest pooled AUC. For each arm against the best (highest mean pooled
-AUC, or `best_arm`), the corrected resampled t-test (Nadeau & Bengio 2003; Bouckaert & Frank
-2004; `mskdx.evaluate.stats.resampled`) of the k R per-fold AUC differences, each averaged over
-the fold's T training repeats first: runs on one split share their training sets entirely, a
-correlation the test's n2/n1 term (made for the overlap of different splits' training sets)
-does not cover, so they enter as one, less noisy, difference. With R = T = 1 it is the test
-over the k folds of the paper's split.
+many runs the arm had the highest pooled AUC. For each arm against the reference (named in
+advance by `comparison.reference`, or with ``auto`` the highest mean pooled AUC), the corrected
+resampled t-test (Nadeau & Bengio 2003; Bouckaert & Frank 2004; `mskdx.evaluate.stats.resampled`)
+of the k R per-fold AUC differences, each averaged over the fold's T training repeats first: runs
+on one split share their training sets entirely, a correlation the test's n2/n1 term (made for
+the overlap of different splits' training sets) does not cover, so they enter as one, less
+noisy, difference. With R = T = 1 it is the test over the k folds of the paper's split. Each
+difference (arm minus reference) gets the CI of its mean from the same corrected variance, and
+the p-values are Holm-adjusted (``p_corrected_adjusted``) over the k - 1 comparisons with a
+named reference, or over all pairs of arms with ``auto`` (`mskdx.evaluate.stats.multiplicity`);
+the verdicts use the adjusted p.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from mskdx.evaluate.stats.resampled import corrected_resampled_ttest
+from mskdx.evaluate.stats.multiplicity import holm, pairwise_holm
+from mskdx.evaluate.stats.resampled import ResampledTTest, corrected_resampled_ttest
 from mskdx.io import read_predictions, write_table, write_text
 
 log = logging.getLogger(__name__)
@@ -123,11 +128,46 @@ def _sd(values: pd.Series) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else math.nan
 
 
+def _pair_test(per_split_fold: pd.DataFrame, arm: str, ref: str) -> ResampledTTest | None:
+    """The corrected resampled t-test of `arm` minus `ref` over their common folds (None with
+    fewer than 2 per-fold differences)."""
+    ref_rows, mine = per_split_fold.loc[ref], per_split_fold.loc[arm]
+    common = ref_rows.index.intersection(mine.index)
+    d = (mine.loc[common, "auc"] - ref_rows.loc[common, "auc"]).dropna()
+    if len(d) < 2:
+        log.warning("%s vs %s: %d per-fold AUC differences; no test", arm, ref, len(d))
+        return None
+    ratio = float((ref_rows.loc[common, "n_test"] / ref_rows.loc[common, "n_train"]).mean())
+    return corrected_resampled_ttest(d.to_numpy(), test_train_ratio=ratio)
+
+
+def _adjusted(per_split_fold: pd.DataFrame, arms: list[str], ref: str, auto: bool) -> dict:
+    """Per other arm, (its test against `ref`, Holm-adjusted p): Holm over the k - 1 tests
+    with a named reference, over all k (k - 1) / 2 pairs with ``auto`` (`stats.multiplicity`)."""
+    others = [a for a in arms if a != ref]
+    tests = {a: _pair_test(per_split_fold, a, ref) for a in others}
+    raw = [t.p_value if t else math.nan for t in tests.values()]
+    if auto:
+
+        def p_of(a: str, b: str) -> float:
+            test = _pair_test(per_split_fold, a, b)
+            return test.p_value if test else math.nan
+
+        pairs = pairwise_holm(arms, ref, p_of)
+        adjusted = [pairs[a][1] for a in others]
+    else:
+        adjusted = list(holm(raw))
+    return {a: (tests[a], float(q)) for a, q in zip(others, adjusted, strict=True)}
+
+
 def repeats_table(
-    predictions: pd.DataFrame, *, folds: int, image_threshold: float = 0.5, best_arm: str = "auto"
+    predictions: pd.DataFrame, *, folds: int, image_threshold: float = 0.5, reference: str = "auto"
 ) -> pd.DataFrame:
-    """One row per arm (see the module docstring); the best arm first. `predictions` has a
-    `train_repeat` column when train.repeats > 1 (absent: one training run per fold)."""
+    """One row per arm (see the module docstring); the reference arm first. `predictions` has a
+    `train_repeat` column when train.repeats > 1 (absent: one training run per fold).
+
+    `reference`: the arm named in advance (``comparison.reference``) or "auto" (the highest
+    mean pooled AUC; the adjusted p-values are then Holm over all pairs of arms)."""
     per_fold = fold_metrics(predictions, folds=folds, image_threshold=image_threshold)
     per_run = repeat_metrics(predictions, folds=folds, image_threshold=image_threshold)
     summary = per_run.groupby("arm").agg(
@@ -143,49 +183,53 @@ def repeats_table(
     summary["best_in_runs"] = best_counts(per_run)
     summary["fold_auc_mean"] = per_fold.groupby("arm")["auc"].mean()
     summary["fold_auc_sd"] = per_fold.groupby("arm")["auc"].agg(_sd)
-    if best_arm == "auto":
-        best = str(summary["auc_mean"].idxmax())
-    elif best_arm in summary.index:
-        best = best_arm
+    if reference == "auto":
+        ref = str(summary["auc_mean"].idxmax())
+    elif reference in summary.index:
+        ref = reference
     else:
         raise ValueError(
-            f"best_arm={best_arm!r} is not an arm; expected 'auto' or {list(summary.index)}"
+            f"reference={reference!r} (comparison.reference) is not an arm; expected 'auto' or "
+            f"{list(summary.index)}"
         )
     # one difference per fold of each split: the mean over the fold's training repeats
     per_split_fold = per_fold.groupby(["arm", "fold"]).agg(
         auc=("auc", "mean"), n_test=("n_test", "first"), n_train=("n_train", "first")
     )
-    ref = per_split_fold.loc[best]
+    arms = [str(a) for a in summary.index]
+    tests = _adjusted(per_split_fold, arms, ref, reference == "auto")
+    rule = "auto: highest mean pooled AUC" if reference == "auto" else "named in advance"
     rows = []
-    for arm in [best, *[a for a in summary.index if a != best]]:
-        row = {"arm": arm, "best": arm == best, **summary.loc[arm].to_dict()}
-        if arm != best:
-            mine = per_split_fold.loc[arm]
-            common = ref.index.intersection(mine.index)
-            d = (mine.loc[common, "auc"] - ref.loc[common, "auc"]).dropna()
-            ratio = float((ref.loc[common, "n_test"] / ref.loc[common, "n_train"]).mean())
-            if len(d) >= 2:
-                test = corrected_resampled_ttest(d.to_numpy(), test_train_ratio=ratio)
-                row |= {
-                    "auc_diff_mean": test.mean,
-                    "auc_diff_sd": test.sd,
-                    "t": test.statistic,
-                    "df": test.df,
-                    "p_corrected": test.p_value,
-                    "test_train_ratio": test.test_train_ratio,
-                }
-            else:
-                log.warning("%s vs %s: %d per-fold AUC differences; no test", arm, best, len(d))
+    for arm in [ref, *[a for a in arms if a != ref]]:
+        row = {"arm": arm, "is_reference": arm == ref, "reference_rule": rule}
+        row |= summary.loc[arm].to_dict()
+        test, adjusted = tests.get(arm, (None, math.nan))
+        if test is not None:
+            row |= {
+                "auc_diff_mean": test.mean,
+                "auc_diff_sd": test.sd,
+                "auc_diff_low": test.ci_low,
+                "auc_diff_high": test.ci_high,
+                "t": test.statistic,
+                "df": test.df,
+                "p_corrected": test.p_value,
+                "p_corrected_adjusted": adjusted,
+                "test_train_ratio": test.test_train_ratio,
+            }
         row["verdict"] = _verdict(row)
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table[[c for c in table.columns if c != "verdict"] + ["verdict"]]
 
 
-def _standing(p: float, alpha: float) -> str:
-    """'untested', 'below' or 'tied': an arm's place against the best by its corrected p."""
+def _standing(p: float, diff: float, alpha: float) -> str:
+    """'untested', 'below', 'above' or 'tied': an arm's place against the reference by its
+    Holm-adjusted corrected p and the sign of its mean AUC difference."""
     if not math.isfinite(p):
         return "untested"
-    return "below" if p < alpha else "tied"
+    if p >= alpha:
+        return "tied"
+    return "below" if diff < 0 else "above"
 
 
 def _verdict(row: dict, alpha: float = 0.05) -> str:
@@ -193,44 +237,54 @@ def _verdict(row: dict, alpha: float = 0.05) -> str:
     runs = int(row["runs"])
     if runs == 1:
         return "one split, one training run: its place is not a finding"
-    if row["best"]:
-        return f"best in {int(row['best_in_runs'])} of {runs} runs"
+    if row["is_reference"]:
+        best = int(row["best_in_runs"])
+        return f"reference ({row['reference_rule']}); best in {best} of {runs} runs"
+    p = row.get("p_corrected_adjusted", math.nan)
     return {
         "untested": "not tested (fewer than 2 per-fold differences)",
-        "below": f"below the best (corrected p < {alpha:g})",
-        "tied": f"not distinguishable from the best (corrected p >= {alpha:g})",
-    }[_standing(row.get("p_corrected", math.nan), alpha)]
+        "below": f"below the reference (adjusted corrected p < {alpha:g})",
+        "above": f"above the reference (adjusted corrected p < {alpha:g})",
+        "tied": f"not distinguishable from the reference (adjusted corrected p >= {alpha:g})",
+    }[_standing(p, row.get("auc_diff_mean", math.nan), alpha)]
 
 
 def supported_claim(table: pd.DataFrame, *, alpha: float = 0.05) -> str:
-    """What the runs support about the ranking of the arms, in one sentence or two; by the
-    same rule as each arm's verdict."""
-    best = table[table.best].iloc[0]
-    runs = int(best.runs)
+    """What the runs support about the arms against the reference, in a sentence or two; by
+    the same rule as each arm's verdict (Holm-adjusted corrected p)."""
+    ref = table[table.is_reference].iloc[0]
+    runs = int(ref.runs)
     if runs == 1:
         return (
             "One split and one training run: nothing here shows whether the order of the arms "
             "would survive another split or training seed, so it is not a finding (Table I's "
             "tests treat the trained models as fixed). Set splits.repeats and train.repeats > 1."
         )
-    others = table[~table.best]
-    p = others["p_corrected"] if "p_corrected" in others else pd.Series(math.nan, others.index)
-    standing = p.map(lambda v: _standing(float(v), alpha))
-    tied, untested = others[standing == "tied"], others[standing == "untested"]
-    head = f"{best.arm} had the highest pooled AUC in {int(best.best_in_runs)} of {runs} runs."
-    tail = ""
-    if not untested.empty:
-        tail = f" Not tested (fewer than 2 per-fold differences): {', '.join(untested.arm)}."
-    if tied.empty and untested.empty:
-        everywhere = "" if int(best.best_in_runs) == runs else " on average"
-        return head + f" Every other arm is below it{everywhere} (corrected p < {alpha:g})."
-    if tied.empty:
-        return head + tail
-    names = ", ".join(tied.arm)
-    return (
-        head + f" Not distinguishable from it (corrected p >= {alpha:g}): {names}; "
-        "the runs support no order among these arms." + tail
+    others = table[~table.is_reference]
+    column = "p_corrected_adjusted"
+    p = others[column] if column in others else pd.Series(math.nan, others.index)
+    diff = others["auc_diff_mean"] if "auc_diff_mean" in others else p * math.nan
+    standing = pd.Series(
+        [_standing(float(v), float(d), alpha) for v, d in zip(p, diff, strict=True)],
+        index=others.index,
     )
+    head = (
+        f"Reference {ref.arm} ({ref.reference_rule}) had the highest pooled AUC in "
+        f"{int(ref.best_in_runs)} of {runs} runs."
+    )
+    parts = []
+    for kind, text in (
+        ("below", f"below it (adjusted corrected p < {alpha:g})"),
+        ("above", f"above it (adjusted corrected p < {alpha:g})"),
+        ("tied", f"not distinguishable from it (adjusted corrected p >= {alpha:g})"),
+        ("untested", "not tested (fewer than 2 per-fold differences)"),
+    ):
+        names = others.arm[standing == kind]
+        if not names.empty:
+            parts.append(f"{text.capitalize()}: {', '.join(names)}.")
+    if (standing == "tied").any():
+        parts.append("The runs support no order between these arms and the reference.")
+    return " ".join([head, *parts])
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -239,43 +293,59 @@ def _fmt(value: object, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _diff_cell(r) -> str:
+    """'-0.041 (0.012) [-0.07, -0.01]': mean AUC difference vs the reference, SD, CI."""
+    if r.is_reference:
+        return "-"
+    mean = getattr(r, "auc_diff_mean", math.nan)
+    text = f"{_fmt(mean)} ({_fmt(getattr(r, 'auc_diff_sd', math.nan))})"
+    low, high = getattr(r, "auc_diff_low", math.nan), getattr(r, "auc_diff_high", math.nan)
+    return text + (f" [{_fmt(low)}, {_fmt(high)}]" if math.isfinite(low) else "")
+
+
 def repeats_markdown(table: pd.DataFrame, *, folds: int) -> str:
     repeats, train_repeats = int(table["repeats"].max()), int(table["train_repeats"].max())
+    k = len(table)
+    ref = table[table.is_reference].iloc[0]
+    family = (
+        f"Holm over all {k * (k - 1) // 2} pairs of arms (the reference was picked on the data)"
+        if str(ref.reference_rule).startswith("auto")
+        else f"Holm over the {k - 1} comparisons with the reference"
+    )
     lines = [
         f"### Table I companion: {repeats} x {folds}-fold CV x {train_repeats} training "
         f"run{'s' if train_repeats > 1 else ''} per fold (mean and SD over runs), corrected "
-        "resampled t-test vs the best arm",
+        f"resampled t-test vs the reference arm {ref.arm} ({ref.reference_rule})",
         "",
         "**What the runs support:** " + supported_claim(table),
         "",
         "The t-test (Nadeau & Bengio 2003; Bouckaert & Frank 2004) is on the per-fold AUC "
         "differences (each averaged over the fold's training runs), with the variance corrected "
-        "for overlapping training sets: it sees the variation of training that DeLong and "
-        "McNemar (Table I) do not. SD (training) is the spread over training runs of one split "
-        "(train.repeats), training alone.",
+        "for overlapping training sets: it sees the variation of training that the clustered "
+        "tests of Table I do not. The difference is this arm minus the reference, with the 95% "
+        f"CI of its mean from the same corrected variance; adjusted p: {family}. SD (training) "
+        "is the spread over training runs of one split (train.repeats), training alone.",
         "",
         "| arm | splits x training runs | AUC mean (SD) | SD (training) | accuracy mean (SD) "
-        "| per-fold AUC mean (SD) | best in runs | AUC difference vs best (SD) | t (df) "
-        "| p (corrected) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| per-fold AUC mean (SD) | best in runs | AUC difference vs reference (SD) [95% CI] "
+        "| t (df) | p (corrected) | p (adjusted) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples(index=False):
-        name = f"{r.arm} (best)" if r.best else r.arm
-        diff = "-" if r.best else _fmt(getattr(r, "auc_diff_mean", math.nan))
-        diff_sd = "-" if r.best else _fmt(getattr(r, "auc_diff_sd", math.nan))
+        name = f"{r.arm} (reference)" if r.is_reference else r.arm
         test = (
             "-"
-            if r.best or not math.isfinite(getattr(r, "df", math.nan))
+            if r.is_reference or not math.isfinite(getattr(r, "df", math.nan))
             else f"{_fmt(r.t, 2)} ({int(r.df)})"
         )
+        p = "-" if r.is_reference else _fmt(getattr(r, "p_corrected", math.nan), 4)
+        q = "-" if r.is_reference else _fmt(getattr(r, "p_corrected_adjusted", math.nan), 4)
         lines.append(
             f"| {name} | {int(r.repeats)} x {int(r.train_repeats)} "
             f"| {_fmt(r.auc_mean)} ({_fmt(r.auc_sd)}) | {_fmt(r.auc_train_sd)} "
             f"| {_fmt(r.accuracy_mean)} ({_fmt(r.accuracy_sd)}) "
             f"| {_fmt(r.fold_auc_mean)} ({_fmt(r.fold_auc_sd)}) "
-            f"| {int(r.best_in_runs)} of {int(r.runs)} "
-            f"| {diff} ({diff_sd}) "
-            f"| {test} | {'-' if r.best else _fmt(getattr(r, 'p_corrected', math.nan), 4)} |"
+            f"| {int(r.best_in_runs)} of {int(r.runs)} | {_diff_cell(r)} | {test} | {p} | {q} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -285,7 +355,7 @@ def tabulate_repeats_step(
     *,
     folds: int,
     image_threshold: float,
-    best_arm: str,
+    reference: str,
     csv: PathLike,
     md: PathLike,
     train_repeats: Sequence[int] | None = None,
@@ -303,7 +373,7 @@ def tabulate_repeats_step(
         ],
         ignore_index=True,
     )
-    table = repeats_table(preds, folds=folds, image_threshold=image_threshold, best_arm=best_arm)
+    table = repeats_table(preds, folds=folds, image_threshold=image_threshold, reference=reference)
     write_table(table, csv)
     write_text(md, repeats_markdown(table, folds=folds))
     return table

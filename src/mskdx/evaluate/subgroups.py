@@ -2,13 +2,15 @@
 
 A model that works on average may fail on one scanner or in one age group (CLAIM 2024 item 37,
 TRIPOD+AI 23a). For every arm, cohort (development: the pooled test folds; each external site:
-the ensemble of the fold models) and subgroup, at image and patient level: the AUC with its
-DeLong CI and sensitivity and specificity with Wilson CIs at `evaluate.image_threshold`; a
-patient's probability is the mean over their images in the subgroup (as in the calibration
-table). The subgroups come from the manifest's non-identifying columns: scanner = Manufacturer +
-ManufacturerModelName, sex, and a coarse age band at the study (`mskdx.ingest.deid.age_band`).
-A subgroup with fewer than `min_patients` patients is not shown (small cells can identify
-people, and their intervals say nothing); the table says how many were left out.
+the ensemble of the fold models) and subgroup, at image and patient level: the AUC and
+sensitivity and specificity at `evaluate.image_threshold` with CIs clustered by patient (the
+Obuchowski AUC, Wilson on the design-effect n; `mskdx.evaluate.comparisons`) and the
+image-independent ones (DeLong, Wilson) as ``*_independent``; a patient's probability is the
+mean over their images in the subgroup (as in the calibration table). The subgroups come from
+the manifest's non-identifying columns: scanner = Manufacturer + ManufacturerModelName, sex,
+and a coarse age band at the study (`mskdx.ingest.deid.age_band`). A subgroup with fewer than
+`min_patients` patients is not shown (small cells can identify people, and their intervals say
+nothing); the table says how many were left out.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mskdx.evaluate.stats.metrics import binary_metrics
+from mskdx.evaluate.comparisons import auc_columns, proportion_columns
 from mskdx.ingest.label_levels import patient_level
 from mskdx.io import read_table, write_table, write_text
 
@@ -73,26 +75,28 @@ def scored_with_groups(
 
 
 def _metrics_row(rows: pd.DataFrame, level: str, threshold: float) -> dict:
+    """AUC, sensitivity and specificity of one group: clustered by patient at image level (a
+    patient is one row at patient level, where clustered = independent), the image-independent
+    intervals (DeLong, Wilson) beside them as ``*_independent``."""
     if level == "patient":
         rows = (
             patient_level(rows)
             .groupby("patient", sort=True)
             .agg(label=("label", "first"), prob=("prob", "mean"))
+            .reset_index()
         )
     y = rows["label"].to_numpy(np.int64)
     prob = rows["prob"].to_numpy(np.float64)
-    m = binary_metrics(y, (prob > threshold).astype(np.int64), prob)
-    out = {
-        "n": len(rows),
-        "positives": int(y.sum()),
-        "negatives": int(len(y) - y.sum()),
-        "auc": math.nan if m.auc is None else m.auc.auc,
-        "auc_low": math.nan if m.auc is None else m.auc.ci_low,
-        "auc_high": math.nan if m.auc is None else m.auc.ci_high,
-    }
-    for name in ("sensitivity", "specificity"):
-        est = getattr(m, name)
-        out |= {name: est.value, f"{name}_low": est.low, f"{name}_high": est.high}
+    pid = rows["patient"].astype(str).to_numpy()
+    right = (prob > threshold) == (y == 1)
+    auc, _ = auc_columns(y, prob, pid)
+    out = {"n": len(rows), "positives": int(y.sum()), "negatives": int(len(y) - y.sum())}
+    out |= {k: auc[k] for k in ("auc", "auc_low", "auc_high", "auc_low_independent",
+                                "auc_high_independent", "auc_deff")}  # fmt: skip
+    for name, mask in (("sensitivity", y == 1), ("specificity", y == 0)):
+        cols, _ = proportion_columns(name, right[mask], pid[mask], False)
+        keep = ("", "_low", "_high", "_low_independent", "_high_independent")
+        out |= {f"{name}{k}": cols[f"{name}{k}"] for k in keep}
     return out
 
 
@@ -150,8 +154,11 @@ def subgroup_table(
                 )
     columns = [
         "arm", "cohort", "variable", "group", "level", "patients", "n", "positives",
-        "negatives", "auc", "auc_low", "auc_high", "sensitivity", "sensitivity_low",
-        "sensitivity_high", "specificity", "specificity_low", "specificity_high",
+        "negatives", "auc", "auc_low", "auc_high", "auc_low_independent", "auc_high_independent",
+        "auc_deff", "sensitivity", "sensitivity_low", "sensitivity_high",
+        "sensitivity_low_independent", "sensitivity_high_independent", "specificity",
+        "specificity_low", "specificity_high", "specificity_low_independent",
+        "specificity_high_independent",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
 
@@ -167,10 +174,13 @@ def _ci(value: float, low: float, high: float) -> str:
 def subgroup_markdown(table: pd.DataFrame, *, min_patients: int) -> str:
     """The table for people: one line per group, CIs in brackets, the suppressed groups said."""
     lines = [
-        "### Subgroups: AUC (DeLong 95% CI), sensitivity and specificity (Wilson 95% CIs)",
+        "### Subgroups: AUC, sensitivity and specificity (95% CIs clustered by patient)",
         "",
         f"Groups with fewer than {min_patients} patients are not shown (their number is given).",
         "Patient level: the mean probability of the patient's images in the group.",
+        "Image level: CIs clustered by patient (AUC: Obuchowski 1997; proportions: Wilson on the "
+        "design-effect n); the CSV's `_independent` columns treat the images as independent "
+        "(DeLong, Wilson). At patient level the two are the same.",
         "",
         "| arm | cohort | variable | group | level | patients | n (pos/neg) | AUC | sensitivity "
         "| specificity |",

@@ -7,9 +7,12 @@ as in training and the montage).
 
 Units: ACC/SEN/SPE and OLT accuracy are in percent (as the papers print them); precision,
 recall, F1 and AUC on the 0-1 scale. A metric ``m`` comes as columns ``m`` (value), ``m_k`` and
-``m_n`` (count), ``m_low``/``m_high`` (95% Wilson CI; DeLong for AUC); the paper's printed value
-as ``paper_m`` (and ``paper_m_low``/``paper_m_high`` where it prints a CI). The ``fold`` column
-is text: "0", "1", ... and "pooled" / "mean".
+``m_n`` (count), ``m_low``/``m_high`` (95% CI); the paper's printed value as ``paper_m`` (and
+``paper_m_low``/``paper_m_high`` where it prints a CI). The ``fold`` column is text: "0", "1",
+... and "pooled" / "mean". In the image-level tables (Table I, OLT Table II) the plain ``m_low``,
+``m_high`` and ``p_m`` are clustered by patient and ``m_low_independent`` ... hold the
+image-independent values the papers used (`mskdx.evaluate.comparisons`); Table III's units are
+patients, one per diagnosis: Wilson and DeLong there.
 
 `compact_view` turns such a table into one text cell per metric ("83.3 (334/401) [81.2, 85.4]")
 and `to_markdown` renders any DataFrame as a GitHub table. The papers' printed numbers are in
@@ -29,11 +32,19 @@ import numpy as np
 import pandas as pd
 
 from mskdx.errors import SplitError
+from mskdx.evaluate.comparisons import (
+    AUTO,
+    auc_columns,
+    comparison_columns,
+    family_text,
+    markdown_view,
+    proportion_columns,
+    resolve_reference,
+    table_notes,
+)
 from mskdx.evaluate.markdown import write_table_pair
 from mskdx.evaluate.papers import printed as papers
 from mskdx.evaluate.papers.printed import Cell, PrintedAuc, PrintedProportion
-from mskdx.evaluate.stats.delong import delong_test
-from mskdx.evaluate.stats.mcnemar import mcnemar
 from mskdx.evaluate.stats.metrics import BinaryMetrics, binary_metrics
 from mskdx.evaluate.stats.proportions import Estimate, proportion
 from mskdx.evaluate.stats.threshold import search_threshold
@@ -218,116 +229,92 @@ def _cell(value: Cell | None) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _paired_tests(best: pd.DataFrame, other: pd.DataFrame) -> tuple[dict, str]:
-    """McNemar (ACC; SEN on positives; SPE on negatives) and DeLong (AUC), best vs other.
-
-    Returns the columns and the tests' notes (degenerate cases, see docs/statistics.md).
-    """
-    if not best.index.equals(other.index):  # _aligned guarantees this; pairing is by image_id
-        raise ValueError("paired tests need the same images in the same order in both arms")
-    y = best["label"].to_numpy()
-    right_best = best["pred"].to_numpy() == y
-    right_other = other["pred"].to_numpy() == y
-    out: dict = {}
-    notes: list[str] = []
+def _arm_columns(t: pd.DataFrame, level: float) -> tuple[dict, str]:
+    """One arm's counts, ACC/SEN/SPE (percent) and AUC on the images of `t`, clustered by
+    patient with the image-independent intervals beside them (`mskdx.evaluate.comparisons`)."""
+    y, pred, pid = t["label"].to_numpy(), t["pred"].to_numpy(), t["patient"].to_numpy()
+    right = pred == y
+    tp, fn = int(((y == 1) & (pred == 1)).sum()), int(((y == 1) & (pred == 0)).sum())
+    tn, fp = int(((y == 0) & (pred == 0)).sum()), int(((y == 0) & (pred == 1)).sum())
+    out = {
+        "n_images": len(t),
+        "n_patients": int(pd.unique(pid).size),
+        "n_positive": tp + fn,
+        "n_negative": tn + fp,
+        "tp": tp,
+        "fn": fn,
+        "tn": tn,
+        "fp": fp,
+    }
+    notes = []
     for name, mask in (("acc", np.ones_like(y, bool)), ("sen", y == 1), ("spe", y == 0)):
-        res = mcnemar(right_best[mask], right_other[mask])
-        out[f"p_{name}"] = res.pvalue
-        out[f"b_{name}"] = res.b
-        out[f"c_{name}"] = res.c
-        notes.append(f"p_{name}: {res.note}" if res.note else "")
-    if (y == 1).any() and (y == 0).any():
-        res = delong_test(y, best["prob"].to_numpy(), other["prob"].to_numpy())
-        out["p_auc"], out["z_auc"] = res.pvalue, res.z
-        notes.append(f"p_auc: {res.note}" if res.note else "")
-    else:
-        out["p_auc"] = out["z_auc"] = math.nan
-        notes.append("p_auc: not estimable: one class only")
-    return out, _join(notes)
-
-
-def _no_tests() -> tuple[dict, str]:
-    out: dict = {}
-    for name in ("acc", "sen", "spe"):
-        out[f"p_{name}"], out[f"b_{name}"], out[f"c_{name}"] = math.nan, pd.NA, pd.NA
-    out["p_auc"] = out["z_auc"] = math.nan
-    return out, ""
+        columns, note = proportion_columns(name, right[mask], pid[mask], True, level)
+        out |= columns
+        notes.append(note)
+    columns, note = auc_columns(y, t["prob"].to_numpy(), pid, level)
+    return out | columns, _join([*notes, note])
 
 
 def gout_image_table(
     predictions: pd.DataFrame,
-    best_arm: str = "auto",
+    reference: str = AUTO,
     image_threshold: float = 0.5,
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """Build gout Table I: per arm ACC, SEN, SPE, AUC on the test images, tests against the best.
+    """Build gout Table I: per arm ACC, SEN, SPE, AUC on the test images, tests against the
+    reference arm, every statistic clustered by patient.
 
     Rows: one per (fold, arm), folds "0".."k" and "pooled" (all test folds together; each image
     is in exactly one test fold). Per arm: counts TP/FN/TN/FP; ``acc``, ``sen``, ``spe`` in
-    percent with k, n and Wilson CI; ``auc`` with DeLong CI. Arms other than the best carry
-    p-values against the best arm on the same images: McNemar (continuity-corrected) on
-    per-image correctness for ``p_acc`` (all images), ``p_sen`` (positives only), ``p_spe``
-    (negatives only), with the discordant counts ``b_*`` (best right, this arm wrong) and
-    ``c_*``; the paired DeLong test for ``p_auc`` (``z_auc`` > 0: the best arm's AUC is higher).
-    Pooled rows also carry the paper's Table I values (``paper_*``; the paper tested against
-    its own best, 3 blocks: ``paper_reference``).
+    percent with k, n and the CI clustered by patient; ``auc`` with its clustered SE and CI; the
+    image-independent intervals (Wilson, DeLong) as ``*_independent``; design effects and ICCs.
+    Arms other than the reference carry its tests against them on the same images (``p_*``
+    clustered, ``p_*_independent`` the paper's McNemar/DeLong, ``p_*_adjusted`` Holm), within
+    each fold and pooled; the columns are described in `mskdx.evaluate.comparisons`. Pooled rows
+    also carry the paper's Table I values (``paper_*``; the paper tested against its own best,
+    3 blocks: ``paper_reference``), like-for-like with our ``*_independent`` columns.
 
     Args:
-        best_arm: "auto" = the arm with the highest pooled AUC (first in natural arm order on a
-            tie), or an arm name.
+        reference: an arm named in advance (``comparison.reference``), or "auto" = the arm with
+            the highest pooled AUC (first in natural arm order on a tie), whose adjusted
+            p-values then account for the selection (all-pairs Holm).
     Raises:
         ValueError: missing columns or bad values, an image twice in the test subsets of an
-            arm, or arms with different test images (paired tests need the same images).
+            arm, arms with different test images (paired tests need the same images), or a
+            reference that is not an arm.
     """
     what = "gout_image_table"
     df = _prepare(predictions, image_threshold, what)
     test = _test_subset(df, what)
     arms = _sorted_arms(test["arm"].unique())
     by_arm = _aligned(test, arms, what)
-
-    pooled = {
-        arm: binary_metrics(t["label"], t["pred"], t["prob"], level=level)
-        for arm, t in by_arm.items()
-    }
-    if best_arm == "auto":
-        aucs = {arm: (m.auc.auc if m.auc else -math.inf) for arm, m in pooled.items()}
-        best = max(arms, key=lambda a: aucs[a])  # max keeps the first of equal AUCs
-    elif best_arm in by_arm:
-        best = best_arm
-    else:
-        raise ValueError(f"{what}: best_arm={best_arm!r} is not an arm; expected 'auto' or {arms}")
-    log.info("gout Table I: best arm %s (of %s)", best, arms)
-
     groups: list[tuple[str, dict[str, pd.DataFrame]]] = [("pooled", by_arm)]
     for fold in sorted(test["fold"].unique()):
         groups.append((str(fold), {arm: t[t["fold"] == fold] for arm, t in by_arm.items()}))
+    estimates = {
+        fold: {arm: _arm_columns(frames[arm], level) for arm in arms} for fold, frames in groups
+    }
+    aucs = {arm: float(estimates["pooled"][arm][0]["auc"]) for arm in arms}
+    ref = resolve_reference(reference, arms, aucs, what)
+    rule = "auto: highest pooled AUC" if reference == AUTO else "named in advance"
+    log.info("gout Table I: reference arm %s (%s) of %s", ref, rule, arms)
 
     rows = []
     for fold, frames in groups:
+        tests = comparison_columns(frames, arms, ref, auto=reference == AUTO, level=level)
         for arm in arms:
-            t = frames[arm]
-            m = (
-                pooled[arm]
-                if fold == "pooled"
-                else binary_metrics(t["label"], t["pred"], t["prob"], level=level)
-            )
-            tests, tests_note = _no_tests() if arm == best else _paired_tests(frames[best], t)
-            estimates = {"acc": m.accuracy, "sen": m.sensitivity, "spe": m.specificity}
+            columns, note = estimates[fold][arm]
+            test_cols = tests[arm]
             row = {
                 "fold": fold,
                 "arm": arm,
                 "paper_arm": papers.GOUT_ARM_LABELS.get(arm, ""),
-                "n_images": m.n,
-                "n_positive": m.tp + m.fn,
-                "n_negative": m.tn + m.fp,
-                **_counts(m),
-                **_estimate_cols("acc", m.accuracy, True),
-                **_estimate_cols("sen", m.sensitivity, True),
-                **_estimate_cols("spe", m.specificity, True),
-                **_auc_cols("auc", m),
-                "is_best": arm == best,
-                "reference_arm": best,
-                **tests,
+                **columns,
+                "is_reference": arm == ref,
+                "reference_arm": ref,
+                "reference_rule": rule,
+                "adjustment": family_text(reference, len(arms)),
+                **{k: v for k, v in test_cols.items() if k != "_note"},
             }
             printed = papers.GOUT_TABLE1.get(arm) if fold == "pooled" else None
             for name in ("acc", "sen", "spe"):
@@ -336,7 +323,7 @@ def gout_image_table(
             for name in ("acc", "sen", "spe", "auc"):
                 row[f"paper_p_{name}"] = _cell(printed[f"p_{name}"]) if printed else math.nan
             row["paper_reference"] = papers.GOUT_ARM_LABELS["blocks3"] if printed else ""
-            row["note"] = _join([*_metric_notes(m, estimates), tests_note])
+            row["note"] = _join([note, test_cols["_note"]])
             rows.append(row)
     return _frame(rows)
 
@@ -501,9 +488,12 @@ def olt_table(
     """Build OLT Table II: per sequence arm (T1, T2) and class, on the test images.
 
     Rows: one per (arm, class) with class "patient" (positive, label 1) and "healthy".
-    Per class: ``precision``, ``recall`` (0-1, with k, n and Wilson CI) and ``f1`` (no CI).
-    Per arm (repeated on both rows): ``accuracy`` in percent with Wilson CI, ``auc`` with
-    DeLong CI, confusion counts ``tp``, ``fn``, ``tn``, ``fp`` (positive = patient). ``paper_*``:
+    Per class: ``precision``, ``recall`` (0-1, with k, n and CI) and ``f1`` (no CI). Per arm
+    (repeated on both rows): ``accuracy`` in percent with CI, ``auc`` with SE and CI, confusion
+    counts ``tp``, ``fn``, ``tn``, ``fp`` (positive = patient), ``n_images``, ``n_patients``.
+    CIs are clustered by patient, the image-independent ones (Wilson, DeLong) beside them as
+    ``*_independent``, with design effects and ICCs (`mskdx.evaluate.comparisons`). No test
+    between the arms: they score different images (`comparisons.OLT_NO_TEST`). ``paper_*``:
     the paper's Table II, AUC and accuracy assigned to the sequence they belong to (the printed
     "(T1) Healthy" row holds T2's; see `mskdx.evaluate.papers.OLT_TABLE2_PRINTED`), and the
     confusion counts from its text (``paper_tp`` ...).
@@ -514,24 +504,24 @@ def olt_table(
     rows = []
     for arm in _sorted_arms(test["arm"].unique()):
         t = test[test["arm"] == arm]
-        m = binary_metrics(t["label"], t["pred"], t["prob"], level=level)
-        shared = {
-            "n_images": m.n,
-            **_counts(m),
-            **_estimate_cols("accuracy", m.accuracy, True),
-            **_auc_cols("auc", m),
-        }
+        y, pred, pid = t["label"].to_numpy(), t["pred"].to_numpy(), t["patient"].to_numpy()
+        m = binary_metrics(y, pred, t["prob"], level=level)
+        accuracy, acc_note = proportion_columns("accuracy", pred == y, pid, True, level)
+        auc, auc_note = auc_columns(y, t["prob"].to_numpy(), pid, level)
+        shared = {"n_images": m.n, "n_patients": int(pd.unique(pid).size), **_counts(m)}
+        shared |= accuracy | auc
         confusion = papers.OLT_CONFUSION.get(arm)
-        for cls, prec, rec, f1 in (
-            ("patient", m.precision_positive, m.recall_positive, m.f1_positive),
-            ("healthy", m.precision_negative, m.recall_negative, m.f1_negative),
-        ):
+        for cls, positive, f1 in (("patient", 1, m.f1_positive), ("healthy", 0, m.f1_negative)):
+            called, truth = pred == positive, y == positive
+            precision, p_note = proportion_columns("precision", truth[called], pid[called],
+                                                   False, level)  # fmt: skip
+            recall, r_note = proportion_columns("recall", called[truth], pid[truth], False, level)
             printed = papers.OLT_TABLE2.get((arm, cls))
             row = {
                 "arm": arm,
                 "class": cls,
-                **_estimate_cols("precision", prec, False),
-                **_estimate_cols("recall", rec, False),
+                **precision,
+                **recall,
                 "f1": f1,
                 **shared,
                 **_paper_prop("precision", printed["precision"] if printed else None),
@@ -542,8 +532,7 @@ def olt_table(
             }
             for key in ("tp", "fn", "tn", "fp"):
                 row[f"paper_{key}"] = confusion[key] if confusion else pd.NA
-            estimates = {"precision": prec, "recall": rec, "accuracy": m.accuracy}
-            row["note"] = _join(_metric_notes(m, estimates))
+            row["note"] = _join([p_note, r_note, acc_note, auc_note])
             rows.append(row)
     return _frame(rows)
 
@@ -558,15 +547,15 @@ PathLike = str | os.PathLike
 def write_image_level_table(
     predictions: Sequence[PathLike],
     *,
-    best_arm: str,
+    reference: str,
     image_threshold: float,
     csv: PathLike,
     md: PathLike,
 ) -> None:
     scored = read_predictions(predictions)
-    table = gout_image_table(scored, best_arm=best_arm, image_threshold=image_threshold)
+    table = gout_image_table(scored, reference=reference, image_threshold=image_threshold)
     title = f"Gout Table I: image-level performance on the test folds ({label_note(scored)})"
-    write_table_pair(table, csv, md, title)
+    write_table_pair(table, csv, md, title, view=markdown_view, notes=table_notes(table))
 
 
 def write_patient_level_table(
@@ -590,4 +579,5 @@ def write_sequence_table(
 ) -> None:
     scored = read_predictions(predictions)
     title = f"OLT Table II: performance per MRI sequence on the test set ({label_note(scored)})"
-    write_table_pair(olt_table(scored, image_threshold=image_threshold), csv, md, title)
+    table = olt_table(scored, image_threshold=image_threshold)
+    write_table_pair(table, csv, md, title, view=markdown_view, notes=table_notes(table))

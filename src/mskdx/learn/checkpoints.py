@@ -97,7 +97,8 @@ def save_last(
     history: list[dict],
 ) -> None:
     """checkpoint_last.pt: everything a killed run needs to go on after `epoch`."""
-    with atomic_path(path) as tmp:
+    # through a handle: a path would name the zip's entries after the random temp name
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(
             {
                 "format": LAST_FORMAT,
@@ -110,7 +111,7 @@ def save_last(
                 "best": best,
                 "history": history,
             },
-            tmp,
+            fh,
         )
 
 
@@ -149,7 +150,8 @@ def save_final(
 ) -> None:
     """checkpoint_final.pt: the selected weights (`epoch`) and what rebuilds network and input."""
     height, width = shape
-    with atomic_path(path) as tmp:
+    # through a handle: a path would name the zip's entries after the random temp name
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(
             {
                 "format": FINAL_FORMAT,
@@ -166,7 +168,7 @@ def save_final(
                 else [float(w) for w in class_weights],
                 "input_shape": [3, int(height), int(width)],
             },
-            tmp,
+            fh,
         )
 
 

@@ -49,7 +49,16 @@ NOT_REPRODUCIBLE_ID = "#not-byte-reproducible"
 WORKFLOW_FILES = ("Snakefile", "workflow/rules/*.smk", "envs/constraints.txt")
 LOCK = "envs/constraints.txt"
 #: configuration keys whose string values are paths of the user's data or machine
-PATH_KEYS = {"dicom_dir", "labels", "masks", "file", "weights_path", "dicom_out", "dicom_send"}
+PATH_KEYS = {
+    "dicom_dir",
+    "labels",
+    "image_labels",
+    "masks",
+    "file",
+    "weights_path",
+    "dicom_out",
+    "dicom_send",
+}
 WITHHELD = "(withheld: a local path)"
 #: checkout folders whose files a job may read and the crate may name
 CODE_DIRS = ("src", "workflow", "envs", "config", "Snakefile", "profiles")

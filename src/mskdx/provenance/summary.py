@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from mskdx.provenance.records import CRATE_NAME
@@ -31,10 +32,14 @@ def job_warnings(logs: str | os.PathLike[str]) -> list[tuple[str, str]]:
 
 
 def run_summary(
-    results_dir: str | os.PathLike[str], logs: str | os.PathLike[str], snakemake_log: str = ""
+    results_dir: str | os.PathLike[str],
+    logs: str | os.PathLike[str],
+    snakemake_log: str | Sequence[str] = "",
 ) -> str:
     """The terminal summary of a finished run (results/ and results/logs; `snakemake_log` is
-    the log file Snakemake passes to onsuccess)."""
+    the log file, or list of them, that Snakemake passes to onsuccess)."""
+    if not isinstance(snakemake_log, str):
+        snakemake_log = ", ".join(str(f) for f in snakemake_log)
     results = Path(results_dir)
     lines = ["mskdx: run complete.", f"  outputs: {results}/ (tables under <study>/tables, "
              "figures under <study>/figures, model cards <study>/model_card_<arm>.md)"]  # fmt: skip

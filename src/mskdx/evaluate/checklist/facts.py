@@ -59,8 +59,23 @@ def _repeats(splits: Mapping, train: Mapping) -> str:
     r, t = int(splits.get("repeats", 1)), int(train.get("repeats", 1))
     return (
         f"{r} split{'s' if r > 1 else ''} x {t} training run{'s' if t > 1 else ''} per fold, "
-        "mean and SD over runs and the corrected resampled t-test vs the best arm "
-        "(table1_repeats)"
+        "mean and SD over runs and the corrected resampled t-test vs the reference arm, "
+        "Holm-adjusted (table1_repeats)"
+    )
+
+
+def _image_labels(table: pd.DataFrame) -> str:
+    """Where the images' labels came from, with the images whose label is not the patient's."""
+    if "patient_label" not in table.columns or (table["label"] == table["patient_label"]).all():
+        return "image label = patient label (no image label sheet, or one agreeing on every image)"
+    positive = table["patient_label"] == 1
+    normal = int((positive & (table["label"] == 0)).sum())
+    abnormal = int((~positive & (table["label"] == 1)).sum())
+    return (
+        f"image label (abnormal/normal) from the image label sheet: {normal} of "
+        f"{int(positive.sum())} images of positive patients normal, {abnormal} of "
+        f"{int((~positive).sum())} images of negative patients abnormal; patient-level analyses "
+        "use the diagnosis"
     )
 
 
@@ -87,6 +102,7 @@ def study_facts(
         "images": f"{len(table)} images of {table['patient'].nunique()} patients "
         f"({int(patients.sum())} positive, {int((patients == 0).sum())} negative patients; "
         f"{int(table['label'].sum())} positive images)",
+        "image_labels": _image_labels(table),
         "refused": f"{len(refused_table)} files refused and listed with their reason "
         f"(policy on_error={settings['on_error']})",
         "modalities": ", ".join(settings["modalities"]),

@@ -101,14 +101,21 @@ def write_checklist(
     csv: PathLike,
     md: PathLike,
     figure_format: str = "png",
+    precision: PathLike | None = None,
 ) -> None:
-    """The checklist of one study as CSV and Markdown (`figure_format`: the figures' first)."""
+    """The checklist of one study as CSV and Markdown (`figure_format`: the figures' first);
+    with `precision` (the precision table's CSV) the sample-size items are filled from it
+    (`sample_size.fill_sample_size_items`)."""
     from mskdx.evaluate.markdown import to_markdown
 
     facts = study_facts(
         study=study, manifest=manifest, refused=refused, splits=splits, settings=settings
     )
     table = checklist_table(facts, study, figure_format)
+    if precision is not None:
+        from mskdx.evaluate.checklist.sample_size import fill_sample_size_items
+
+        table = fill_sample_size_items(table, pd.read_csv(precision), study)
     counts = table["status"].value_counts()
     log.info("%s checklist: %s", study, ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
     write_table(table, csv)

@@ -55,14 +55,15 @@ def _cohort_text(cohort: str, rows: pd.DataFrame) -> str:
             "external validation (Collins et al. 2016)"
         )
     else:
-        needed = first.n_required_overall_risk
+        # counts read back from the CSV are floats where another row is blank
+        needed = int(first.n_required_overall_risk)
         text += (
             f"; Riley et al.'s overall-risk criterion needs {needed} patients "
             f"({first.n_patients} here)"
         )
         if not pd.isna(first.get("n_required_riley", pd.NA)):
             met = "met" if bool(first.riley_met) else "not met"
-            text += f", their full minimum {first.n_required_riley} ({met})"
+            text += f", their full minimum {int(first.n_required_riley)} ({met})"
     return text
 
 

@@ -1,5 +1,11 @@
-"""ROC curves with DeLong AUCs and an optional bootstrap band (OLT Figs 3b/4b; gout AUCs of
-Table I), one panel or several side by side (development vs external cohorts)."""
+"""ROC curves with AUCs and an optional bootstrap band (OLT Figs 3b/4b; gout AUCs of Table I),
+one panel or several side by side (development vs external cohorts).
+
+Images are clustered by patient (issue 37): given each image's patient, the legend's AUC CI is
+Obuchowski's (1997) clustered one and the band resamples patients (a cluster bootstrap), so
+neither claims the precision of independent images; without patients each image counts as its
+own patient (DeLong's CI, the stratified image bootstrap).
+"""
 
 from __future__ import annotations
 
@@ -34,28 +40,53 @@ def _roc_label(arm: str, result: Any) -> str:
     return f"{arm} AUC {result.auc:.3f} (95% CI {result.ci_low:.3f}–{result.ci_high:.3f})"
 
 
+def _strata(y_true: NDArray[np.integer], codes: NDArray[np.int64], n: int) -> list:
+    """Patient codes holding only positive, only negative, and both kinds of images."""
+    has_pos = np.bincount(codes, weights=y_true == 1, minlength=n) > 0
+    has_neg = np.bincount(codes, weights=y_true == 0, minlength=n) > 0
+    groups = (has_pos & ~has_neg, has_neg & ~has_pos, has_pos & has_neg)
+    return [np.flatnonzero(g) for g in groups if g.any()]
+
+
 def roc_band(
-    y_true: NDArray[np.integer],
-    y_score: NDArray[np.floating],
+    y_true: ArrayLike,
+    y_score: ArrayLike,
     fpr_grid: NDArray[np.float64],
     *,
+    patients: ArrayLike | None = None,
     resamples: int = ROC_BAND_RESAMPLES,
     seed: int = ROC_BAND_SEED,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Pointwise 95% bootstrap band of sensitivity at each false-positive rate of `fpr_grid`.
 
-    Cases and controls are resampled separately (stratified, as pROC's `ci.se`), with a fixed
-    seed. At each grid point x the curve's value is the best sensitivity reachable with
-    1 - specificity <= x; the band is the 2.5th and 97.5th percentile over resamples. It is a
-    pointwise band, not a simultaneous one.
+    PATIENTS are resampled with replacement, each drawn patient bringing all its images (the
+    cluster bootstrap: Davison & Hinkley 1997, Bootstrap Methods, sec. 3.8; Field & Welsh 2007,
+    JRSS B 69:369), stratified by the classes a patient holds (only positive images, only
+    negative, both) so that every resample has both classes, with a fixed seed. Without
+    `patients` each image is its own patient, and the band is the stratified image bootstrap
+    of pROC's `ci.se` (the same draws). At each grid point x the curve's value is the best
+    sensitivity reachable with 1 - specificity <= x; the band is the 2.5th and 97.5th
+    percentile over resamples. It is a pointwise band, not a simultaneous one.
     """
+    from mskdx.evaluate.stats.clustered import cluster_codes
+
+    y_true = np.asarray(y_true).astype(int)
+    y_score = np.asarray(y_score, dtype=float)
+    if patients is None:
+        patients = np.arange(len(y_true))
+    codes, n = cluster_codes(patients, len(y_true))
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=n)
+    starts = np.cumsum(counts) - counts
+    strata = _strata(y_true, codes, n)
     rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y_true == 1), np.flatnonzero(y_true == 0)
-    labels = np.r_[np.ones(len(pos), dtype=int), np.zeros(len(neg), dtype=int)]
     curves = np.empty((resamples, len(fpr_grid)))
     for b in range(resamples):
-        idx = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
-        fpr, tpr, _ = roc_curve(labels, y_score[idx])
+        drawn = np.concatenate([rng.choice(s, len(s)) for s in strata])
+        sizes = counts[drawn]
+        within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        idx = order[np.repeat(starts[drawn], sizes) + within]
+        fpr, tpr, _ = roc_curve(y_true[idx], y_score[idx])
         curves[b] = tpr[np.searchsorted(fpr, fpr_grid, side="right") - 1]
     low, high = np.percentile(curves, [2.5, 97.5], axis=0)
     return low, high
@@ -63,35 +94,42 @@ def roc_band(
 
 def _draw_roc(
     ax: Any,
-    curves: Mapping[str, tuple[ArrayLike, ArrayLike]],
+    curves: Mapping[str, tuple[ArrayLike, ...]],
     linewidth: float,
     band: bool,
     title: str,
 ) -> None:
-    """Draw the ROC curves of several arms on one axes, DeLong AUC and CI in the legend."""
-    from mskdx.evaluate.stats.delong import delong_auc
+    """Draw the ROC curves of several arms on one axes, the AUC and its CI in the legend:
+    Obuchowski's clustered CI where the arm's patients are given, else DeLong's."""
+    from mskdx.evaluate.stats import clustered, delong
 
     grid = np.linspace(0.0, 1.0, 201)
     handles = ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="Chance")
-    for i, (arm, (y_true, y_score)) in enumerate(curves.items()):
-        y_true = np.asarray(y_true).astype(int)
-        y_score = np.asarray(y_score, dtype=float)
+    for i, (arm, data) in enumerate(curves.items()):
+        y_true = np.asarray(data[0]).astype(int)
+        y_score = np.asarray(data[1], dtype=float)
+        patients = data[2] if len(data) > 2 else None
         if y_true.shape != y_score.shape or set(np.unique(y_true)) != {0, 1}:
             raise ValueError(
                 f"ROC arm {arm!r}: y_true {y_true.shape} and y_score {y_score.shape}; "
                 "expected equal lengths and both classes 0 and 1"
             )
-        result = delong_auc(y_true, y_score)
+        if patients is None:
+            result = delong.delong_auc(y_true, y_score)
+        else:
+            result = clustered.clustered_auc(y_true, y_score, patients)
         colour = f"C{i % 10}"
         fpr, tpr, _ = roc_curve(y_true, y_score)
         handles += ax.plot(
             fpr, tpr, color=colour, linewidth=linewidth, label=_roc_label(arm, result)
         )
         if band:
-            low, high = roc_band(y_true, y_score, grid)
+            low, high = roc_band(y_true, y_score, grid, patients=patients)
             ax.fill_between(grid, low, high, step="post", color=colour, alpha=0.15, linewidth=0)
     if band:
-        handles.append(Patch(color="0.5", alpha=0.3, label="pointwise 95% bootstrap band"))
+        unit = "patients" if any(len(d) > 2 for d in curves.values()) else "images"
+        label = f"pointwise 95% bootstrap band ({unit} resampled)"
+        handles.append(Patch(color="0.5", alpha=0.3, label=label))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.005)
     ax.set_aspect("equal")
@@ -103,23 +141,25 @@ def _draw_roc(
 
 
 def plot_roc(
-    curves: Mapping[str, tuple[ArrayLike, ArrayLike]],
+    curves: Mapping[str, tuple[ArrayLike, ...]],
     title: str,
     outputs: Outputs,
     style: Mapping[str, Any] | None,
 ) -> None:
-    """Overlay the ROC curves of several arms, with DeLong AUC and 95% CI in the legend.
+    """Overlay the ROC curves of several arms, with the AUC and its 95% CI in the legend.
 
-    `curves` maps arm -> (y_true 0/1, y_score = P(positive)). AUC and CI come from
-    `mskdx.evaluate.stats.delong.delong_auc` (DeLong et al. 1988); the curve points from
-    `sklearn.metrics.roc_curve`. With `style.roc.ci_band` each curve gets the pointwise
-    stratified bootstrap band of `roc_band` (fixed seed).
+    `curves` maps arm -> (y_true 0/1, y_score = P(positive)[, patient of each image]). With
+    the patients the AUC and CI come from `mskdx.evaluate.stats.clustered.clustered_auc`
+    (Obuchowski 1997, patients as clusters), without them from `delong.delong_auc` (DeLong et
+    al. 1988, images independent); the curve points from `sklearn.metrics.roc_curve`. With
+    `style.roc.ci_band` each curve gets the pointwise bootstrap band of `roc_band`, resampling
+    the patients (fixed seed).
     """
     plot_roc_panels({title: curves}, outputs, style)
 
 
 def plot_roc_panels(
-    panels: Mapping[str, Mapping[str, tuple[ArrayLike, ArrayLike]]],
+    panels: Mapping[str, Mapping[str, tuple[ArrayLike, ...]]],
     outputs: Outputs,
     style: Mapping[str, Any] | None,
 ) -> None:
@@ -143,7 +183,7 @@ def plot_roc_step(
 ) -> None:
     test = read_test_subset(predictions)
     curves = {
-        arm: (part.label.to_numpy(), part.prob.to_numpy())
+        arm: (part.label.to_numpy(), part.prob.to_numpy(), part.patient.to_numpy())
         for arm, part in test.groupby("arm", sort=False)
     }
     plot_roc(curves, title, outputs, style)

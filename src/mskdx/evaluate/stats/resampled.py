@@ -11,7 +11,8 @@ Bouckaert & Frank (2004, PAKDD, LNCS 3056:3-12) apply the correction to r x k-fo
 
 with var(d) the sample variance (ddof 1) of the k r differences, n1 the training and n2 the test
 size of a fold (for k-fold CV n2 / n1 = 1 / (k - 1)). Without the n2 / n1 term it is the plain
-paired t-test over folds, whose type I error is far above its nominal level.
+paired t-test over folds, whose type I error is far above its nominal level. The CI of the mean
+difference inverts the same test: mean -+ t_{df} quantile * sqrt((1 / (k r) + n2 / n1) var(d)).
 """
 
 from __future__ import annotations
@@ -37,10 +38,18 @@ class ResampledTTest:
     p_value: float
     n_folds: int  # k r differences
     test_train_ratio: float  # n2 / n1
+    #: CI of the mean difference: mean -+ t_{df, 1 - (1 - level) / 2} * the corrected SE
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    level: float = 0.95
 
 
 def corrected_resampled_ttest(
-    differences: ArrayLike, *, test_train_ratio: float | None = None, folds: int | None = None
+    differences: ArrayLike,
+    *,
+    test_train_ratio: float | None = None,
+    folds: int | None = None,
+    level: float = 0.95,
 ) -> ResampledTTest:
     """Test the mean of per-fold differences with the Nadeau-Bengio correction.
 
@@ -49,7 +58,11 @@ def corrected_resampled_ttest(
             every repeat (the models trained and tested on the same folds).
         test_train_ratio: n2 / n1, test over training size of a fold; or give `folds` (k) for
             k-fold CV, where it is 1 / (k - 1). 0 gives the uncorrected paired t-test.
+        level: of the CI of the mean difference, mean -+ t quantile * sqrt((1 / (k r) + n2 /
+            n1) var(d)), the interval that inverts the test (a point where var(d) = 0).
     """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level={level}; expected a number in (0, 1)")
     d = np.asarray(differences, dtype=np.float64).ravel()
     if d.size < 2 or not np.isfinite(d).all():
         raise ValueError(f"differences: {d.size} values; expected >= 2 finite per-fold differences")
@@ -62,6 +75,7 @@ def corrected_resampled_ttest(
     n = d.size
     mean, var = float(d.mean()), float(d.var(ddof=1))
     scale = (1.0 / n + test_train_ratio) * var
+    half = float(student_t.ppf(0.5 + level / 2.0, n - 1)) * math.sqrt(scale)
     if scale > 0:
         stat = mean / math.sqrt(scale)
         p = float(2.0 * student_t.sf(abs(stat), n - 1))
@@ -76,4 +90,7 @@ def corrected_resampled_ttest(
         p_value=p,
         n_folds=n,
         test_train_ratio=float(test_train_ratio),
+        ci_low=mean - half,
+        ci_high=mean + half,
+        level=float(level),
     )
