@@ -186,3 +186,23 @@ def test_sr_lists_the_map_objects_as_evidence(built, inputs, tmp_path):
     assert set(index.loc[index["kind"] != "sr", "sop_instance_uid"]) <= listed
     assert {s.sop_instance_uid for s in sources.values()} <= listed
     assert "Imaging Measurement Report" in dsrdump(sr_file)
+
+
+def test_a_frame_of_an_enhanced_multiframe_image_gets_its_own_geometry(tmp_path):
+    """A real Enhanced CT (pydicom's eCT_Supplemental, geometry only in its functional groups):
+    the map of frame 1 is a Parametric Map at that frame's plane position, referencing the
+    frame; the synthetic cohort's Enhanced MR slices take the same path."""
+    path = Path(pydicom.data.get_testdata_file("eCT_Supplemental.dcm"))
+    source, ds = _source(path, "I-ect", frame=1)
+    (pm,) = maps.build_maps({"I-ect": CAM}, {"I-ect": source}, {"I-ect": ds}, {}, MODEL)
+    assert pm[2] == "pm"
+    frame = pm[3].PerFrameFunctionalGroupsSequence[0]
+    expected = ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0]
+    assert list(frame.PlanePositionSequence[0].ImagePositionPatient) == list(
+        expected.ImagePositionPatient
+    )
+    assert pm[3].FrameOfReferenceUID == ds.FrameOfReferenceUID
+    (ref,) = frame.DerivationImageSequence[0].SourceImageSequence
+    assert int(ref.ReferencedFrameNumber) == 2 and ref.ReferencedSOPClassUID == ds.SOPClassUID
+    pm[3].save_as(tmp_path / "pm.dcm", enforce_file_format=True)
+    assert dciodvfy_errors(tmp_path / "pm.dcm") == []

@@ -46,7 +46,9 @@ def test_external_calibration_and_decision_outputs(tiny_run):
         image = calibration[calibration["level"] == "image"]
         assert (image["patients"] <= image["n"]).all()
         several = image[image["patients"] < image["n"]]  # OLT's tiny holdout: 1 image each
-        assert len(several) and (several["brier_ci"] != several["brier_ci_independent"]).all()
+        # a clustered CI may round to the independent one where the squared errors do not
+        # cluster (design effect ~1: the tiny gout blocks2 does), but not on every row
+        assert len(several) and (several["brier_ci"] != several["brier_ci_independent"]).any()
         single = image[image["patients"] == image["n"]]
         assert (single["brier_ci"] == single["brier_ci_independent"]).all()
         precision = pd.read_csv(results / f"{study}/tables/precision.csv")

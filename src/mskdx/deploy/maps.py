@@ -62,7 +62,12 @@ _SINGLE_FRAME = {
     "1.2.840.10008.5.1.4.1.1.7.2": "1.2.840.10008.5.1.4.1.1.7",  # Multi-frame SC -> SC
     "1.2.840.10008.5.1.4.1.1.7.3": "1.2.840.10008.5.1.4.1.1.7",
     "1.2.840.10008.5.1.4.1.1.7.4": "1.2.840.10008.5.1.4.1.1.7",
+    "1.2.840.10008.5.1.4.1.1.4.1": "1.2.840.10008.5.1.4.1.1.4",  # Enhanced MR -> MR
+    "1.2.840.10008.5.1.4.1.1.2.1": "1.2.840.10008.5.1.4.1.1.2",  # Enhanced CT -> CT
 }
+
+#: functional-group macros whose attributes a one-frame view lifts to the top level
+_FRAME_MACROS = ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence")
 
 
 def has_frame_of_reference(ds) -> bool:
@@ -119,10 +124,37 @@ def _source_view(ds, source: Source):
             setattr(view, keyword, None)
     if source.number_of_frames > 1:
         view.SOPClassUID = _SINGLE_FRAME.get(str(view.SOPClassUID), view.SOPClassUID)
-        for keyword in ("NumberOfFrames", "FrameIncrementPointer", "FrameTime"):
+        _lift_frame_geometry(view, source.frame)
+        for keyword in (
+            "NumberOfFrames",
+            "FrameIncrementPointer",
+            "FrameTime",
+            "SharedFunctionalGroupsSequence",
+            "PerFrameFunctionalGroupsSequence",
+        ):
             if keyword in view:
                 delattr(view, keyword)
     return view
+
+
+def _lift_frame_geometry(view, frame: int) -> None:
+    """Give a one-frame view of an enhanced multi-frame image (Enhanced MR/CT) the plane
+    position, orientation and pixel measures of `frame` at the top level, as a single-frame
+    image carries them (the per-frame functional group overrides the shared one)."""
+    groups = []
+    per_frame = view.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and frame < len(per_frame):
+        groups.append(per_frame[frame])
+    shared = view.get("SharedFunctionalGroupsSequence")
+    if shared:
+        groups.append(shared[0])
+    for macro in _FRAME_MACROS:
+        item = next((g[macro][0] for g in groups if g.get(macro)), None)
+        if item is None:
+            continue
+        for elem in item:
+            if elem.keyword and elem.keyword not in view:
+                view[elem.tag] = copy.deepcopy(elem)
 
 
 def _name_the_frame(obj, source: Source) -> None:
@@ -306,7 +338,7 @@ def build_maps(
         source, ds = sources[image_id], datasets[image_id]
         box = boxes.get(image_id)
         want_seg = "seg" in kinds
-        if "pm" in kinds and has_frame_of_reference(ds):
+        if "pm" in kinds and has_frame_of_reference(_source_view(ds, source)):
             pm = build_parametric_map(cams[image_id], source, ds, model, box=box, instance_number=k)
             out.append((source.patient, image_id, "pm", pm))
         elif "pm" in kinds and not want_seg:
