@@ -33,7 +33,7 @@ def test_every_arm_has_a_model_card_in_the_report(tiny_run, tiny_report):
         ("olt", ["T1", "T2"]),
     ):
         for arm in arms:
-            # the report holds the card rendered as a page (issue 39); the Markdown stays in results/
+            # the report holds the card as a page (issue 39); the Markdown stays in results/
             page = f"results/{study}/model_card_{arm}.html"
             assert page in results, f"{page} not in the report"
             assert f"Model card: {study}/{arm}" in (tiny_run / page).read_text()
