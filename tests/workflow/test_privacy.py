@@ -30,7 +30,8 @@ def phi_hits(data: bytes, values: list[str]) -> list[str]:
     One tokenizing pass per file: a value of one word is a token lookup (a name part of under
     8 characters as the header spells it, a longer value in any case); a value of several words
     is searched for as a phrase where all its words occur. A number only counts when it is not
-    the decimals of another number (a probability's digits are no date).
+    part of a decimal number (a probability's digits are no date, nor is a benchmark's memory
+    figure, max_pss 1243.34, a StudyID).
     """
     tokens = set(TOKEN.findall(data))
     lowered = {t.lower() for t in tokens}
@@ -44,7 +45,7 @@ def phi_hits(data: bytes, values: list[str]) -> list[str]:
         if words == [raw]:
             found = raw in tokens if len(value) < 8 else raw.lower() in lowered
             if found and value.isdigit():
-                found = re.search(rb"(?<![0-9.])" + raw + rb"(?![0-9])", data) is not None
+                found = re.search(rb"(?<![0-9.])" + raw + rb"(?![0-9]|\.[0-9])", data) is not None
         else:
             if not all(w.lower() in lowered for w in words):
                 continue
@@ -127,6 +128,8 @@ def test_phi_scan_finds_planted_values():
     text = b"x OZTURK; id=MRN16576697, born 19640312 at LUH HOSPITAL; p=0.19640312, Ozturk"
     assert phi_hits(text, values) == ["OZTURK", "MRN16576697", "19640312", "Luh Hospital"]
     assert phi_hits(b"p=0.19640312 OZTURKS", values) == []
+    assert phi_hits(b"max_pss\t19640312.34\tmean_load 99.90", values) == []
+    assert phi_hits(b"StudyID 19640312.", values) == ["19640312"]
 
 
 def test_leak_scan_of_a_png_reads_its_text_not_its_pixels(tmp_path):
