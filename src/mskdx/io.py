@@ -54,6 +54,12 @@ def load_schema(name: str) -> dict:
         return yaml.safe_load(fh)
 
 
+def table_columns(schema: str) -> list[str]:
+    """The columns of a table schema in the order its properties list them: the order the
+    table is written in (the schema is the one owner of an exchanged table's columns)."""
+    return list(load_schema(schema).get("properties", {}))
+
+
 def validate_table(df: pd.DataFrame, schema: str, source: str | os.PathLike[str] = "") -> None:
     """Check every row of `df` against a table schema; raise ValueError naming the row."""
     spec = load_schema(schema)

@@ -29,23 +29,13 @@ import pandas as pd
 
 from mskdx.errors import PreprocessError
 from mskdx.ingest.label_levels import label_note, patient_level
-from mskdx.io import read_table, write_table, write_text
+from mskdx.io import read_table, table_columns, write_table, write_text
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
-#: `label` is the image label, `patient_label` the patient's diagnosis (`mskdx.ingest.extract`)
-PREDICTION_COLUMNS = [
-    "study",
-    "arm",
-    "fold",
-    "subset",
-    "patient",
-    "image_id",
-    "label",
-    "patient_label",
-    "prob",
-]
+#: the columns of predictions.csv, as workflow/schemas/predictions.schema.yaml lists them
+PREDICTION_COLUMNS = table_columns("predictions")
 #: paper columns make no sense for a cohort the paper never saw
 _PAPER_PREFIX = "paper_"
 

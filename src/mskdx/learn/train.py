@@ -28,7 +28,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from mskdx.io import write_table
+from mskdx.io import table_columns, write_table
 from mskdx.learn import arms, augment
 from mskdx.learn.augment import Normalization
 from mskdx.learn.checkpoints import (
@@ -62,17 +62,8 @@ HISTORY_COLUMNS = [
     "lr",
     "seconds",
 ]
-PREDICTION_COLUMNS = [
-    "study",
-    "arm",
-    "fold",
-    "subset",
-    "patient",
-    "image_id",
-    "label",  # the image label (the image sheet's, else the patient's diagnosis)
-    "patient_label",  # the patient's diagnosis (Table III, patient-level analyses)
-    "prob",
-]
+#: the columns of predictions.csv, as workflow/schemas/predictions.schema.yaml lists them
+PREDICTION_COLUMNS = table_columns("predictions")
 # the modules of mskdx.learn a job runs: a checkpoint_last.pt written by other code is not resumed
 CODE_MODULES = "models arms augment settings job_data device loop checkpoints train".split()
 
