@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -176,6 +176,43 @@ def _firth_fits(y, lp, level, slope_estimable):
     return intercept, (float(fit.coef[1]), b_low, b_high)
 
 
+@dataclass(frozen=True)
+class FitInputs:
+    """What every recalibration fit starts from (`prepare_fit`): the checked labels and
+    probabilities, and unless they hold one class only, logit(p), the notes so far (clipping)
+    and how the classes sit on logit(p)."""
+
+    y: NDArray[np.int64]
+    p: NDArray[np.float64]
+    n: int
+    events: int
+    one_class: str = ""  # the "not estimable" note where the labels hold one class only
+    lp: NDArray[np.float64] | None = None
+    notes: list[str] = field(default_factory=list)
+    separation: object = None  # `separation.Separation`
+
+
+def prepare_fit(y_true: ArrayLike, prob: ArrayLike, method: str) -> FitInputs:
+    """The checks and inputs that `calibration_fit` and the clustered fit share: the method,
+    the classes, logit(p) with its clipping note, and the separation decided from the data."""
+    from mskdx.evaluate.stats.separation import detect_separation
+
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}: expected one of {METHODS}")
+    y, p = _check(y_true, prob)
+    n, events = len(y), int(y.sum())
+    if events in (0, n):
+        return FitInputs(y, p, n, events, f"not estimable: one class only ({events} events of {n})")
+    lp = logit(p)
+    notes = []
+    clipped = int(((p < EPS) | (p > 1 - EPS)).sum())
+    if clipped:
+        notes.append(
+            f"{clipped} probabilities outside [{EPS:g}, 1 - {EPS:g}] clipped before the logit"
+        )
+    return FitInputs(y, p, n, events, "", lp, notes, detect_separation(y, lp))
+
+
 def calibration_fit(
     y_true: ArrayLike, prob: ArrayLike, level: float = 0.95, method: str = "ml"
 ) -> CalibrationFit:
@@ -186,24 +223,12 @@ def calibration_fit(
     reported as NaN with the reason; `method="firth"` reports Firth's finite bias-reduced slope
     instead. Constant probabilities leave the slope unidentified under either method.
     """
-    from mskdx.evaluate.stats.separation import detect_separation
-
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}: expected one of {METHODS}")
-    y, p = _check(y_true, prob)
-    n, events = len(y), int(y.sum())
-    nan = math.nan
-    if events in (0, n):
-        note = f"not estimable: one class only ({events} events of {n})"
+    inputs = prepare_fit(y_true, prob, method)
+    n, events, nan = inputs.n, inputs.events, math.nan
+    if inputs.one_class:
+        note = inputs.one_class
         return CalibrationFit(nan, nan, nan, nan, nan, nan, n, events, note, method, "one class")
-    lp = logit(p)
-    notes = []
-    clipped = int(((p < EPS) | (p > 1 - EPS)).sum())
-    if clipped:
-        notes.append(
-            f"{clipped} probabilities outside [{EPS:g}, 1 - {EPS:g}] clipped before the logit"
-        )
-    separation = detect_separation(y, lp)
+    y, lp, notes, separation = inputs.y, inputs.lp, inputs.notes, inputs.separation
     slope_estimable = separation.kind != "constant"
     if method == "ml":
         intercept, slope = _ml_fits(y, lp, level, separation.estimable)

@@ -47,7 +47,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
-from mskdx.evaluate.stats.calibration import EPS, METHODS, _check, logit
+from mskdx.evaluate.stats.calibration import _check, prepare_fit
 
 __all__ = [
     "CORRECTION",
@@ -174,29 +174,18 @@ def calibration_fit_clustered(
     `groups` holds each image's patient. Separation, one class and constant scores are decided
     as in `calibration_fit`; a value that does not exist is NaN with the reason in `note`.
     """
-    from mskdx.evaluate.stats.separation import detect_separation
-
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}: expected one of {METHODS}")
-    y, p = _check(y_true, prob)
-    codes, n_groups = _groups(groups, len(y))
-    n, events = len(y), int(y.sum())
+    inputs = prepare_fit(y_true, prob, method)
+    y, n, events = inputs.y, inputs.n, inputs.events
+    codes, n_groups = _groups(groups, n)
     nan4 = (math.nan,) * 4
     base = {"n": n, "events": events, "clusters": n_groups, "method": method}
-    if events in (0, n):
-        note = f"not estimable: one class only ({events} events of {n})"
+    if inputs.one_class:
+        note = inputs.one_class
         return ClusteredCalibrationFit(*nan4, *nan4, **base, note=note, separation="one class")
     if n_groups < 2:
         note = "not estimable: one patient, no between-patient variance"
         return ClusteredCalibrationFit(*nan4, *nan4, **base, note=note)
-    lp = logit(p)
-    notes = []
-    clipped = int(((p < EPS) | (p > 1 - EPS)).sum())
-    if clipped:
-        notes.append(
-            f"{clipped} probabilities outside [{EPS:g}, 1 - {EPS:g}] clipped before the logit"
-        )
-    separation = detect_separation(y, lp)
+    lp, notes, separation = inputs.lp, inputs.notes, inputs.separation
     fitter = _ml if method == "ml" else _firth
     intercept = fitter(y, np.ones((n, 1)), lp, codes, level)
     X = np.column_stack([np.ones(n), lp])
