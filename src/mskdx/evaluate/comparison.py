@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from mskdx.errors import PredictionsError
 from mskdx.evaluate.markdown import to_markdown
@@ -234,34 +235,81 @@ def _estimates(c: Cohort, arm: str, threshold: float, level: float) -> tuple[dic
     return row, notes
 
 
+#: the AUC test's columns (`paired_tests`), NaN where the images hold one class only
+AUC_TEST_NAMES = (
+    "p_auc", "z_auc", "auc_diff", "auc_diff_low", "auc_diff_high",
+    "p_auc_independent", "z_auc_independent",
+)  # fmt: skip
+
+
+def paired_tests(
+    y: ArrayLike,
+    patients: ArrayLike,
+    prob_a: ArrayLike,
+    prob_b: ArrayLike,
+    right_a: ArrayLike,
+    right_b: ArrayLike,
+    level: float = 0.95,
+) -> tuple[dict, dict[str, str]]:
+    """(columns, notes by column) of the clustered and independent tests of arm a against arm
+    b on the same images: McNemar on per-image correctness `right_*` (all images, positives,
+    negatives) and the paired AUC test of the probabilities. The one home of these tests for
+    the result tables and `mskdx compare`."""
+    y = np.asarray(y)
+    pid = np.asarray(patients)
+    right_a, right_b = np.asarray(right_a, dtype=bool), np.asarray(right_b, dtype=bool)
+    out: dict = {}
+    notes: dict[str, str] = {}
+    for name, mask in (("acc", np.ones_like(y, bool)), ("sen", y == 1), ("spe", y == 0)):
+        res = clustered_mcnemar(right_a[mask], right_b[mask], pid[mask])
+        plain = mcnemar(right_a[mask], right_b[mask])
+        out |= {f"p_{name}": res.pvalue, f"p_{name}_independent": plain.pvalue}
+        out |= {f"b_{name}": plain.b, f"c_{name}": plain.c}
+        notes[f"p_{name}"] = res.note
+    if (y == 1).any() and (y == 0).any():
+        t = clustered_auc_test(y, prob_a, prob_b, pid, level)
+        ti = delong_test(y, prob_a, prob_b, level)
+        out |= {"p_auc": t.pvalue, "z_auc": t.z, "auc_diff": t.difference}
+        out |= {"auc_diff_low": t.ci_low, "auc_diff_high": t.ci_high}
+        out |= {"p_auc_independent": ti.pvalue, "z_auc_independent": ti.z}
+        notes["p_auc"] = t.note
+    else:
+        out |= dict.fromkeys(AUC_TEST_NAMES, math.nan)
+        notes["p_auc"] = "not estimable: one class only"
+    return out, notes
+
+
+#: `_pair_tests`' columns (this module's names) and the `paired_tests` columns they hold
+_COMPARE_AUC_TEST = {
+    "auc_diff": "auc_diff",
+    "auc_diff_ci_low": "auc_diff_low",
+    "auc_diff_ci_high": "auc_diff_high",
+    "z_auc": "z_auc",
+    "p_auc": "p_auc",
+    "p_auc_independent": "p_auc_independent",
+}
+
+
 def _pair_tests(c: Cohort, a: str, b: str, threshold: float, level: float) -> dict[str, object]:
     """Clustered and independent tests of arm a against arm b: p_*, p_*_independent, notes."""
     y, pid = c.labels, c.patients
     sa, sb = c.scores[a], c.scores[b]
-    out: dict[str, object] = {}
-    notes: list[str] = []
-    if 0 < y.sum() < y.size:
-        t, ti = clustered_auc_test(y, sa, sb, pid, level), delong_test(y, sa, sb, level)
-        out |= {
-            "auc_diff": t.difference,
-            "auc_diff_ci_low": t.ci_low,
-            "auc_diff_ci_high": t.ci_high,
-            "z_auc": t.z,
-            "p_auc": t.pvalue,
-            "p_auc_independent": ti.pvalue,
-        }
-        notes.append(f"p_auc: {t.note}" if t.note else "")
-    else:
-        out |= {"p_auc": math.nan, "p_auc_independent": math.nan}
-        notes.append("p_auc: not estimable: one class only")
     right_a, right_b = (sa >= threshold) == (y == 1), (sb >= threshold) == (y == 1)
+    tests, notes = paired_tests(y, pid, sa, sb, right_a, right_b, level)
+    estimable = 0 < y.sum() < y.size
+    names = (
+        _COMPARE_AUC_TEST
+        if estimable
+        else {"p_auc": "p_auc", "p_auc_independent": "p_auc_independent"}
+    )
+    out: dict[str, object] = {mine: tests[theirs] for mine, theirs in names.items()}
     for name in ("acc", "sen", "spe"):
-        mask = _masks(y, sa >= threshold)[name]
-        res = clustered_mcnemar(right_a[mask], right_b[mask], pid[mask])
-        out[f"p_{name}"] = res.pvalue
-        out[f"p_{name}_independent"] = mcnemar(right_a[mask], right_b[mask]).pvalue
-        notes.append(f"p_{name}: {res.note}" if res.note else "")
-    out["_notes"] = notes
+        out[f"p_{name}"] = tests[f"p_{name}"]
+        out[f"p_{name}_independent"] = tests[f"p_{name}_independent"]
+    out["_notes"] = [
+        f"{column}: {notes[column]}" if notes[column] else ""
+        for column in ("p_auc", "p_acc", "p_sen", "p_spe")
+    ]
     return out
 
 

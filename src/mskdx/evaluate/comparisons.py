@@ -36,15 +36,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from mskdx.evaluate.comparison import TESTED, adjusted_pvalues
+from mskdx.evaluate.comparison import AUC_TEST_NAMES, TESTED, adjusted_pvalues, paired_tests
 from mskdx.evaluate.stats.clustered import (
     clustered_auc,
     clustered_auc_global_test,
-    clustered_auc_test,
 )
-from mskdx.evaluate.stats.clustered_binary import clustered_mcnemar, clustered_proportion
-from mskdx.evaluate.stats.delong import delong_auc, delong_test
-from mskdx.evaluate.stats.mcnemar import mcnemar
+from mskdx.evaluate.stats.clustered_binary import clustered_proportion
+from mskdx.evaluate.stats.delong import delong_auc
 from mskdx.evaluate.stats.proportions import proportion
 
 __all__ = [
@@ -167,29 +165,16 @@ def _pair(ref: pd.DataFrame, other: pd.DataFrame, level: float) -> dict:
     if not ref.index.equals(other.index):  # the tables align arms by image_id
         raise ValueError("paired tests need the same images in the same order in both arms")
     y = ref["label"].to_numpy()
-    pid = ref["patient"].to_numpy()
-    right_ref = ref["pred"].to_numpy() == y
-    right_other = other["pred"].to_numpy() == y
-    out: dict = {}
-    notes: list[str] = []
-    for name, mask in (("acc", np.ones_like(y, bool)), ("sen", y == 1), ("spe", y == 0)):
-        res = clustered_mcnemar(right_ref[mask], right_other[mask], pid[mask])
-        plain = mcnemar(right_ref[mask], right_other[mask])
-        out |= {f"p_{name}": res.pvalue, f"p_{name}_independent": plain.pvalue}
-        out |= {f"b_{name}": plain.b, f"c_{name}": plain.c}
-        notes.append(f"p_{name}: {res.note}" if res.note else "")
-    if (y == 1).any() and (y == 0).any():
-        a, b = ref["prob"].to_numpy(), other["prob"].to_numpy()
-        t, ti = clustered_auc_test(y, a, b, pid, level), delong_test(y, a, b, level)
-        out |= {"p_auc": t.pvalue, "z_auc": t.z, "auc_diff": t.difference}
-        out |= {"auc_diff_low": t.ci_low, "auc_diff_high": t.ci_high}
-        out |= {"p_auc_independent": ti.pvalue, "z_auc_independent": ti.z}
-        notes.append(f"p_auc: {t.note}" if t.note else "")
-    else:
-        out |= dict.fromkeys(("p_auc", "z_auc", "auc_diff", "auc_diff_low", "auc_diff_high",
-                              "p_auc_independent", "z_auc_independent"), math.nan)  # fmt: skip
-        notes.append("p_auc: not estimable: one class only")
-    out["_note"] = _join(notes)
+    out, notes = paired_tests(
+        y,
+        ref["patient"].to_numpy(),
+        ref["prob"].to_numpy(),
+        other["prob"].to_numpy(),
+        ref["pred"].to_numpy() == y,
+        other["pred"].to_numpy() == y,
+        level,
+    )
+    out["_note"] = _join(f"{column}: {note}" for column, note in notes.items() if note)
     return out
 
 
@@ -198,8 +183,7 @@ def _no_tests() -> dict:
     for name in ("acc", "sen", "spe"):
         out |= {f"p_{name}": math.nan, f"p_{name}_independent": math.nan}
         out |= {f"b_{name}": pd.NA, f"c_{name}": pd.NA}
-    out |= dict.fromkeys(("p_auc", "z_auc", "auc_diff", "auc_diff_low", "auc_diff_high",
-                          "p_auc_independent", "z_auc_independent"), math.nan)  # fmt: skip
+    out |= dict.fromkeys(AUC_TEST_NAMES, math.nan)
     for metric in TESTED:
         out |= {f"p_{metric}_adjusted": math.nan, f"p_{metric}_adjusted_independent": math.nan}
     return out | {"_note": ""}
